@@ -1,0 +1,166 @@
+"""DrumClassifier: weights + config -> labels and per-class probabilities."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import audio
+from .checkpoint import read_checkpoint, resolve_config
+from .errors import CheckpointError, DrumClassifierError
+from .features import LogMel
+from .model import CRNN
+
+DEFAULT_WEIGHTS = "default.pt"
+
+
+def default_weights_path() -> Path:
+    """The checkpoint shipped inside the package (drumclassifier/weights/default.pt)."""
+    return Path(str(resources.files("drumclassifier.weights") / DEFAULT_WEIGHTS))
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """The one place a device is chosen: CUDA when available, else CPU, unless overridden."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DrumClassifierError(f"device '{device}' requested but CUDA is not available here")
+    return dev
+
+
+@dataclass
+class Result:
+    """One classified item.
+
+    label/confidence: the most likely class and its probability (the seed's one-shot answer).
+    probs: every class's presence probability (sigmoid outputs; they need not sum to 1).
+    present: the classes at or above their thresholds (several for kick + hihat).
+    """
+    label: str
+    confidence: float
+    probs: dict[str, float]
+    present: list[str] = field(default_factory=list)
+    path: str | None = None
+
+
+class DrumClassifier:
+    """Classify drum hits as kick, snare, hihat, toms or cymbals.
+
+    Args:
+        weights_path: a checkpoint; None = the weights shipped with the package.
+        cfg_path: a model config YAML; None = the checkpoint's own config. If given,
+            it must describe the same features and network (thresholds may differ).
+        device: "cpu", "cuda", "cuda:1"...; None = CUDA when available, else CPU.
+    """
+
+    def __init__(self, weights_path: str | Path | None = None, cfg_path: str | Path | None = None,
+                 device: str | torch.device | None = None):
+        if weights_path is None:
+            weights_path = default_weights_path()
+            if not weights_path.is_file():
+                raise CheckpointError(
+                    "no trained weights are installed with this package "
+                    f"({weights_path} is missing); pass weights_path= / -w WEIGHTS")
+        self.weights_path = Path(weights_path)
+        ckpt = read_checkpoint(self.weights_path)
+        self.cfg = resolve_config(ckpt, self.weights_path, cfg_path)
+        self.meta = ckpt.get("meta", {})
+        self.labels = list(self.cfg.labels)
+        self.device = select_device(device)
+        self.features = LogMel(self.cfg)
+        self.model = CRNN(self.cfg)
+        try:
+            self.model.load_state_dict(ckpt["state_dict"], strict=True)
+        except RuntimeError as e:
+            detail = " ".join(str(e).split())[:300]
+            raise CheckpointError(
+                f"{self.weights_path}: weights do not fit the network its config describes "
+                f"({detail})") from None
+        self.features.to(self.device).eval()
+        self.model.to(self.device).eval()
+        t = self.cfg.thresholds
+        self.thresholds = torch.tensor(t if t is not None else [0.5] * len(self.labels))
+
+    # ---- core: prepared waveforms -> probabilities -------------------------------------
+    def prepare(self, waveform, sample_rate_hz: int, name: str = "waveform") -> torch.Tensor:
+        """Any waveform -> [2, n] at the model rate, cut to the window (see audio.prepare)."""
+        return audio.prepare(waveform, sample_rate_hz, self.cfg.sample_rate_hz,
+                             self.cfg.window_samples, name)
+
+    def load(self, path: str | Path) -> torch.Tensor:
+        return audio.load(path, self.cfg.sample_rate_hz, self.cfg.window_s)
+
+    @torch.inference_mode()
+    def predict(self, waves: Sequence[torch.Tensor], lengths: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """Prepared items -> presence probabilities [B, n_labels] (on the CPU).
+
+        waves: a list of [2, n_i] tensors (zero-padded together here), or a [B, 2, N]
+            tensor with `lengths` [B] giving each item's valid samples.
+        """
+        x, lengths = self._batch(waves, lengths)
+        feats, frames = self.features(x, lengths)
+        return torch.sigmoid(self.model(feats, frames)).float().cpu()
+
+    @torch.inference_mode()
+    def embed(self, waves: Sequence[torch.Tensor], lengths: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """Prepared items -> hit embeddings [B, time_rnn_hidden] (the time RNN's final state)."""
+        x, lengths = self._batch(waves, lengths)
+        return self.model.embed(*self.features(x, lengths)).float().cpu()
+
+    def _batch(self, waves, lengths):
+        if isinstance(waves, torch.Tensor) and waves.ndim == 3:
+            if lengths is None:
+                lengths = torch.full((waves.shape[0],), waves.shape[-1], dtype=torch.long)
+            return waves.to(self.device), lengths.to(self.device)
+        n = max(w.shape[-1] for w in waves)
+        x = torch.zeros(len(waves), 2, n)
+        for i, w in enumerate(waves):
+            x[i, :, :w.shape[-1]] = w
+        lengths = torch.tensor([w.shape[-1] for w in waves], dtype=torch.long)
+        return x.to(self.device), lengths.to(self.device)
+
+    def results(self, probs: torch.Tensor, paths: Sequence | None = None) -> list[Result]:
+        """Probabilities [B, n_labels] -> one Result per row."""
+        out = []
+        for i, p in enumerate(probs):
+            k = int(p.argmax())
+            present = [lab for lab, pi, th in zip(self.labels, p, self.thresholds) if pi >= th]
+            out.append(Result(self.labels[k], float(p[k]),
+                              {lab: float(v) for lab, v in zip(self.labels, p)}, present,
+                              str(paths[i]) if paths is not None else None))
+        return out
+
+    # ---- the public API ----------------------------------------------------------------
+    def classify(self, waveform, sample_rate: int):
+        """Classify one waveform or a batch.
+
+        waveform: [n] mono, [channels, n], or a batch: [B, channels, n] / a list of those.
+            numpy arrays or tensors, float, any rate (resampled), any length (first 4 s used).
+        Returns one Result, or a list for a batch.
+        """
+        if isinstance(waveform, (list, tuple)):
+            waves = [self.prepare(w, sample_rate, f"item {i}") for i, w in enumerate(waveform)]
+            return self.results(self.predict(waves))
+        w = torch.as_tensor(np.asarray(waveform) if not isinstance(waveform, torch.Tensor)
+                            else waveform, dtype=torch.float32)
+        if w.ndim == 3:
+            return self.classify(list(w), sample_rate)
+        return self.results(self.predict([self.prepare(w, sample_rate)]))[0]
+
+    def classify_from_path(self, path):
+        """Classify a file, or a list of files (one Result each, in order).
+
+        Raises AudioError naming the file if one cannot be used; `drumclassifier classify`
+        goes on past bad files instead.
+        """
+        if isinstance(path, (list, tuple)):
+            waves = [self.load(p) for p in path]
+            return self.results(self.predict(waves), paths=path)
+        return self.results(self.predict([self.load(path)]), paths=[path])[0]

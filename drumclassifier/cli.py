@@ -1,0 +1,53 @@
+"""`drumclassifier` command line: one sub-command per job.
+
+Each sub-command lives in its own module exposing `configure_parser(parser)` and
+`run(args) -> exit code`; torch is imported only when a command runs, so `--help`
+is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "classify": ("drumclassifier.classify_cli", "label drum one-shots: files or whole folders"),
+}
+
+EPILOG = """examples:
+  drumclassifier classify kick.wav snare.flac
+  drumclassifier classify -r ~/Samples --format csv -o labels.csv
+  drumclassifier classify -r ~/Samples --sort-into ~/Sorted    (copies, never moves)
+run `drumclassifier COMMAND --help` for each command's options."""
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drumclassifier", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Classify drum hits as kick, snare, hihat, toms or cymbals, "
+                    "from files or live audio.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        importlib.import_module(module).configure_parser(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    from .errors import DrumClassifierError
+    try:
+        return importlib.import_module(args._module).run(args)
+    except DrumClassifierError as e:
+        print(f"drumclassifier {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"drumclassifier {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

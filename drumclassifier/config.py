@@ -1,0 +1,113 @@
+"""Typed model configuration: YAML (omegaconf) onto dataclasses.
+
+A typo in a key is an error, not a silent default: the YAML is merged onto a
+structured config, and omegaconf refuses keys the schema does not know.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import ConfigError
+
+LABELS = ["kick", "snare", "hihat", "toms", "cymbals"]
+
+
+@dataclass
+class FeatureConfig:
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 64
+    f_min_hz: float = 20.0
+    f_max_hz: float = 20000.0
+    log_floor: float = 1e-6
+
+
+@dataclass
+class NetConfig:
+    conv_channels: List[int] = field(default_factory=lambda: [16, 32, 64])
+    freq_rnn_hidden: int = 32
+    time_rnn_hidden: int = 64
+    linear_hidden: List[int] = field(default_factory=lambda: [64, 32])
+    dropout: float = 0.1
+
+
+@dataclass
+class ModelConfig:
+    sample_rate_hz: int = 44100
+    window_s: float = 4.0
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    labels: List[str] = field(default_factory=lambda: list(LABELS))
+    thresholds: Optional[List[float]] = None
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_s * self.sample_rate_hz))
+
+
+def _merge(schema_cls, data: Any, source: str):
+    schema = OmegaConf.structured(schema_cls)
+    try:
+        merged = OmegaConf.merge(schema, data)
+        obj = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        # omegaconf's message names the key and the problem; keep it on one line
+        msg = str(e).strip().splitlines()[0]
+        key = getattr(e, "full_key", None)
+        raise ConfigError(f"{source}: {key + ': ' if key else ''}{msg}") from None
+    return obj
+
+
+def load_model_config(src: str | Path | dict | DictConfig | None = None) -> ModelConfig:
+    """Load a model config from a YAML path, a dict, or None (the defaults)."""
+    if src is None:
+        cfg = ModelConfig()
+    elif isinstance(src, (str, Path)):
+        path = Path(src)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = OmegaConf.load(path)
+        except Exception as e:  # YAML syntax errors come in many types
+            raise ConfigError(f"{path}: cannot parse YAML ({str(e).splitlines()[0]})") from None
+        cfg = _merge(ModelConfig, data, str(path))
+    else:
+        cfg = _merge(ModelConfig, src, "config")
+    validate_model_config(cfg)
+    return cfg
+
+
+def validate_model_config(cfg: ModelConfig) -> None:
+    n = len(cfg.labels)
+    if len(set(cfg.labels)) != n or n == 0:
+        raise ConfigError(f"labels must be unique and non-empty, got {cfg.labels}")
+    if cfg.thresholds is not None and len(cfg.thresholds) != n:
+        raise ConfigError(f"thresholds has {len(cfg.thresholds)} values for {n} labels")
+    if len(cfg.net.conv_channels) != 3:
+        raise ConfigError("net.conv_channels must list the 3 conv layers' channel counts")
+    if len(cfg.net.linear_hidden) != 2:
+        raise ConfigError("net.linear_hidden must list the 2 hidden sizes of the 3 linear layers")
+    if cfg.features.n_mels % 8:
+        raise ConfigError("features.n_mels must be divisible by 8 (3 pooling layers halve it)")
+
+
+def config_to_dict(cfg: ModelConfig) -> dict:
+    """A plain dict (ints, floats, strings, lists) safe to store in a checkpoint."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+
+
+def diff_configs(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Keys whose values differ between two config dicts, as 'key: a != b'."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += diff_configs(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} != {vb!r}")
+    return out

@@ -1,0 +1,74 @@
+"""The seed's CRNN: a 3-layer 2D conv block, an RNN along frequency, an RNN along time,
+then 3 linear layers giving one logit per class.
+
+Shapes (B batch, C channels, F mel bands, T frames):
+    feats  [B, 2, 64, T]
+    conv   [B, 64, 8, T]      3 x (conv 3x3 -> batchnorm -> ReLU -> max-pool over frequency / 2)
+    f-RNN  [B, T, 64]         bidirectional GRU over the 8 frequency steps of each frame,
+                              final states of both directions concatenated
+    t-RNN  [B, 64]            causal GRU over the frames, state at each item's last frame
+    head   [B, 5]             linear 64 -> 64 -> 32 -> 5 (logits; sigmoid = presence probability)
+
+Time is never pooled and every conv output is masked beyond each item's frame count,
+so an item in a padded batch gives exactly what it gives alone: padding is not computed
+into the result (and the time GRU runs packed, so padding costs no recurrent steps).
+"""
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .config import ModelConfig
+
+
+class ConvLayer(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(c_out)
+        self.pool = nn.MaxPool2d(kernel_size=(2, 1))  # halve frequency, keep time
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # x [B, C, F, T], mask [B, 1, 1, T]: zero beyond each item's frames, as conv padding is
+        return self.pool(torch.relu(self.norm(self.conv(x)))) * mask
+
+
+class CRNN(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        n = cfg.net
+        chans = [2] + list(n.conv_channels)
+        self.convs = nn.ModuleList(ConvLayer(a, b) for a, b in zip(chans[:-1], chans[1:]))
+        self.freq_rnn = nn.GRU(chans[-1], n.freq_rnn_hidden, batch_first=True, bidirectional=True)
+        self.time_rnn = nn.GRU(2 * n.freq_rnn_hidden, n.time_rnn_hidden, batch_first=True)
+        h1, h2 = n.linear_hidden
+        self.head = nn.Sequential(
+            nn.Linear(n.time_rnn_hidden, h1), nn.ReLU(), nn.Dropout(n.dropout),
+            nn.Linear(h1, h2), nn.ReLU(),
+            nn.Linear(h2, len(cfg.labels)),
+        )
+
+    def embed(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """feats [B, 2, F, T], frames [B] -> the hit embedding [B, time_rnn_hidden]."""
+        b, t = feats.shape[0], feats.shape[-1]
+        mask = (torch.arange(t, device=feats.device)[None, :] < frames[:, None])
+        mask = mask[:, None, None, :].to(feats.dtype)  # [B, 1, 1, T]
+        x = feats
+        for conv in self.convs:
+            x = conv(x, mask)  # [B, C, F/2^k, T]
+        # the frequency GRU runs only on real frames: padding costs no recurrent steps
+        valid = mask[:, 0, 0, :].bool()  # [B, T]
+        x = rearrange(x, "b c f t -> b t f c")[valid]  # [n_valid, F', C]
+        _, h = self.freq_rnn(x)  # h [2, n_valid, H]: final state of each direction
+        per_frame = x.new_zeros(b, t, h.shape[0] * h.shape[2])
+        per_frame[valid] = rearrange(h, "d n h -> n (d h)")
+        x = per_frame  # [B, T, 2H]
+        packed = pack_padded_sequence(x, frames.cpu(), batch_first=True, enforce_sorted=False)
+        _, h = self.time_rnn(packed)  # h [1, B, H]: state at each item's last frame
+        return h[0]
+
+    def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """feats [B, 2, F, T], frames [B] -> logits [B, n_labels]."""
+        return self.head(self.embed(feats, frames))
