@@ -1,0 +1,561 @@
+"""Training augmentations for drum hits, batched, active only in training mode.
+
+Data convention (shared with the trainer):
+    x:       Tensor[B, 2, N] float32 stereo at ``sample_rate_hz``; the hit's onset is
+             at sample 0.
+    lengths: LongTensor[B], valid samples per item; x[b, :, lengths[b]:] is exactly 0.
+
+Every augmentation is a small ``nn.Module`` with ``forward(x, lengths) -> (x, lengths)``.
+It picks each item independently with probability ``p`` and leaves the others (and the
+whole batch in eval mode) untouched; it never modifies its inputs in place and always
+returns a batch that keeps the zero-beyond-length invariant. Randomness comes from the
+global torch RNG (on x's device), so ``torch.manual_seed`` makes a run repeatable.
+
+``Augmenter.from_config(cfg.augment, sample_rate_hz)`` chains them in the order of a
+plausible signal chain: level and tone first, then pitch and onset timing, then
+saturation and codec, then the stereo picture, then the cut the live path makes, and
+noise last so it stays inside the (possibly truncated) length.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import List
+
+import torch
+import torchaudio.functional as AF
+import torchaudio.transforms as AT
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from torch import Tensor, nn
+
+from .errors import ConfigError
+
+
+# --------------------------------------------------------------------------- helpers
+
+def valid_mask(lengths: Tensor, n: int) -> Tensor:
+    """Bool[B, N]: True where the sample index is below the item's length."""
+    return torch.arange(n, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def zero_beyond_length(x: Tensor, lengths: Tensor) -> Tensor:
+    """x: [B, C, N]. Returns x with every sample at index >= lengths[b] set to exactly 0."""
+    mask = valid_mask(lengths, x.shape[-1])[:, None, :]
+    return torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def _uniform(lo: float, hi: float, n: int, device) -> Tensor:
+    """Float[n] uniform in [lo, hi]."""
+    return lo + (hi - lo) * torch.rand(n, device=device)
+
+
+def _log_uniform(lo: float, hi: float, n: int, device) -> Tensor:
+    """Float[n] log-uniform in [lo, hi] (both > 0)."""
+    return torch.exp(_uniform(math.log(lo), math.log(hi), n, device))
+
+
+def _ms_to_samples(ms: float, sample_rate_hz: int) -> int:
+    return int(round(ms * 1e-3 * sample_rate_hz))
+
+
+class ItemAugmentation(nn.Module):
+    """Base: picks items with probability p and hands them to ``augment``.
+
+    Subclasses implement ``augment(x, lengths)`` on the chosen items only
+    (x: [b, 2, N], lengths: [b]) and return (x, lengths) of the same shapes.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"{type(self).__name__}: p must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        if not self.training or self.p == 0.0 or x.shape[0] == 0:
+            return x, lengths
+        chosen = torch.rand(x.shape[0], device=x.device) < self.p
+        if not bool(chosen.any()):
+            return x, lengths
+        idx = chosen.nonzero().squeeze(1)
+        y, new_lengths = self.augment(x[idx], lengths[idx])
+        x, lengths = x.clone(), lengths.clone()  # never write into the caller's batch
+        x[idx] = y.to(x.dtype)
+        lengths[idx] = new_lengths.to(lengths.dtype)
+        return zero_beyond_length(x, lengths), lengths
+
+    def augment(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+# --------------------------------------------------------------------------- level and tone
+
+class Gain(ItemAugmentation):
+    """Random gain, uniform in dB: x * 10**(g/20), g in ``gain_db``."""
+
+    def __init__(self, p: float, gain_db: tuple[float, float]):
+        super().__init__(p)
+        self.gain_db = tuple(gain_db)
+
+    def augment(self, x, lengths):
+        g_db = _uniform(*self.gain_db, x.shape[0], x.device)
+        return x * (10.0 ** (g_db / 20.0))[:, None, None], lengths
+
+
+def _biquad_peaking(f0_hz: Tensor, gain_db: Tensor, q: Tensor, sample_rate_hz: int):
+    """RBJ audio-EQ-cookbook peaking filter. Inputs Float[b]. Returns (b_coeffs, a_coeffs) [b, 3]."""
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2 * math.pi * f0_hz / sample_rate_hz
+    alpha = torch.sin(w0) / (2 * q)
+    cos = torch.cos(w0)
+    b = torch.stack([1 + alpha * a, -2 * cos, 1 - alpha * a], -1)
+    a_ = torch.stack([1 + alpha / a, -2 * cos, 1 - alpha / a], -1)
+    return b, a_
+
+
+def _biquad_shelf(f0_hz: Tensor, gain_db: Tensor, sample_rate_hz: int, high: bool):
+    """RBJ cookbook low/high shelf with slope S=1. Inputs Float[b]. Returns (b, a) [b, 3]."""
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2 * math.pi * f0_hz / sample_rate_hz
+    cos = torch.cos(w0)
+    two_sqrt_a_alpha = 2 * torch.sqrt(a) * torch.sin(w0) / 2 * math.sqrt(2.0)  # S = 1
+    s = 1.0 if high else -1.0  # the high shelf is the low shelf with cos's sign flipped
+    b = torch.stack([
+        a * ((a + 1) + s * (a - 1) * cos + two_sqrt_a_alpha),
+        -2 * s * a * ((a - 1) + s * (a + 1) * cos),
+        a * ((a + 1) + s * (a - 1) * cos - two_sqrt_a_alpha),
+    ], -1)
+    a_ = torch.stack([
+        (a + 1) - s * (a - 1) * cos + two_sqrt_a_alpha,
+        2 * s * ((a - 1) - s * (a + 1) * cos),
+        (a + 1) - s * (a - 1) * cos - two_sqrt_a_alpha,
+    ], -1)
+    return b, a_
+
+
+class RandomEQ(ItemAugmentation):
+    """Random spectral tilt plus peaking bumps, as causal biquads (like a real EQ).
+
+    Tilt: a low shelf at ``tilt_low_hz`` with -t/2 dB and a high shelf at ``tilt_high_hz``
+    with +t/2 dB, t uniform in ``tilt_db``: highs end up t dB louder than lows.
+    Bumps: ``num_bumps`` peaking filters, centre log-uniform in ``bump_freq_hz``, gain
+    uniform in ``bump_gain_db``, Q log-uniform in ``bump_q``.
+    The filters run in float64 (low-frequency biquads lose precision in float32); the
+    ringing past an item's length is cut, as the live path would cut it.
+    """
+
+    def __init__(self, p: float, sample_rate_hz: int, tilt_db=(-12.0, 12.0),
+                 tilt_low_hz: float = 200.0, tilt_high_hz: float = 5000.0, num_bumps: int = 2,
+                 bump_gain_db=(-9.0, 9.0), bump_freq_hz=(60.0, 12000.0), bump_q=(0.5, 3.0)):
+        super().__init__(p)
+        self.sample_rate_hz = sample_rate_hz
+        self.tilt_db, self.tilt_low_hz, self.tilt_high_hz = tuple(tilt_db), tilt_low_hz, tilt_high_hz
+        self.num_bumps = num_bumps
+        self.bump_gain_db, self.bump_freq_hz, self.bump_q = (
+            tuple(bump_gain_db), tuple(bump_freq_hz), tuple(bump_q))
+
+    def augment(self, x, lengths):
+        b, dev, sr = x.shape[0], x.device, self.sample_rate_hz
+        ones = torch.ones(b, device=dev, dtype=torch.float64)
+        tilt = _uniform(*self.tilt_db, b, dev).double()
+        filters = [_biquad_shelf(self.tilt_low_hz * ones, -tilt / 2, sr, high=False),
+                   _biquad_shelf(self.tilt_high_hz * ones, tilt / 2, sr, high=True)]
+        for _ in range(self.num_bumps):
+            filters.append(_biquad_peaking(_log_uniform(*self.bump_freq_hz, b, dev).double(),
+                                           _uniform(*self.bump_gain_db, b, dev).double(),
+                                           _log_uniform(*self.bump_q, b, dev).double(), sr))
+        # lfilter's batching wants [..., num_filters, time] with one filter per row: [2, b, N]
+        y = x.double().transpose(0, 1)
+        for b_coeffs, a_coeffs in filters:
+            y = AF.lfilter(y, a_coeffs, b_coeffs, clamp=False, batching=True)
+        return y.transpose(0, 1).to(x.dtype), lengths
+
+
+# --------------------------------------------------------------------------- pitch and timing
+
+class PitchShift(ItemAugmentation):
+    """Pitch shift by resampling (tape-style): up by s semitones plays 2**(s/12) faster.
+
+    This changes the duration too, which is realistic for drums (a smaller drum is
+    both higher and shorter). s is drawn uniformly from a grid of ``step_semitones``
+    over ``semitones`` (0 excluded), so each ratio has a precomputed sinc resampler.
+    New length = ceil(length / ratio), capped at N; N stays fixed (cut or zero-padded).
+    """
+
+    def __init__(self, p: float, semitones=(-5.0, 5.0), step_semitones: float = 0.25):
+        super().__init__(p)
+        lo, hi = semitones
+        n_steps = int(math.floor((hi - lo) / step_semitones + 1e-9))
+        grid = [lo + k * step_semitones for k in range(n_steps + 1)]
+        grid = [s for s in grid if abs(s) > 1e-9] or [0.0]
+        self.semitones = grid
+        self.ratios = [2.0 ** (s / 12.0) for s in grid]
+        # resample(orig, new) turns n samples into n*new/orig; pitch up by r needs new/orig = 1/r.
+        # A denominator of at most 40 keeps kernels tiny; the ratio error is < 0.1 %.
+        fracs = [Fraction(r).limit_denominator(40) for r in self.ratios]
+        self.resamplers = nn.ModuleList(
+            [AT.Resample(orig_freq=f.numerator, new_freq=f.denominator) for f in fracs])
+        self.exact_ratios = [float(f) for f in fracs]
+
+    def augment(self, x, lengths):
+        b, n = x.shape[0], x.shape[-1]
+        which = torch.randint(len(self.resamplers), (b,), device=x.device)
+        y = torch.zeros_like(x)
+        new_lengths = lengths.clone()
+        for k in which.unique().tolist():  # one resampler call per distinct ratio
+            sel = (which == k).nonzero().squeeze(1)
+            out = self.resamplers[k](x[sel])[..., :n]
+            y[sel, :, :out.shape[-1]] = out
+            new_lengths[sel] = torch.ceil(lengths[sel] / self.exact_ratios[k]).long().clamp(max=n)
+        return y, new_lengths
+
+
+class TimeShift(ItemAugmentation):
+    """Onset jitter: shift each item by an integer number of samples, uniform in
+    [-max_advance_ms, +max_delay_ms].
+
+    Delay (shift right) inserts zeros before the onset, as a slicer that triggers early;
+    advance (shift left) cuts the first samples, as one that triggers late. Content
+    pushed past N is dropped; lengths move with the shift (at least 1 sample remains).
+    """
+
+    def __init__(self, p: float, sample_rate_hz: int, max_delay_ms: float = 10.0,
+                 max_advance_ms: float = 2.0):
+        super().__init__(p)
+        self.max_delay = _ms_to_samples(max_delay_ms, sample_rate_hz)
+        self.max_advance = _ms_to_samples(max_advance_ms, sample_rate_hz)
+
+    def augment(self, x, lengths):
+        b, n = x.shape[0], x.shape[-1]
+        shift = torch.randint(-self.max_advance, self.max_delay + 1, (b,), device=x.device)
+        shift = torch.maximum(shift, 1 - lengths.clamp(min=1))  # never advance past the end
+        src = torch.arange(n, device=x.device)[None, :] - shift[:, None]  # [b, N] source index
+        inside = (src >= 0) & (src < lengths[:, None])
+        y = x.gather(2, src.clamp(0, n - 1)[:, None, :].expand_as(x))
+        y = y * inside[:, None, :]
+        return y, (lengths + shift).clamp(0, n)
+
+
+# --------------------------------------------------------------------------- saturation and codec
+
+class Distortion(ItemAugmentation):
+    """Saturation with drive g (dB, uniform in ``drive_db``) relative to the item's peak.
+
+    Soft clip: y = tanh(g * x / peak) / tanh(g) * min(peak, 1). Driving relative to the
+    peak makes the amount of distortion independent of the input level; the output
+    peak is min(peak, 1), so |y| <= 1 as from a real device clipping at full scale.
+    With probability ``hard_clip_p`` a hard clip, clamp(g * x / peak, -1, 1), replaces tanh.
+    Both are odd functions, so they add odd harmonics.
+    """
+
+    def __init__(self, p: float, drive_db=(0.0, 24.0), hard_clip_p: float = 0.2):
+        super().__init__(p)
+        self.drive_db, self.hard_clip_p = tuple(drive_db), hard_clip_p
+
+    def augment(self, x, lengths):
+        b = x.shape[0]
+        g = (10.0 ** (_uniform(*self.drive_db, b, x.device) / 20.0))[:, None, None]
+        peak = x.abs().amax(dim=(1, 2), keepdim=True)
+        u = g * x / peak.clamp(min=1e-8)
+        soft = torch.tanh(u) / torch.tanh(g)
+        hard = u.clamp(-1.0, 1.0)
+        use_hard = (torch.rand(b, device=x.device) < self.hard_clip_p)[:, None, None]
+        return torch.where(use_hard, hard, soft) * peak.clamp(max=1.0), lengths
+
+
+class Mp3Compression(ItemAugmentation):
+    """MP3 round trip through soundfile's (libsndfile + LAME) encoder, in memory.
+
+    ``compression_level`` uniform in the range: 0 = best (about 320 kbit/s CBR),
+    0.5 about 160, 0.9 about 56, 0.99 about 32 kbit/s; libsndfile rejects 1.0.
+    Only the valid part of each item is encoded; the round trip keeps the length with
+    0 samples of lag (checked in tests). Runs on CPU, item by item (about a
+    millisecond per 100 ms of audio), so keep p modest.
+    """
+
+    def __init__(self, p: float, sample_rate_hz: int, compression_level=(0.0, 0.9)):
+        super().__init__(p)
+        lo, hi = compression_level
+        if not 0.0 <= lo <= hi < 1.0:
+            raise ConfigError(f"Mp3Compression: compression_level must be within [0, 1), got {compression_level}")
+        self.sample_rate_hz, self.compression_level = sample_rate_hz, (lo, hi)
+
+    def augment(self, x, lengths):
+        import soundfile as sf  # lazily: only training with MP3 needs it
+
+        levels = _uniform(*self.compression_level, x.shape[0], "cpu").tolist()
+        y = torch.zeros_like(x)
+        for i, (n, level) in enumerate(zip(lengths.tolist(), levels)):
+            if n == 0:
+                continue
+            item = x[i, :, :n].detach().cpu().T.contiguous().numpy()  # [n, 2] frames x channels
+            buf = io.BytesIO()
+            sf.write(buf, item, self.sample_rate_hz, format="MP3", compression_level=level)
+            buf.seek(0)
+            decoded, _ = sf.read(buf, dtype="float32", always_2d=True)
+            decoded = torch.from_numpy(decoded[:n].T.copy()).to(x.device)
+            y[i, :, :decoded.shape[-1]] = decoded
+        return y, lengths
+
+
+# --------------------------------------------------------------------------- stereo and sign
+
+class StereoImage(ItemAugmentation):
+    """Mid/side width change: mid = (L+R)/2, side = (L-R)/2, side *= w; L = mid+side, R = mid-side.
+
+    w uniform in ``width`` (0 = mono, 1 = unchanged, >1 = wider); with probability
+    ``mono_p`` w = 0, since many sources and live inputs are mono. The mid is unchanged.
+    """
+
+    def __init__(self, p: float, width=(0.0, 2.0), mono_p: float = 0.25):
+        super().__init__(p)
+        self.width, self.mono_p = tuple(width), mono_p
+
+    def augment(self, x, lengths):
+        b = x.shape[0]
+        w = _uniform(*self.width, b, x.device)
+        w = torch.where(torch.rand(b, device=x.device) < self.mono_p, torch.zeros_like(w), w)
+        mid = (x[:, 0] + x[:, 1]) / 2
+        side = (x[:, 0] - x[:, 1]) / 2 * w[:, None]
+        return torch.stack([mid + side, mid - side], 1), lengths
+
+
+class ChannelSwap(ItemAugmentation):
+    """Swap left and right."""
+
+    def augment(self, x, lengths):
+        return x.flip(1), lengths
+
+
+class Polarity(ItemAugmentation):
+    """Polarity reversal: y = -x."""
+
+    def augment(self, x, lengths):
+        return -x, lengths
+
+
+# --------------------------------------------------------------------------- context and noise
+
+class RandomTruncate(ItemAugmentation):
+    """Cut each item hard at a random post-onset length, log-uniform in [min_ms, length].
+
+    Log-uniform so that short contexts (a few ms, what the live path sees first) are
+    as well represented as long ones. No fade-out: the live path cuts hard too.
+    Items already shorter than min_ms are left as they are.
+    """
+
+    def __init__(self, p: float, sample_rate_hz: int, min_ms: float = 3.0):
+        super().__init__(p)
+        self.min_samples = max(1, _ms_to_samples(min_ms, sample_rate_hz))
+
+    def augment(self, x, lengths):
+        lo = torch.full_like(lengths, self.min_samples).minimum(lengths).clamp(min=1).double()
+        hi = lengths.clamp(min=1).double()
+        u = torch.rand(x.shape[0], device=x.device, dtype=torch.float64)
+        cut = torch.exp(torch.log(lo) + u * (torch.log(hi) - torch.log(lo))).round().long()
+        return x, torch.minimum(cut, lengths)  # the base class zeroes beyond the new length
+
+
+class AddNoise(ItemAugmentation):
+    """White or pink (1/f power) noise at an SNR uniform in ``snr_db``, inside the length only.
+
+    SNR is relative to the item's RMS over both channels within its length; the noise
+    RMS is measured over the same samples, so the realised SNR equals the drawn one.
+    Pink with probability ``pink_p``; channels get independent noise.
+    """
+
+    def __init__(self, p: float, sample_rate_hz: int, snr_db=(20.0, 60.0), pink_p: float = 0.5):
+        super().__init__(p)
+        self.sample_rate_hz, self.snr_db, self.pink_p = sample_rate_hz, tuple(snr_db), pink_p
+
+    def _pink(self, shape, device) -> Tensor:
+        n = shape[-1]
+        spec = torch.fft.rfft(torch.randn(shape, device=device), dim=-1)
+        f_hz = torch.fft.rfftfreq(n, d=1.0 / self.sample_rate_hz).to(device)
+        # amplitude 1/sqrt(f) gives 1/f power; flat below 20 Hz, no DC
+        scale = 1.0 / torch.sqrt(f_hz.clamp(min=20.0))
+        scale[0] = 0.0
+        return torch.fft.irfft(spec * scale, n=n, dim=-1)
+
+    def augment(self, x, lengths):
+        b, n = x.shape[0], x.shape[-1]
+        mask = valid_mask(lengths, n)[:, None, :]  # [b, 1, N]
+        count = (lengths.clamp(min=1) * x.shape[1]).to(x.dtype)
+        rms_signal = torch.sqrt((x.square() * mask).sum(dim=(1, 2)) / count)
+        noise = torch.randn_like(x)
+        pink = torch.rand(b, device=x.device) < self.pink_p
+        if bool(pink.any()):
+            noise[pink] = self._pink(noise[pink].shape, x.device).to(x.dtype)
+        noise = noise * mask
+        rms_noise = torch.sqrt(noise.square().sum(dim=(1, 2)) / count).clamp(min=1e-12)
+        snr = _uniform(*self.snr_db, b, x.device)
+        scale = rms_signal / rms_noise / (10.0 ** (snr / 20.0))  # silent items get no noise
+        return x + noise * scale[:, None, None], lengths
+
+
+# --------------------------------------------------------------------------- config schema
+
+@dataclass
+class GainConfig:
+    p: float = 0.5
+    gain_db: List[float] = field(default_factory=lambda: [-20.0, 6.0])
+
+
+@dataclass
+class EQConfig:
+    p: float = 0.8
+    tilt_db: List[float] = field(default_factory=lambda: [-12.0, 12.0])
+    tilt_low_hz: float = 200.0
+    tilt_high_hz: float = 5000.0
+    num_bumps: int = 2
+    bump_gain_db: List[float] = field(default_factory=lambda: [-9.0, 9.0])
+    bump_freq_hz: List[float] = field(default_factory=lambda: [60.0, 12000.0])
+    bump_q: List[float] = field(default_factory=lambda: [0.5, 3.0])
+
+
+@dataclass
+class PitchShiftConfig:
+    p: float = 0.5
+    semitones: List[float] = field(default_factory=lambda: [-5.0, 5.0])
+    step_semitones: float = 0.25
+
+
+@dataclass
+class TimeShiftConfig:
+    p: float = 0.7
+    max_delay_ms: float = 10.0
+    max_advance_ms: float = 2.0
+
+
+@dataclass
+class DistortionConfig:
+    p: float = 0.2
+    drive_db: List[float] = field(default_factory=lambda: [0.0, 24.0])
+    hard_clip_p: float = 0.2
+
+
+@dataclass
+class Mp3Config:
+    p: float = 0.1
+    compression_level: List[float] = field(default_factory=lambda: [0.0, 0.9])
+
+
+@dataclass
+class StereoImageConfig:
+    p: float = 0.5
+    width: List[float] = field(default_factory=lambda: [0.0, 2.0])
+    mono_p: float = 0.25
+
+
+@dataclass
+class ProbabilityConfig:
+    p: float = 0.5
+
+
+@dataclass
+class TruncateConfig:
+    p: float = 0.5
+    min_ms: float = 3.0
+
+
+@dataclass
+class NoiseConfig:
+    p: float = 0.3
+    snr_db: List[float] = field(default_factory=lambda: [20.0, 60.0])
+    pink_p: float = 0.5
+
+
+@dataclass
+class AugmentConfig:
+    gain: GainConfig = field(default_factory=GainConfig)
+    eq: EQConfig = field(default_factory=EQConfig)
+    pitch_shift: PitchShiftConfig = field(default_factory=PitchShiftConfig)
+    time_shift: TimeShiftConfig = field(default_factory=TimeShiftConfig)
+    distortion: DistortionConfig = field(default_factory=DistortionConfig)
+    mp3: Mp3Config = field(default_factory=Mp3Config)
+    stereo_image: StereoImageConfig = field(default_factory=StereoImageConfig)
+    channel_swap: ProbabilityConfig = field(default_factory=ProbabilityConfig)
+    polarity: ProbabilityConfig = field(default_factory=ProbabilityConfig)
+    truncate: TruncateConfig = field(default_factory=TruncateConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+
+
+def _check_ranges(cfg: AugmentConfig) -> None:
+    """Every list-valued field is a [low, high] range with low <= high."""
+    for name in cfg.__dataclass_fields__:
+        section = getattr(cfg, name)
+        for key in section.__dataclass_fields__:
+            value = getattr(section, key)
+            if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):
+                raise ConfigError(f"augment.{name}.{key} must be [low, high] with low <= high, got {value}")
+            if (key == "p" or key.endswith("_p")) and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"augment.{name}.{key} is a probability, got {value}")
+
+
+def load_augment_config(src: dict | DictConfig | AugmentConfig | None = None) -> AugmentConfig:
+    """The ``augment:`` section (dict or DictConfig; None = defaults) onto the typed schema.
+
+    Raises ConfigError on an unknown key (a typo), a wrong type or a bad range.
+    """
+    if isinstance(src, AugmentConfig):
+        cfg = src
+    else:
+        try:
+            merged = OmegaConf.merge(OmegaConf.structured(AugmentConfig), src or {})
+            cfg = OmegaConf.to_object(merged)
+        except OmegaConfBaseException as e:
+            msg = str(e).strip().splitlines()[0]
+            raise ConfigError(f"augment: {msg}") from None
+    _check_ranges(cfg)
+    return cfg
+
+
+# --------------------------------------------------------------------------- the chain
+
+class Augmenter(nn.Module):
+    """All augmentations in signal-chain order; identity in eval mode.
+
+    forward(x: [B, 2, N], lengths: [B]) -> (x, lengths), zero beyond each length.
+    """
+
+    def __init__(self, stages: list[nn.Module]):
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+
+    @classmethod
+    def from_config(cls, cfg: dict | DictConfig | AugmentConfig | None, sample_rate_hz: int) -> "Augmenter":
+        c = load_augment_config(cfg)
+        sr = sample_rate_hz
+        return cls([
+            Gain(c.gain.p, c.gain.gain_db),
+            RandomEQ(c.eq.p, sr, c.eq.tilt_db, c.eq.tilt_low_hz, c.eq.tilt_high_hz, c.eq.num_bumps,
+                     c.eq.bump_gain_db, c.eq.bump_freq_hz, c.eq.bump_q),
+            PitchShift(c.pitch_shift.p, c.pitch_shift.semitones, c.pitch_shift.step_semitones),
+            TimeShift(c.time_shift.p, sr, c.time_shift.max_delay_ms, c.time_shift.max_advance_ms),
+            Distortion(c.distortion.p, c.distortion.drive_db, c.distortion.hard_clip_p),
+            Mp3Compression(c.mp3.p, sr, c.mp3.compression_level),
+            StereoImage(c.stereo_image.p, c.stereo_image.width, c.stereo_image.mono_p),
+            ChannelSwap(c.channel_swap.p),
+            Polarity(c.polarity.p),
+            RandomTruncate(c.truncate.p, sr, c.truncate.min_ms),
+            AddNoise(c.noise.p, sr, c.noise.snr_db, c.noise.pink_p),
+        ])
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        for stage in self.stages:
+            x, lengths = stage(x, lengths)
+        return x, lengths
+
+
+__all__ = [
+    "AddNoise", "AugmentConfig", "Augmenter", "ChannelSwap", "Distortion", "Gain",
+    "ItemAugmentation", "Mp3Compression", "PitchShift", "Polarity", "RandomEQ",
+    "RandomTruncate", "StereoImage", "TimeShift", "load_augment_config", "valid_mask",
+    "zero_beyond_length",
+]
