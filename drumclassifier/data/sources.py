@@ -1,0 +1,229 @@
+"""Where one-shots come from: the Debian packages of CORPUS.md and the user's folders.
+
+Each source yields `Item`s: one one-shot to write, with its label, kit and either
+an input file or a soundfont render request. Nothing here touches audio samples;
+`build.py` turns items into FLAC files.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import re
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from .labels import check_label, label_from_gm_key, label_from_name
+
+AUDIO_EXTS = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".opus", ".au", ".w64", ".caf"}
+
+
+@dataclass
+class Render:
+    """A soundfont hit to render: font file, bank/preset, MIDI channel and key, velocity."""
+
+    font: str
+    bank: int
+    preset: int
+    key: int
+    velocity: int
+    channel: int = 9
+    is_drums: bool = True
+
+
+@dataclass
+class Item:
+    source: str
+    kit: str
+    name: str          # output file stem, unique within (source, kit)
+    label: str
+    velocity: int | None
+    origin: str        # human-readable provenance (input path or font#bank:preset:key:vel)
+    file: Path | None = None
+    render: Render | None = None
+
+    @property
+    def rel_path(self) -> str:
+        return f"audio/{self.source}/{slug(self.kit)}/{slug(self.name)}.flac"
+
+
+def slug(s: str) -> str:
+    """File-system safe name: letters, digits, '.', '_', '-'."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", s.strip()).strip("_.")
+    return s or "x"
+
+
+# ---------------------------------------------------------------- packages
+def fetch_package(pkg: str, out: Path, log=print) -> Path | None:
+    """`apt-get download PKG` into out/debs and `dpkg -x` it into out/pkgs/PKG.
+
+    Idempotent: an existing .deb is not downloaded again, an extracted tree
+    (marked by `.extracted`) is not extracted again. Returns the extraction
+    root, or None after logging one line on failure.
+    """
+    debs = out / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    root = out / "pkgs" / pkg
+    if (root / ".extracted").exists():
+        return root
+    found = sorted(debs.glob(f"{pkg}_*.deb"))
+    if not found:
+        r = subprocess.run(["apt-get", "download", pkg], cwd=debs, capture_output=True, text=True)
+        found = sorted(debs.glob(f"{pkg}_*.deb"))
+        if r.returncode != 0 or not found:
+            msg = (r.stderr.strip().splitlines() or ["no .deb written"])[-1]
+            log(f"corpus: failed to download {pkg}: {msg}")
+            return None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{pkg}.", dir=out / "pkgs"))
+    r = subprocess.run(["dpkg", "-x", str(found[-1]), str(tmp)], capture_output=True, text=True)
+    if r.returncode != 0:
+        log(f"corpus: failed to extract {found[-1].name}: {r.stderr.strip()[-200:]}")
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder only
+        return None
+    if root.exists():  # a previous interrupted extraction of ours
+        shutil.rmtree(root)
+    tmp.rename(root)
+    (root / ".extracted").write_text(found[-1].name + "\n")
+    return root
+
+
+# ---------------------------------------------------------------- Hydrogen
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _child_text(el, name: str) -> str | None:
+    for c in el:
+        if _local(c.tag) == name:
+            return c.text
+    return None
+
+
+def hydrogen_items(kit_dir: Path, overrides: dict | None = None, source: str = "hydrogen",
+                   stats: dict | None = None) -> list[Item]:
+    """Items of one Hydrogen drumkit folder, labelled by instrument names.
+
+    Every layer of a labelled instrument is one item; with several layers the
+    velocity is the layer's mid-point of Hydrogen's 0-1 range scaled to 1-127.
+    """
+    root = ET.parse(kit_dir / "drumkit.xml").getroot()
+    kit = kit_dir.name
+    items: list[Item] = []
+    seen: set[str] = set()
+    for inst in root.iter():
+        if _local(inst.tag) != "instrument":
+            continue
+        name = (_child_text(inst, "name") or "").strip()
+        layers = [lay for lay in inst.iter() if _local(lay.tag) == "layer"]
+        if not layers:
+            continue
+        label = label_from_name(name, overrides)
+        if stats is not None:
+            stats.setdefault((kit, label), []).append(name)
+        if label is None:
+            continue
+        for lay in layers:
+            fn = _child_text(lay, "filename")
+            if not fn:
+                continue
+            path = kit_dir / fn
+            if fn in seen or not path.exists():
+                continue
+            seen.add(fn)
+            vel = None
+            if len(layers) > 1:
+                lo = float(_child_text(lay, "min") or 0)
+                hi = float(_child_text(lay, "max") or 1)
+                vel = max(1, min(127, round(127 * (lo + hi) / 2)))
+            items.append(Item(source, kit, f"{name}__{Path(fn).stem}", label, vel, str(path),
+                              file=path))
+    return items
+
+
+def hydrogen_kit_dirs(pkg_root: Path) -> list[Path]:
+    return sorted(Path(p).parent for p in glob.glob(str(pkg_root / "**/drumkit.xml"), recursive=True))
+
+
+# ---------------------------------------------------------------- named files
+def named_file_items(folder: Path, source: str, kit: str, pattern: str = "*",
+                     overrides: dict | None = None) -> list[Item]:
+    """Items of a folder of one-shots labelled by file name (LMMS, Sonic Pi)."""
+    items = []
+    for p in sorted(folder.glob(pattern)):
+        if p.suffix.lower() not in AUDIO_EXTS:
+            continue
+        label = label_from_name(p.stem, overrides)
+        if label is not None:
+            items.append(Item(source, kit, p.stem, label, None, str(p), file=p))
+    return items
+
+
+# ---------------------------------------------------------------- soundfonts
+def font_items(font: Path, source: str, family: str, velocities: list[int],
+               keymap: dict[int, str] | None = None, bank: int | None = 128,
+               presets: list[tuple[int, str]] | None = None, channel: int = 9,
+               is_drums: bool = True) -> list[Item]:
+    """Render requests: every (preset, key of the five classes, velocity) of a font.
+
+    Args:
+        keymap: key -> class; None means General MIDI.
+        presets: (number, name) of the kit presets to render.
+    """
+    items = []
+    for preset, pname in presets or []:
+        kit = f"{family}_{preset:03d}_{pname}"
+        for key in range(128):
+            label = keymap.get(key) if keymap is not None else label_from_gm_key(key)
+            if label is None:
+                continue
+            for vel in velocities:
+                items.append(Item(
+                    source, kit, f"{key:03d}_{label}_v{vel:03d}", label, vel,
+                    f"{font.name}#{bank}:{preset}:{key}:{vel}",
+                    render=Render(str(font), bank, preset, key, vel, channel, is_drums)))
+    return items
+
+
+# ---------------------------------------------------------------- the user's own
+def user_folder_items(folder: Path) -> list[Item]:
+    """`--from DIR`: DIR/<class>/... audio files. Files directly in a class folder
+    belong to kit DIR's name; files in deeper sub-folders to kit "<DIR>/<sub-folder>"."""
+    folder = Path(folder)
+    items = []
+    for cls_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+        try:
+            label = check_label(cls_dir.name)
+        except ValueError:
+            continue
+        for p in sorted(cls_dir.rglob("*")):
+            if not p.is_file() or p.suffix.lower() not in AUDIO_EXTS:
+                continue
+            sub = p.parent.relative_to(cls_dir)
+            kit = folder.name if str(sub) == "." else f"{folder.name}/{sub}"
+            name = f"{label}__{'_'.join(p.relative_to(cls_dir).with_suffix('').parts)}"
+            items.append(Item("user", kit, name, label, None, str(p), file=p))
+    return items
+
+
+def user_csv_items(csv_path: Path) -> list[Item]:
+    """`--csv FILE`: rows path,label[,kit] (a header row is optional; relative paths
+    are relative to the CSV's folder). The kit defaults to the CSV's name."""
+    csv_path = Path(csv_path)
+    items = []
+    with open(csv_path, newline="") as f:
+        for i, row in enumerate(csv.reader(f)):
+            if not row or row[0].strip().startswith("#"):
+                continue
+            if i == 0 and row[0].strip().lower() == "path":
+                continue
+            path = Path(row[0].strip())
+            if not path.is_absolute():
+                path = csv_path.parent / path
+            label = check_label(row[1])
+            kit = row[2].strip() if len(row) > 2 and row[2].strip() else csv_path.stem
+            items.append(Item("user", kit, f"{label}__{path.stem}_{i}", label, None, str(path),
+                              file=path))
+    return items
