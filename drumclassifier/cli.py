@@ -12,6 +12,7 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS = {
+    "corpus": ("drumclassifier.data.build", "build the open drum corpus (+ your own library)"),
     "classify": ("drumclassifier.classify_cli", "label drum one-shots: files or whole folders"),
 }
 

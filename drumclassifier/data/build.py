@@ -170,7 +170,7 @@ def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | Non
                     items += S.font_items(font, src, family, cfg["avl_velocities"],
                                           keymap=AVL_KEYMAP, bank=0, presets=[(0, name)],
                                           channel=0, is_drums=False)
-        except Exception as e:  # one broken source must not stop the others
+        except Exception as e:  # noqa: BLE001 - one broken source must not stop the others
             _log(f"corpus: source {src} failed: {type(e).__name__}: {e}")
         if len(items) == n0:
             _log(f"corpus: source {src}: no one-shot found")
@@ -238,7 +238,7 @@ def materialise(items: list, out: Path, cfg: dict) -> tuple[list[dict], list]:
                 new += 1
                 if new % 500 == 0:
                     _save_json(cache_path, cache)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - report one line, go on with the next
             _log(f"corpus: failed {it.origin}: {type(e).__name__}: {e}")
             continue
         rows.append({"path": rel, "label": it.label, "source": it.source, "kit": it.kit,

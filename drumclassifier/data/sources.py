@@ -71,14 +71,15 @@ def fetch_package(pkg: str, out: Path, log=print) -> Path | None:
         return root
     found = sorted(debs.glob(f"{pkg}_*.deb"))
     if not found:
-        r = subprocess.run(["apt-get", "download", pkg], cwd=debs, capture_output=True, text=True)
+        r = subprocess.run(["apt-get", "download", pkg], cwd=debs, check=False, capture_output=True, text=True)
         found = sorted(debs.glob(f"{pkg}_*.deb"))
         if r.returncode != 0 or not found:
             msg = (r.stderr.strip().splitlines() or ["no .deb written"])[-1]
             log(f"corpus: failed to download {pkg}: {msg}")
             return None
     tmp = Path(tempfile.mkdtemp(prefix=f".{pkg}.", dir=out / "pkgs"))
-    r = subprocess.run(["dpkg", "-x", str(found[-1]), str(tmp)], capture_output=True, text=True)
+    r = subprocess.run(["dpkg", "-x", str(found[-1]), str(tmp)], check=False,
+                       capture_output=True, text=True)
     if r.returncode != 0:
         log(f"corpus: failed to extract {found[-1].name}: {r.stderr.strip()[-200:]}")
         shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder only
