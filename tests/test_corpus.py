@@ -1,0 +1,254 @@
+"""Corpus building on tiny synthetic sources: no network, no apt, a few seconds."""
+from __future__ import annotations
+
+import csv
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from drumclassifier.data import build as B
+from drumclassifier.data.dedupe import find_duplicates
+from drumclassifier.data.labels import label_from_gm_key, label_from_name
+from drumclassifier.data.manifest import COLUMNS, read_manifest
+from drumclassifier.data.render import trim
+from drumclassifier.data.splits import assign_splits, check_no_leak
+
+SR = 44100
+
+
+def _kick(sr=SR, f0=60.0, seed=0):
+    t = np.arange(int(0.5 * sr)) / sr
+    f = f0 + 120 * np.exp(-t * 30)
+    return (0.8 * np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t * 8)).astype(np.float32)
+
+
+def _noise(sr=SR, decay=30.0, seed=1, hp=True):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.4 * sr)) / sr
+    x = rng.standard_normal(len(t))
+    if hp:
+        x = np.diff(x, prepend=0.0)
+    return (0.3 * x * np.exp(-t * decay)).astype(np.float32)
+
+
+def _tone(f, sr=SR, decay=6.0):
+    t = np.arange(int(0.6 * sr)) / sr
+    return (0.5 * np.sin(2 * np.pi * f * t) * np.exp(-t * decay)).astype(np.float32)
+
+
+# ------------------------------------------------------------------ labels
+@pytest.mark.parametrize("name,label", [
+    ("Kick (Tama Superstar 22\")", "kick"), ("BassDrum", "kick"), ("bd_808", "kick"),
+    ("drum_bass_hard", "kick"), ("Snare Jazz", "snare"), ("sn_dub", "snare"),
+    ("Hi-Hat Closed (Paiste 14\")", "hihat"), ("Closed HH 2", "hihat"), ("Side OHH", "hihat"),
+    ("drum_cymbal_closed", "hihat"), ("drum_cymbal_pedal", "hihat"), ("VariBreaks Hat 1 Op", "hihat"),
+    ("Tom Low", "toms"), ("tomhi2", "toms"), ("Pearl Tom Floor", "toms"),
+    ("Crash/Ride Bell (Paiste)", "cymbals"), ("Ride (Custom, Zagrebin 22\")", "cymbals"),
+    ("China", "cymbals"), ("drum_splash_soft", "cymbals"), ("ride-cup", "cymbals"),
+    # ambiguous or not one of the five: left out
+    ("Pearl Side Stick", None), ("Snare Rimshot", None), ("Rim Click", None), ("Hand Clap", None),
+    ("Snare Roll", None), ("Cowbell", None), ("Tambourine Pedal", None), ("Conga 1", None),
+    ("snare_rim01", None), ("elec_bell", None), ("loop_amen", None), ("Drum 1", None), ("17", None),
+])
+def test_label_rules(name, label):
+    assert label_from_name(name) == label
+
+
+def test_label_overrides_and_gm_keys():
+    assert label_from_name("f3 - bass drum 2") == "kick"
+    assert label_from_name("f3 - bass drum 2", {"f3 bass drum 2": None}) is None
+    assert [label_from_gm_key(k) for k in (36, 37, 38, 42, 45, 49, 53, 39)] == [
+        "kick", None, "snare", "hihat", "toms", "cymbals", "cymbals", None]
+
+
+# ------------------------------------------------------------------ trimming / dedupe
+def test_trim_puts_onset_at_zero():
+    x = np.zeros((1000, 2), np.float32)
+    x[300:] = np.stack([_tone(400)[:700]] * 2, 1)
+    y, lead = trim(x)
+    assert 290 <= lead <= 310 and abs(y[0]).max() > 0
+
+
+def test_duplicates_gain_and_offset_dropped_different_kept():
+    a = _kick()
+    copy = np.concatenate([np.zeros(7, np.float32), 0.4 * a])[: len(a)]
+    other = _tone(120, decay=3)[: len(a)]  # a different low sound
+    dropped = find_duplicates([a, copy, other], order=[0, 1, 2])
+    assert set(dropped) == {1} and dropped[1][0] == 0 and dropped[1][1] > 0.99
+
+
+# ------------------------------------------------------------------ splits
+def test_assign_splits_never_leaks_a_group():
+    cfg = {"groups": {"fam": ["fluid/.*", "tim/.*"], "held": ["hydrogen/Millo.*"]},
+           "splits": {"test": ["held"], "val": ["hydrogen/Forzee"]}, "user_split": "train"}
+    rows = [{"source": s, "kit": k, "group": ""} for s, k in [
+        ("fluid", "Standard"), ("tim", "Room"), ("hydrogen", "Millo_v1"), ("hydrogen", "Millo_ML2"),
+        ("hydrogen", "Forzee"), ("hydrogen", "Other"), ("user", "mine")] * 3]
+    assign_splits(rows, cfg)
+    check_no_leak(rows)
+    by = {(r["source"], r["kit"]): (r["group"], r["split"]) for r in rows}
+    assert by[("fluid", "Standard")] == ("fam", "train") == by[("tim", "Room")]
+    assert by[("hydrogen", "Millo_ML2")] == ("held", "test")
+    assert by[("hydrogen", "Forzee")][1] == "val" and by[("user", "mine")][1] == "train"
+    with pytest.raises(ValueError):
+        assign_splits(rows, {**cfg, "splits": {"test": ["fam"], "val": ["fam"]}})
+    rows[0]["split"] = "val"
+    with pytest.raises(AssertionError):
+        check_no_leak(rows)
+
+
+def test_default_split_groups_are_disjoint_and_yaml_matches_code():
+    cfg = B.load_config(B.default_config_path())
+    assert cfg == B.DEFAULT_CONFIG
+    assert not set(cfg["splits"]["test"]) & set(cfg["splits"]["val"])
+    assert {"millo", "electric_empire"} <= set(cfg["splits"]["test"])
+
+
+# ------------------------------------------------------------------ end to end
+DRUMKIT = """<?xml version="1.0" encoding="UTF-8"?>
+<drumkit_info xmlns="http://www.hydrogen-music.org/drumkit">
+ <name>TestKit</name>
+ <instrumentList>
+{instruments}
+ </instrumentList>
+</drumkit_info>"""
+
+
+def _instrument(name, layers):
+    ls = "".join(f"<layer><filename>{f}</filename><min>{lo}</min><max>{hi}</max></layer>"
+                 for f, lo, hi in layers)
+    return f"<instrument><id>0</id><name>{name}</name>{ls}</instrument>"
+
+
+@pytest.fixture()
+def fake_sources(tmp_path):
+    kit = tmp_path / "pkgs" / "hydrogen-drumkits" / "usr/share/hydrogen/data/drumkits/TestKit"
+    kit.mkdir(parents=True)
+    sounds = {
+        "kick_soft.wav": 0.3 * _kick(48000), "kick_hard.wav": _kick(48000, f0=55),
+        "snare.wav": 0.5 * _tone(200, 48000) + np.pad(_noise(48000, 20, seed=3, hp=False),
+                                                     (0, int(0.2 * 48000))),
+        "stick.wav": _noise(48000, 80, seed=4), "clap.wav": _noise(48000, 40, seed=5),
+        "hh.wav": _noise(48000, 40, seed=6), "tom.wav": _tone(110, 48000, 4),
+        "crash.wav": _noise(48000, 2, seed=7),
+    }
+    for f, x in sounds.items():
+        # 48 kHz mono with 100 samples of leading silence: must be resampled and trimmed
+        sf.write(kit / f, np.concatenate([np.zeros(100, np.float32), x]), 48000)
+    insts = [_instrument("Kick", [("kick_soft.wav", 0, 0.5), ("kick_hard.wav", 0.5, 1)]),
+             _instrument("Snare", [("snare.wav", 0, 1)]),
+             _instrument("Side Stick", [("stick.wav", 0, 1)]),
+             _instrument("Hand Clap", [("clap.wav", 0, 1)]),
+             _instrument("Hi-Hat Closed", [("hh.wav", 0, 1)]),
+             _instrument("Tom Low", [("tom.wav", 0, 1)]),
+             _instrument("Crash", [("crash.wav", 0, 1)])]
+    (kit / "drumkit.xml").write_text(DRUMKIT.format(instruments="\n".join(insts)))
+    user = tmp_path / "mine"
+    (user / "kick").mkdir(parents=True)
+    (user / "snare").mkdir()
+    (user / "notaclass").mkdir()
+    k = _kick(48000, f0=55)
+    # the same sound as kick_hard.wav: other gain, 5 samples later, stereo 44.1 kHz
+    dup = 0.5 * np.concatenate([np.zeros(5, np.float32), k])
+    sf.write(user / "kick" / "my_kick.wav", np.stack([dup, dup], 1), 48000)
+    sf.write(user / "snare" / "my_snare.flac", _tone(330), SR)
+    sf.write(user / "notaclass" / "x.wav", _tone(500), SR)
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sf.write(lib / "ride.wav", _noise(SR, 1.5, seed=9), SR)
+    (tmp_path / "lib.csv").write_text("path,label,kit\nlib/ride.wav,cymbals,myride\n")
+    return tmp_path
+
+
+def test_build_end_to_end(fake_sources, tmp_path):
+    out = tmp_path / "corpus"
+    cfg = B.load_config(None)
+    cfg["splits"] = {"test": ["hydrogen/TestKit"], "val": []}
+    rows = B.build(out, ["hydrogen"], cfg, pkgs_dir=fake_sources / "pkgs",
+                   from_dirs=[fake_sources / "mine"], csv_files=[fake_sources / "lib.csv"])
+    with open(out / "manifest.csv") as f:
+        header = next(csv.reader(f))
+    assert header[:8] == ["path", "label", "source", "kit", "group", "velocity", "n_samples", "split"]
+    assert header == COLUMNS
+    man = read_manifest(out / "manifest.csv")
+    assert len(man) == len(rows)
+    names = {Path(r["path"]).stem: r for r in man}
+    labels = sorted(r["label"] for r in man if r["source"] == "hydrogen")
+    # stick and clap left out; both kick layers kept (different sounds)
+    assert labels == ["cymbals", "hihat", "kick", "kick", "snare", "toms"]
+    assert not any("Stick" in n or "Clap" in n for n in names)
+    # the user's copy of kick_hard is dropped, their snare and CSV ride kept
+    assert not any(r["source"] == "user" and r["label"] == "kick" for r in man)
+    assert {(r["label"], r["kit"]) for r in man if r["source"] == "user"} == {
+        ("snare", "mine"), ("cymbals", "myride")}
+    dups = read_manifest(out / "duplicates.csv")
+    assert len(dups) == 1 and dups[0]["source"] == "user" and "kick_hard" in dups[0]["duplicate_of"]
+    for r in man:
+        x, sr = sf.read(out / r["path"], always_2d=True)
+        assert sr == SR and x.shape[1] == 2 and len(x) == int(r["n_samples"]) <= 4 * SR
+        assert np.abs(x[:8]).max() > 1e-3 * np.abs(x).max()  # onset at sample 0
+        assert r["split"] == ("test" if r["source"] == "hydrogen" else "train")
+    vel = {r["origin"].rsplit("/", 1)[-1]: r["velocity"] for r in man}
+    assert vel["kick_soft.wav"] == "32" and vel["kick_hard.wav"] == "95" and vel["snare.wav"] == ""
+    check_no_leak(man)
+    # resumable: a second run writes nothing new and gives the same manifest
+    mtime = (out / names["Kick__kick_hard"]["path"]).stat().st_mtime
+    B.build(out, ["hydrogen"], cfg, pkgs_dir=fake_sources / "pkgs",
+            from_dirs=[fake_sources / "mine"], csv_files=[fake_sources / "lib.csv"])
+    assert read_manifest(out / "manifest.csv") == man
+    assert (out / names["Kick__kick_hard"]["path"]).stat().st_mtime == mtime
+    # user files are never touched
+    assert (fake_sources / "mine" / "kick" / "my_kick.wav").exists()
+
+
+# ------------------------------------------------------------------ soundfont rendering
+def _tiny_sf2(path: Path) -> None:
+    """A one-sample, one-preset (bank 128, preset 0) SoundFont 2 file."""
+    t = np.arange(4000) / 22050
+    smp = (0.6 * np.sin(2 * np.pi * 220 * t) * np.exp(-t * 10) * 32767).astype("<i2")
+    smpl = smp.tobytes() + b"\0" * 92  # 46 zero samples after the sample data
+
+    def ck(cid, data):
+        return cid + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
+
+    def lst(kind, body):
+        return ck(b"LIST", kind + body)
+
+    info = lst(b"INFO", ck(b"ifil", struct.pack("<HH", 2, 1)) + ck(b"isng", b"EMU8000\0")
+               + ck(b"INAM", b"tiny\0\0"))
+    sdta = lst(b"sdta", ck(b"smpl", smpl))
+    name = lambda s: s.encode().ljust(20, b"\0")  # noqa: E731
+    phdr = (name("Kit") + struct.pack("<HHHIII", 0, 128, 0, 0, 0, 0)
+            + name("EOP") + struct.pack("<HHHIII", 0, 0, 1, 0, 0, 0))
+    pbag = struct.pack("<HHHH", 0, 0, 1, 0)
+    pmod = b"\0" * 10
+    pgen = struct.pack("<HH", 41, 0) + struct.pack("<HH", 0, 0)
+    inst = name("Inst") + struct.pack("<H", 0) + name("EOI") + struct.pack("<H", 1)
+    ibag = struct.pack("<HHHH", 0, 0, 1, 0)
+    imod = b"\0" * 10
+    igen = struct.pack("<HH", 53, 0) + struct.pack("<HH", 0, 0)
+    shdr = (name("s") + struct.pack("<IIIIIBbHH", 0, len(smp), 8, len(smp) - 8, 22050, 60, 0, 0, 1)
+            + name("EOS") + struct.pack("<IIIIIBbHH", 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    pdta = lst(b"pdta", ck(b"phdr", phdr) + ck(b"pbag", pbag) + ck(b"pmod", pmod)
+               + ck(b"pgen", pgen) + ck(b"inst", inst) + ck(b"ibag", ibag) + ck(b"imod", imod)
+               + ck(b"igen", igen) + ck(b"shdr", shdr))
+    body = b"sfbk" + info + sdta + pdta
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+def test_render_tiny_soundfont(tmp_path):
+    pytest.importorskip("tinysoundfont")
+    from drumclassifier.data.render import FontRenderer
+
+    font = tmp_path / "tiny.sf2"
+    _tiny_sf2(font)
+    r = FontRenderer(font, hold_s=0.1, max_seconds=1.0)
+    assert r.drum_presets() == [(0, "Kit")]
+    soft, loud = r.render(60, 40, 0), r.render(60, 127, 0)
+    assert soft.shape[1] == 2 and len(loud) <= SR + SR // 10
+    assert np.abs(loud).max() > np.abs(soft).max() > 0
+    y, lead = trim(loud)
+    assert len(y) > 0 and lead < 50
