@@ -53,6 +53,7 @@ DEFAULT_CONFIG = {
     "gm_velocities": [40, 80, 127],
     "avl_velocities": [13, 40, 65, 90, 115],
     "exclude_presets": ["SFX"],
+    "preset_keys": {"Orchestra": [35, 36, 38, 40]},
     "dedupe": {"threshold": 0.99, "window_seconds": 0.5, "max_lag_ms": 50,
                "priority": ["hydrogen", "avldrums", "sonicpi", "lmms", "fluid", "timgm6mb",
                             "sfgmbank", "user"]},
@@ -159,8 +160,12 @@ def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | Non
                     r = FontRenderer(fonts[0])
                     presets = [(p, n) for p, n in r.drum_presets()
                                if not any(x.lower() in n.lower() for x in cfg["exclude_presets"])]
-                    items += S.font_items(fonts[0], src, family, cfg["gm_velocities"],
-                                          presets=presets)
+                    for p, n in presets:
+                        keys = next((v for k, v in (cfg.get("preset_keys") or {}).items()
+                                     if k.lower() in n.lower()), None)
+                        keymap = None if keys is None else {k: S.label_from_gm_key(k) for k in keys}
+                        items += S.font_items(fonts[0], src, family, cfg["gm_velocities"],
+                                              keymap=keymap, presets=[(p, n)])
             elif kind == "avl":
                 fonts = sorted({p.name: p for p in roots[0].rglob("*_LV2.sf2")}.values())
                 for font in fonts:
