@@ -1,0 +1,433 @@
+"""`drumclassifier train`: train the CRNN on the corpus manifest.
+
+Config: configs/train.yaml (sections `train`, `augment`, optional `model`) merged onto
+typed dataclasses, then `key=value` overrides with full dotted paths (`train.epochs=3`,
+`augment.mp3.p=0`, `model.net.dropout=0.2`).
+A key the schema does not know is an error. The `model` section starts from
+`train.model_config` (configs/model.yaml).
+
+Data: the manifest's train split is decoded ONCE into memory, each hit cut to
+`train.clip_s` (1 s): training cost scales with content length, and the first second
+holds what tells the classes apart (the full 4 s window is used at evaluation).
+Batches are built on the fly: a class drawn uniformly, then a hit of that class; with
+probability `p_mix` that hit is mixed with 1-2 hits of other classes of the SAME kit
+(gains and offsets drawn per hit, multi-hot target). The Augmenter then acts on the
+batch (including random truncation to short post-onset contexts), then log-mel + CRNN,
+BCE per class.
+
+Run folder runs/NAME/: config.yaml (resolved), log.csv (one line per epoch),
+last.pt (every epoch, with optimizer state, for --resume), best.pt (best validation
+score = mean of accuracy at full context and at 20 ms, with per-class thresholds
+chosen on validation singles + mixtures).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EPILOG = """examples:
+  drumclassifier train                                     (configs/train.yaml, run runs/default)
+  drumclassifier train train.name=small train.epochs=5 model.net.conv_channels=[8,16,32]
+  drumclassifier train train.name=small --resume           (continue from runs/small/last.pt)
+Overrides are omegaconf dotlist keys with full paths; an unknown key is an error."""
+
+
+@dataclass
+class TrainConfig:
+    name: str = "default"                 # run folder runs/NAME
+    runs_dir: str = "runs"
+    manifest: str = "data/corpus/manifest.csv"
+    model_config: str = "configs/model.yaml"  # base of the `model` section
+    seed: int = 0
+    device: str = "auto"                  # auto = CUDA when available
+    threads: int = 2                      # torch CPU threads (0 = torch's default)
+    decode_jobs: int = 4
+    clip_s: float = 1.0                   # seconds kept per training hit
+    batch_size: int = 64
+    steps_per_epoch: int = 150
+    epochs: int = 12
+    max_minutes: float = 40.0             # stop cleanly (keeping best.pt) after this; 0 = no limit
+    lr: float = 3e-3
+    final_lr_frac: float = 0.02           # cosine decays to lr * final_lr_frac
+    warmup_frac: float = 0.05             # linear warm-up over this fraction of all steps
+    weight_decay: float = 0.01
+    grad_clip: float = 5.0
+    p_mix: float = 0.3                    # share of batch items that are mixtures
+    mix_sizes: list[int] = field(default_factory=lambda: [2, 3])
+    mix_gain_db: list[float] = field(default_factory=lambda: [-12.0, 0.0])
+    mix_offset_ms: list[float] = field(default_factory=lambda: [0.0, 10.0])
+    val_context_ms: float = 20.0          # the short context of the selection score
+    val_mixtures: int = 300               # seeded val mixtures (thresholds, mixture F1)
+    val_batch_size: int = 64
+    select_short_weight: float = 0.5      # score = (1-w) * acc_full + w * acc_short
+    progress: bool = True
+
+
+def _schema():
+    """The whole file's schema; built here so torch (augment) loads only when a command runs."""
+    from dataclasses import make_dataclass
+
+    from .augment import AugmentConfig
+    from .config import ModelConfig
+    return make_dataclass("TrainFile", [
+        ("train", TrainConfig, field(default_factory=TrainConfig)),
+        ("model", ModelConfig, field(default_factory=ModelConfig)),
+        ("augment", AugmentConfig, field(default_factory=AugmentConfig))])
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] = ()):
+    """configs/train.yaml + overrides -> typed config (sections train, model, augment).
+
+    Raises ConfigError naming the key on an unknown key, a wrong type, a bad range.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .augment import load_augment_config
+    from .config import config_to_dict, load_model_config, validate_model_config
+    from .errors import ConfigError
+
+    def err(where, e):
+        key = getattr(e, "full_key", None)
+        msg = str(e).strip().splitlines()[0]
+        return ConfigError(f"{where}: {key + ': ' if key else ''}{msg}")
+
+    schema = OmegaConf.structured(_schema())
+    layers = []
+    if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            layers.append(OmegaConf.load(path))
+        except Exception as e:  # noqa: BLE001 (YAML errors come in many types)
+            raise ConfigError(f"{path}: cannot parse YAML ({str(e).splitlines()[0]})") from None
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"override {bad[0]!r} is not key=value")
+    try:
+        layers.append(OmegaConf.from_dotlist(list(overrides)))
+        first = OmegaConf.merge(schema, *layers)  # to read train.model_config
+        model_base = config_to_dict(load_model_config(first.train.model_config))
+        merged = OmegaConf.merge(schema, {"model": model_base}, *layers)
+        cfg = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise err(path or "config", e) from None
+    validate_model_config(cfg.model)
+    load_augment_config(cfg.augment)  # range checks
+    t = cfg.train
+    for k in ("batch_size", "steps_per_epoch", "epochs"):
+        if getattr(t, k) < 1:
+            raise ConfigError(f"train.{k} must be >= 1, got {getattr(t, k)}")
+    if not 0 <= t.p_mix <= 1 or not 0 <= t.select_short_weight <= 1:
+        raise ConfigError("train.p_mix and train.select_short_weight must be in [0, 1]")
+    if not t.mix_sizes or min(t.mix_sizes) < 2:
+        raise ConfigError(f"train.mix_sizes must list sizes >= 2, got {t.mix_sizes}")
+    return cfg
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.epilog = EPILOG
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. train.epochs=3 augment.mp3.p=0")
+    p.add_argument("--config", default="configs/train.yaml",
+                   help="training config YAML (default: configs/train.yaml)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue runs/NAME from its last.pt (config from runs/NAME/config.yaml, "
+                        "overrides applied on top)")
+    p.add_argument("--force", action="store_true",
+                   help="start afresh in an existing run folder (overwrites its files)")
+
+
+# ------------------------------------------------------------------------------- sampling
+
+class BatchSampler:
+    """Class-balanced single hits and same-kit mixtures, as [B, 2, N] + multi-hot [B, C]."""
+
+    def __init__(self, bank, labels: list[str], t: TrainConfig):
+        from .dataset import MixtureSampler
+        self.bank, self.labels, self.t = bank, labels, t
+        self.max_len = round(t.clip_s * bank.sample_rate_hz)
+        self.by_class = [[i for i, lab in enumerate(bank.labels) if lab == c] for c in labels]
+        self.classes = [k for k, idx in enumerate(self.by_class) if idx]
+        self.mixer = MixtureSampler(bank.labels, bank.kits, bank.sample_rate_hz, t.mix_sizes,
+                                    t.mix_gain_db, t.mix_offset_ms)
+        self.can_mix = set(self.mixer.multi_kit())
+
+    def sample(self, rng):
+        import numpy as np
+        import torch
+
+        from .dataset import mix, pad_batch
+        waves, target, single = [], np.zeros((self.t.batch_size, len(self.labels)), np.float32), []
+        for b in range(self.t.batch_size):
+            c = self.classes[int(rng.integers(len(self.classes)))]
+            i = self.by_class[c][int(rng.integers(len(self.by_class[c])))]
+            if rng.random() < self.t.p_mix and self.bank.kits[i] in self.can_mix:
+                spec = self.mixer.sample(rng, i)
+                waves.append(mix([self.bank.get(j) for j in spec.indices], spec.gains_db,
+                                 spec.offsets))
+                for j in spec.indices:
+                    target[b, self.labels.index(self.bank.labels[j])] = 1.0
+                single.append(len(spec.indices) == 1)
+            else:
+                waves.append(self.bank.get(i))
+                target[b, c] = 1.0
+                single.append(True)
+        x, lengths = pad_batch(waves, self.max_len)
+        return x, lengths, torch.from_numpy(target), torch.tensor(single)
+
+
+# ------------------------------------------------------------------------------- the run
+
+def lr_at(step: int, total: int, t: TrainConfig) -> float:
+    """Linear warm-up, then cosine from lr down to lr * final_lr_frac."""
+    warm = max(1, int(t.warmup_frac * total))
+    if step < warm:
+        return t.lr * (step + 1) / warm
+    prog = min(1.0, (step - warm) / max(1, total - warm))
+    return t.lr * (t.final_lr_frac + (1 - t.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * prog)))
+
+
+def seed_all(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Validator:
+    """Validation singles (full context and short context) and seeded mixtures."""
+
+    def __init__(self, bank, labels, t: TrainConfig):
+        import numpy as np
+
+        from .dataset import MixtureSampler, mixture_target
+        self.bank, self.labels, self.t = bank, labels, t
+        self.true = np.array([labels.index(lab) for lab in bank.labels])
+        self.short = round(t.val_context_ms * 1e-3 * bank.sample_rate_hz)
+        mixer = MixtureSampler(bank.labels, bank.kits, bank.sample_rate_hz, t.mix_sizes,
+                               t.mix_gain_db, t.mix_offset_ms)
+        self.mixes = mixer.fixed_set(t.val_mixtures, seed=t.seed + 7919)
+        self.mix_targets = (np.stack([mixture_target(m, bank.labels, labels) for m in self.mixes])
+                            if self.mixes else np.zeros((0, len(labels)), np.float32))
+
+    def __call__(self, predict_fn) -> dict:
+        import numpy as np
+
+        from .evaluate import (
+            choose_thresholds,
+            multilabel_prf,
+            predict_bank,
+            predict_mixtures,
+            single_label_metrics,
+        )
+        bs = self.t.val_batch_size
+        p_full = predict_bank(predict_fn, self.bank, None, bs)
+        p_short = predict_bank(predict_fn, self.bank, self.short, bs)
+        full, short = single_label_metrics(self.true, p_full), single_label_metrics(self.true, p_short)
+        onehot = np.eye(len(self.labels), dtype=np.float32)[self.true]
+        targets, probs = onehot, p_full
+        if self.mixes:
+            p_mix = predict_mixtures(predict_fn, self.bank, self.mixes, None, bs)
+            targets, probs = np.concatenate([onehot, self.mix_targets]), np.concatenate([p_full, p_mix])
+        thresholds = choose_thresholds(targets, probs)
+        out = {"acc_full": full["accuracy"], "acc_short": short["accuracy"],
+               "macro_f1": full["macro_f1"], "recall_full": full["recall"],
+               "recall_short": short["recall"], "thresholds": thresholds}
+        if self.mixes:
+            _, _, f = multilabel_prf(self.mix_targets, p_mix, thresholds)
+            out["mix_f1"] = f.tolist()
+            out["mix_macro_f1"] = float(f.mean())
+        w = self.t.select_short_weight
+        out["score"] = (1 - w) * out["acc_full"] + w * out["acc_short"]
+        return out
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+    from omegaconf import OmegaConf
+    from tqdm import tqdm
+
+    from .augment import Augmenter
+    from .checkpoint import read_checkpoint, save_checkpoint
+    from .classifier import select_device
+    from .dataset import ClipBank, read_manifest
+    from .errors import ConfigError
+    from .features import LogMel
+    from .model import CRNN
+
+    cfg = load_train_config(args.config, args.overrides)
+    run_dir = Path(cfg.train.runs_dir) / cfg.train.name
+    resume_state = None
+    if args.resume:
+        if not (run_dir / "last.pt").is_file():
+            raise ConfigError(f"{run_dir / 'last.pt'}: nothing to resume")
+        # the run's own resolved config, with this command's overrides on top
+        cfg = load_train_config(run_dir / "config.yaml", args.overrides)
+        resume_state = read_checkpoint(run_dir / "last.pt")
+    elif run_dir.exists() and any(run_dir.iterdir()) and not args.force:
+        raise ConfigError(f"{run_dir} exists; use --resume to continue it, --force to start "
+                          "afresh, or train.name=OTHER")
+    t, mcfg = cfg.train, cfg.model
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.structured(cfg), run_dir / "config.yaml")
+
+    if t.threads > 0:
+        torch.set_num_threads(t.threads)
+    device = select_device(t.device)
+    seed_all(t.seed)
+    labels = list(mcfg.labels)
+    say = (lambda s: tqdm.write(s, file=sys.stderr))
+
+    # ---- data, decoded once
+    train_items, skipped = read_manifest(t.manifest, ["train"], labels)
+    val_items, _ = read_manifest(t.manifest, ["val"], labels)
+    if not train_items or not val_items:
+        raise ConfigError(f"{t.manifest}: needs rows in both the train and val splits "
+                          f"(found {len(train_items)} train, {len(val_items)} val)")
+    t0 = time.time()
+    train_bank = ClipBank(train_items, mcfg.sample_rate_hz, t.clip_s, jobs=t.decode_jobs,
+                          progress=t.progress, desc="decoding train")
+    val_bank = ClipBank(val_items, mcfg.sample_rate_hz, t.clip_s, jobs=t.decode_jobs,
+                        progress=t.progress, desc="decoding val")
+    for bank in (train_bank, val_bank):
+        for item, e in bank.failed:
+            say(f"warning: skipped {e}")
+    counts = {c: train_bank.labels.count(c) for c in labels}
+    say(f"train {len(train_bank)} hits {counts}, {len(set(train_bank.kits))} kits; "
+        f"val {len(val_bank)} hits, {len(set(val_bank.kits))} kits; {skipped} rows of other "
+        f"labels skipped; {(train_bank.nbytes + val_bank.nbytes) / 2**20:.0f} MB in memory, "
+        f"decoded in {time.time() - t0:.0f} s")
+    missing = [c for c in labels if counts[c] == 0]
+    if missing:
+        raise ConfigError(f"no training hits for class(es) {missing}")
+
+    sampler = BatchSampler(train_bank, labels, t)
+    validator = Validator(val_bank, labels, t)
+
+    # ---- model
+    features = LogMel(mcfg).to(device)
+    model = CRNN(mcfg).to(device)
+    augmenter = Augmenter.from_config(cfg.augment, mcfg.sample_rate_hz).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    n_params = sum(p.numel() for p in model.parameters())
+    start_epoch, best_score, best_epoch = 0, -1.0, -1
+    if resume_state is not None:
+        model.load_state_dict(resume_state["state_dict"])
+        st = resume_state["meta"]["train_state"]
+        opt.load_state_dict(st["optimizer"])
+        start_epoch, best_score, best_epoch = st["epoch"] + 1, st["best_score"], st["best_epoch"]
+        say(f"resuming {run_dir} at epoch {start_epoch + 1} (best score {best_score:.4f} "
+            f"at epoch {best_epoch + 1})")
+    say(f"model {n_params:,} parameters on {device}; {t.epochs} epochs x {t.steps_per_epoch} "
+        f"steps x batch {t.batch_size}; run folder {run_dir}")
+
+    def predict_fn(x, lengths):
+        with torch.inference_mode():
+            x, lengths = x.to(device), lengths.to(device)
+            return torch.sigmoid(model(*features(x, lengths))).float().cpu()
+
+    log_path = run_dir / "log.csv"
+    fields = ["epoch", "steps", "minutes", "epoch_s", "steps_per_s", "lr", "loss", "train_acc",
+              "val_acc_full", f"val_acc_{t.val_context_ms:g}ms", "val_macro_f1",
+              "val_mix_macro_f1", "score", "best"]
+    if resume_state is None or not log_path.exists():
+        with log_path.open("w", newline="") as f:
+            csv.writer(f).writerow(fields)
+
+    total_steps = t.epochs * t.steps_per_epoch
+    t_start, elapsed_before = time.time(), (resume_state or {}).get("meta", {}).get(
+        "train_state", {}).get("minutes", 0.0) * 60
+    stop = False
+    bce = torch.nn.BCEWithLogitsLoss()
+    meta_common = {"labels": labels, "train_config": OmegaConf.to_container(
+        OmegaConf.structured(cfg), resolve=True), "n_params": n_params,
+        "selection": f"score = {1 - t.select_short_weight:g} * val accuracy at full context "
+                     f"+ {t.select_short_weight:g} * val accuracy at {t.val_context_ms:g} ms",
+        "thresholds_from": "per-class F1 maximised on val singles + mixtures (full context)"}
+    for epoch in range(start_epoch, t.epochs):
+        seed_all(t.seed * 100003 + epoch)  # an epoch replays identically after --resume
+        rng = np.random.default_rng([t.seed, epoch])
+        model.train(), augmenter.train(), features.train()
+        losses, correct, n_single = [], 0, 0
+        t_ep = time.time()
+        bar = tqdm(range(t.steps_per_epoch), desc=f"epoch {epoch + 1}/{t.epochs}", unit="step",
+                   disable=not t.progress, dynamic_ncols=True, file=sys.stderr)
+        steps_done = 0
+        for step in bar:
+            g = epoch * t.steps_per_epoch + step
+            for pg in opt.param_groups:
+                pg["lr"] = lr_at(g, total_steps, t)
+            x, lengths, y, single = sampler.sample(rng)
+            x, lengths, y = x.to(device), lengths.to(device), y.to(device)
+            with torch.no_grad():
+                x, lengths = augmenter(x, lengths)
+            logits = model(*features(x, lengths))
+            loss = bce(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            opt.step()
+            losses.append(loss.item())
+            s = single.to(device)
+            correct += int((logits.argmax(1) == y.argmax(1))[s].sum())
+            n_single += int(s.sum())
+            steps_done += 1
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}",
+                                acc=f"{correct / max(1, n_single):.3f}")
+            minutes = (elapsed_before + time.time() - t_start) / 60
+            if t.max_minutes > 0 and minutes >= t.max_minutes:
+                say(f"max_minutes={t.max_minutes:g} reached at epoch {epoch + 1} step "
+                    f"{step + 1}: validating, saving and stopping")
+                stop = True
+                break
+        bar.close()
+        epoch_s = time.time() - t_ep
+
+        model.eval(), features.eval()
+        v = validator(predict_fn)
+        minutes = (elapsed_before + time.time() - t_start) / 60
+        is_best = v["score"] > best_score
+        mcfg.thresholds = v["thresholds"]  # chosen on val: stored in the checkpoint's config
+        if is_best:
+            best_score, best_epoch = v["score"], epoch
+            save_checkpoint(run_dir / "best.pt", model.state_dict(), mcfg,
+                            {**meta_common, "epoch": epoch + 1, "val": v})
+        train_state = {"optimizer": opt.state_dict(), "epoch": epoch, "best_score": best_score,
+                       "best_epoch": best_epoch, "minutes": minutes}
+        save_checkpoint(run_dir / "last.pt", model.state_dict(), mcfg,
+                        {**meta_common, "epoch": epoch + 1, "val": v, "train_state": train_state})
+        row = [epoch + 1, (epoch + 1) * t.steps_per_epoch if not stop else g + 1,
+               f"{minutes:.2f}", f"{epoch_s:.1f}", f"{steps_done / max(epoch_s, 1e-9):.3f}",
+               f"{lr_at(g, total_steps, t):.2e}", f"{np.mean(losses):.4f}",
+               f"{correct / max(1, n_single):.4f}", f"{v['acc_full']:.4f}",
+               f"{v['acc_short']:.4f}", f"{v['macro_f1']:.4f}",
+               f"{v.get('mix_macro_f1', float('nan')):.4f}", f"{v['score']:.4f}", int(is_best)]
+        with log_path.open("a", newline="") as f:
+            csv.writer(f).writerow(row)
+        say(f"epoch {epoch + 1}: loss {np.mean(losses):.4f} train acc "
+            f"{correct / max(1, n_single):.3f} | val acc full {v['acc_full']:.3f} "
+            f"{t.val_context_ms:g}ms {v['acc_short']:.3f} macro-F1 {v['macro_f1']:.3f} "
+            f"mix-F1 {v.get('mix_macro_f1', float('nan')):.3f} | score {v['score']:.4f}"
+            f"{' (best)' if is_best else ''} | {steps_done / max(epoch_s, 1e-9):.2f} steps/s, "
+            f"{minutes:.1f} min")
+        if stop:
+            break
+    summary = {"run": str(run_dir), "best_epoch": best_epoch + 1, "best_score": best_score,
+               "best": str(run_dir / "best.pt"), "minutes": round(
+                   (elapsed_before + time.time() - t_start) / 60, 2), "stopped_early": stop}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    say(f"done: best epoch {best_epoch + 1} (score {best_score:.4f}) -> {run_dir / 'best.pt'}")
+    return 0

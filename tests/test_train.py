@@ -1,0 +1,175 @@
+"""`drumclassifier train` and `evaluate` end to end on a tiny generated corpus.
+
+Five synthetic "drums" per kit (sine-burst kicks, tone+noise snares, high-passed noise
+hats, pitched damped toms, long bright noise cymbals), 4 kits, written as 44.1 kHz
+stereo FLACs with a manifest like the corpus builder's.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from drumclassifier.cli import main
+
+SR = 44100
+LABELS = ["kick", "snare", "hihat", "toms", "cymbals"]
+
+
+def _hp(x):
+    return np.diff(x, 2, prepend=[0, 0])
+
+
+def synth(label: str, rng: np.random.Generator, kit: int, vel: float) -> np.ndarray:
+    """[n, 2] float32 one-shot, onset at sample 0."""
+    dur = {"kick": 0.25, "snare": 0.2, "hihat": 0.08, "toms": 0.3, "cymbals": 0.5}[label]
+    t = np.arange(int(SR * dur)) / SR
+    if label == "kick":
+        f = 45 + 8 * kit + 90 * np.exp(-t * 35)
+        x = np.sin(2 * np.pi * np.cumsum(f) / SR) * np.exp(-t * 12)
+    elif label == "snare":
+        x = 0.5 * np.sin(2 * np.pi * (180 + 10 * kit) * t) * np.exp(-t * 25)
+        x = x + 0.6 * rng.standard_normal(len(t)) * np.exp(-t * 18)
+    elif label == "hihat":
+        x = _hp(_hp(rng.standard_normal(len(t)))) * np.exp(-t * 60)
+    elif label == "toms":
+        f = 110 + 15 * kit + 30 * np.exp(-t * 20)
+        x = np.sin(2 * np.pi * np.cumsum(f) / SR) * np.exp(-t * 7)
+    else:
+        x = _hp(rng.standard_normal(len(t))) * np.exp(-t * 5)
+    x = vel * 0.8 * x / np.abs(x).max()
+    return np.stack([x, x * rng.uniform(0.8, 1.0)], 1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    rows = []
+    splits = {0: "train", 1: "train", 2: "val", 3: "test"}
+    for kit, split in splits.items():
+        for label in LABELS:
+            for vel in (0.4, 0.7, 1.0):
+                rel = f"audio/kit{kit}/{label}_{int(vel * 100)}.flac"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                sf.write(root / rel, synth(label, rng, kit, vel), SR, subtype="PCM_16")
+                rows.append({"path": rel, "label": label, "source": "synth", "kit": f"kit{kit}",
+                             "group": f"kit{kit}", "velocity": int(vel * 127),
+                             "n_samples": 0, "split": split})
+    with (root / "manifest.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
+TINY = ["model.net.conv_channels=[4,8,8]", "model.net.freq_rnn_hidden=8",
+        "model.net.time_rnn_hidden=16", "model.net.linear_hidden=[16,16]",
+        "train.batch_size=12", "train.lr=0.01", "train.clip_s=0.2", "train.val_mixtures=20",
+        "train.progress=false", "train.warmup_frac=0", "train.threads=1",
+        # the slow per-item augmentations off: their own tests cover them
+        "augment.mp3.p=0", "augment.pitch_shift.p=0", "augment.eq.p=0.2"]
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    rc = main(["train", f"train.manifest={corpus / 'manifest.csv'}", f"train.runs_dir={runs}",
+               "train.name=tiny", "train.epochs=2", "train.steps_per_epoch=30"] + TINY)
+    assert rc == 0
+    return runs / "tiny"
+
+
+def test_training_lowers_loss_and_writes_checkpoints(trained):
+    rows = list(csv.DictReader((trained / "log.csv").open()))
+    assert len(rows) == 2
+    losses = [float(r["loss"]) for r in rows]
+    assert losses[-1] < losses[0]
+    assert max(float(r["val_acc_full"]) for r in rows) > 0.3  # chance is 0.2
+    for name in ("best.pt", "last.pt", "config.yaml", "summary.json"):
+        assert (trained / name).is_file()
+
+
+def test_checkpoint_loads_and_classifies(trained, corpus):
+    from drumclassifier import DrumClassifier
+    from drumclassifier.checkpoint import read_checkpoint
+    clf = DrumClassifier(trained / "best.pt", device="cpu")
+    assert clf.cfg.thresholds is not None and len(clf.cfg.thresholds) == 5
+    assert all(0 < t < 1 for t in clf.cfg.thresholds)
+    r = clf.classify_from_path(corpus / "audio/kit3/kick_100.flac")
+    assert r.label in LABELS and set(r.probs) == set(LABELS)
+    # last.pt carries what --resume needs; best.pt stays lean
+    assert "train_state" in read_checkpoint(trained / "last.pt")["meta"]
+    assert "train_state" not in read_checkpoint(trained / "best.pt")["meta"]
+
+
+def test_resume_continues_the_log(trained):
+    rc = main(["train", f"train.runs_dir={trained.parent}", "train.name=tiny", "train.epochs=3",
+               "--resume"])
+    assert rc == 0
+    rows = list(csv.DictReader((trained / "log.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+
+
+def test_existing_run_is_not_overwritten(trained, capsys):
+    rc = main(["train", f"train.runs_dir={trained.parent}", "train.name=tiny"])
+    assert rc == 2 and "exists" in capsys.readouterr().err
+
+
+def test_config_typo_is_an_error(capsys):
+    assert main(["train", "train.epochz=3"]) == 2
+    assert "epochz" in capsys.readouterr().err
+    assert main(["train", "augment.gain.pp=0.1"]) == 2
+
+
+def test_evaluate_writes_metrics_and_plots(trained, corpus, tmp_path):
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "-w", str(trained / "best.pt"), "--manifest",
+               str(corpus / "manifest.csv"), "--split", "test", "--out", str(out), "-q",
+               "--mixtures", "30", "--bootstrap", "50", "--contexts", "5,20,1000"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n"] == 15 and m["n_per_class"] == {lab: 3 for lab in LABELS}
+    assert list(m["contexts"]) == ["5 ms", "20 ms", "1000 ms", "full"]
+    assert np.array(m["full"]["confusion"]).sum() == 15
+    assert len(m["mixtures"]["full"]["f1"]) == 5
+    for png in ("confusion.png", "context.png"):
+        assert (out / png).stat().st_size > 1000
+    # a folder with one sub-folder per class works too, and results are not overwritten
+    folder = tmp_path / "sorted"
+    for lab in LABELS:
+        (folder / lab).mkdir(parents=True)
+        (folder / lab / "a.flac").write_bytes((corpus / f"audio/kit3/{lab}_100.flac").read_bytes())
+    rc = main(["evaluate", "-w", str(trained / "best.pt"), str(folder), "--out", str(out), "-q"])
+    assert rc == 2
+    rc = main(["evaluate", "-w", str(trained / "best.pt"), str(folder), "--out", str(out), "-q",
+               "--force", "--bootstrap", "0"])
+    assert rc == 0 and json.loads((out / "metrics.json").read_text())["n"] == 5
+
+
+def test_mixtures_stay_in_one_kit():
+    from drumclassifier.dataset import MixtureSampler
+    labels = ["kick", "snare", "hihat", "kick", "snare", "toms"]
+    kits = ["a", "a", "a", "b", "b", "b"]
+    ms = MixtureSampler(labels, kits, SR)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        spec = ms.sample(rng, int(rng.integers(6)))
+        assert len({kits[i] for i in spec.indices}) == 1
+        assert len({labels[i] for i in spec.indices}) == len(spec.indices) >= 2
+        assert spec.offsets[0] == 0 and all(0 <= o <= 441 for o in spec.offsets)
+        assert all(-12 <= g <= 0 for g in spec.gains_db)
+
+
+def test_lr_schedule_warms_up_and_decays():
+    from drumclassifier.train import TrainConfig, lr_at
+    t = TrainConfig(lr=1.0, warmup_frac=0.1, final_lr_frac=0.0)
+    lrs = [lr_at(s, 100, t) for s in range(100)]
+    assert lrs[0] < lrs[9] == pytest.approx(1.0)
+    assert lrs[-1] < 0.01 and all(a >= b for a, b in itertools.pairwise(lrs[10:]))
+    torch.manual_seed(0)
