@@ -14,6 +14,8 @@ import sys
 COMMANDS = {
     "corpus": ("drumclassifier.data.build", "build the open drum corpus (+ your own library)"),
     "classify": ("drumclassifier.classify_cli", "label drum one-shots: files or whole folders"),
+    "train": ("drumclassifier.train", "train the classifier on the corpus manifest"),
+    "evaluate": ("drumclassifier.evaluate", "score a checkpoint: per-class metrics, context curves"),
 }
 
 EPILOG = """examples:
