@@ -220,7 +220,7 @@ def _tiny_sf2(path: Path) -> None:
     info = lst(b"INFO", ck(b"ifil", struct.pack("<HH", 2, 1)) + ck(b"isng", b"EMU8000\0")
                + ck(b"INAM", b"tiny\0\0"))
     sdta = lst(b"sdta", ck(b"smpl", smpl))
-    name = lambda s: s.encode().ljust(20, b"\0")  # noqa: E731
+    name = lambda s: s.encode().ljust(20, b"\0")
     phdr = (name("Kit") + struct.pack("<HHHIII", 0, 128, 0, 0, 0, 0)
             + name("EOP") + struct.pack("<HHHIII", 0, 0, 1, 0, 0, 0))
     pbag = struct.pack("<HHHH", 0, 0, 1, 0)
