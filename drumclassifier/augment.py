@@ -138,6 +138,22 @@ def _biquad_shelf(f0_hz: Tensor, gain_db: Tensor, sample_rate_hz: int, high: boo
     return b, a_
 
 
+def _fast_fft_len(n: int) -> int:
+    """Smallest 2**a * 3**b * 5**c >= n: FFTs of such sizes are fast (a prime size is not)."""
+    best = 1 << max(0, n - 1).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p = p35
+            while p < n:
+                p *= 2
+            best = min(best, p)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 class RandomEQ(ItemAugmentation):
     """Random spectral tilt plus peaking bumps, as causal biquads (like a real EQ).
 
@@ -145,11 +161,12 @@ class RandomEQ(ItemAugmentation):
     with +t/2 dB, t uniform in ``tilt_db``: highs end up t dB louder than lows.
     Bumps: ``num_bumps`` peaking filters, centre log-uniform in ``bump_freq_hz``, gain
     uniform in ``bump_gain_db``, Q log-uniform in ``bump_q``.
-    The cascade is applied in the frequency domain: its exact complex response (phase
-    included, so still causal) times the spectrum of the item zero-padded to 2N, which
-    is batched and far faster than running IIR loops sample by sample. The filters'
-    impulse responses decay within tens of ms, so the circular wrap of the 2N FFT is
-    negligible. The ringing past an item's length is cut, as the live path would cut it.
+    The cascade is applied by FFT convolution with its impulse response, which is the
+    inverse FFT of the exact complex response (phase included, so causal like a real EQ)
+    sampled at ``ir_samples`` points: long enough for the slowest resonance allowed by
+    the ranges to decay by 120 dB, so the time aliasing is negligible. This is batched
+    and far faster than running IIR loops sample by sample. The ringing past an item's
+    length is cut, as the live path would cut it.
     """
 
     def __init__(self, p: float, sample_rate_hz: int, tilt_db=(-12.0, 12.0),
@@ -161,6 +178,12 @@ class RandomEQ(ItemAugmentation):
         self.num_bumps = num_bumps
         self.bump_gain_db, self.bump_freq_hz, self.bump_q = (
             tuple(bump_gain_db), tuple(bump_freq_hz), tuple(bump_q))
+        # A biquad's poles decay by w0 / (2 Q A) per sample (A = 10**(dB/40) for a boost),
+        # so the slowest allowed one has the time constant tau below; 14 tau = 120 dB.
+        w0_min = 2 * math.pi * min(bump_freq_hz[0], tilt_low_hz) / sample_rate_hz
+        a_max = 10.0 ** (max(map(abs, (*bump_gain_db, *tilt_db))) / 40.0)
+        tau = 2 * max(bump_q[1], 1.0) * a_max / w0_min
+        self.ir_samples = _fast_fft_len(max(1024, math.ceil(14 * tau)))
 
     def augment(self, x, lengths):
         b, dev, sr = x.shape[0], x.device, self.sample_rate_hz
@@ -172,16 +195,24 @@ class RandomEQ(ItemAugmentation):
             filters.append(_biquad_peaking(_log_uniform(*self.bump_freq_hz, b, dev).double(),
                                            _uniform(*self.bump_gain_db, b, dev).double(),
                                            _log_uniform(*self.bump_q, b, dev).double(), sr))
+        # Response at the rfft bins of an ir_samples-point FFT. Per biquad, B(z)/A(z) with
+        # z = e^{-jw}; multiplying both by e^{jw} gives b1 + (b0 + b2) cos w + j (b0 - b2) sin w,
+        # which keeps float64 precision near sharp low resonances.
+        m = self.ir_samples
+        w = torch.arange(m // 2 + 1, device=dev, dtype=torch.float64) * (2 * math.pi / m)
+        cos, sin = torch.cos(w), torch.sin(w)
+
+        def on_circle(c):  # c: [b, 3] -> complex [b, F]
+            return torch.complex(c[:, 1:2] + (c[:, 0:1] + c[:, 2:3]) * cos, (c[:, 0:1] - c[:, 2:3]) * sin)
+
+        response = torch.ones(b, w.shape[0], device=dev, dtype=torch.complex128)
+        for b_coeffs, a_coeffs in filters:
+            response = response * on_circle(b_coeffs) / on_circle(a_coeffs)
+        ir = torch.fft.irfft(response, n=m).to(x.dtype)  # [b, m], the cascade's impulse response
         n = x.shape[-1]
-        # z^-1 on the unit circle at the rfft bins of a 2N-point FFT; coefficients in float64
-        w = torch.arange(n + 1, device=dev, dtype=torch.float64) * (math.pi / n)
-        z1 = torch.polar(torch.ones_like(w), -w)  # [F]
-        z = torch.stack([torch.ones_like(z1), z1, z1 * z1])  # [3, F]: 1, z^-1, z^-2
-        response = torch.ones(b, n + 1, device=dev, dtype=torch.complex128)
-        for b_coeffs, a_coeffs in filters:  # [b, 3] each
-            response = response * (b_coeffs.to(z.dtype) @ z) / (a_coeffs.to(z.dtype) @ z)
-        spec = torch.fft.rfft(x, n=2 * n, dim=-1)  # [b, 2, F]
-        y = torch.fft.irfft(spec * response.to(spec.dtype)[:, None, :], n=2 * n, dim=-1)
+        n_fft = _fast_fft_len(n + m - 1)  # linear convolution: no wrap into the first N samples
+        spec = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(ir, n=n_fft)[:, None, :]
+        y = torch.fft.irfft(spec, n=n_fft)
         return y[..., :n], lengths
 
 

@@ -345,6 +345,26 @@ def test_eq_tilt_brightens():
     assert abs(_steady_gain_db(eq, 1000.0)) < 2.0
 
 
+def test_eq_matches_time_domain_biquads_and_is_causal():
+    from torchaudio.functional import lfilter
+    from drumclassifier.augment import _biquad_peaking, _biquad_shelf
+
+    eq = RandomEQ(1.0, SR, tilt_db=(-8.0, -8.0), num_bumps=2, bump_gain_db=(6.0, 6.0),
+                  bump_freq_hz=(80.0, 80.0), bump_q=(2.0, 2.0))
+    x, lengths = hits(b=2, n=SR // 4, short=False, min_length=SR // 4)
+    x[:, :, :1000] = 0  # onset at 1000: nothing may appear before it
+    y, _ = eq.train()(x, lengths)
+    one = torch.ones(1, dtype=torch.float64)
+    ref = x.double()
+    for bq, aq in [_biquad_shelf(200.0 * one, 4.0 * one, SR, high=False),
+                   _biquad_shelf(5000.0 * one, -4.0 * one, SR, high=True),
+                   _biquad_peaking(80.0 * one, 6.0 * one, 2.0 * one, SR),
+                   _biquad_peaking(80.0 * one, 6.0 * one, 2.0 * one, SR)]:
+        ref = lfilter(ref, aq[0], bq[0], clamp=False)
+    assert y[:, :, :1000].abs().max() < 1e-5
+    torch.testing.assert_close(y.double(), ref, atol=1e-4, rtol=0)
+
+
 # --------------------------------------------------------------------------- the chain and its config
 
 def test_augmenter_from_yaml_keeps_invariant():
