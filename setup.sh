@@ -14,4 +14,6 @@ python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # constraints.txt pins the tested torch/torchaudio pair
 .venv/bin/pip install -q -c constraints.txt ".[dev]"
+# corpus rendering: tinysoundfont declares pyaudio (playback only), which needs PortAudio headers
+.venv/bin/pip install -q --no-deps "tinysoundfont==0.3.7"
 echo "DrumClassifier installed in .venv"
