@@ -14,6 +14,8 @@ import sys
 COMMANDS = {
     "corpus": ("drumclassifier.data.build", "build the open drum corpus (+ your own library)"),
     "classify": ("drumclassifier.classify_cli", "label drum one-shots: files or whole folders"),
+    "listen": ("realtime.cli", "live: hits from a microphone/input device to console, MIDI, files"),
+    "stream": ("realtime.cli", "a file through the live engine (paced, --fast or --play)"),
     "train": ("drumclassifier.train", "train the classifier on the corpus manifest"),
     "evaluate": ("drumclassifier.evaluate", "score a checkpoint: per-class metrics, context curves"),
 }

@@ -1,0 +1,20 @@
+"""Real time: audio streams in, drum hits classified, console lines or MIDI notes out.
+
+    source (DeviceSource | FileSource) -> RingBuffer -> OnsetDetector -> Slicer
+        -> HitQueue -> Worker (DrumClassifier) -> sinks (Console, MIDI port, MIDI file, CSV)
+
+Only numpy is imported here; torch, sounddevice and rtmidi load when used.
+"""
+from .config import RealtimeConfig, load_realtime_config
+from .engine import Engine, Stats
+from .onset import Onset, OnsetDetector
+from .ringbuffer import RingBuffer
+from .sinks import ConsoleSink, EventsCsvSink, MidiFileSink, MidiPortSink
+from .slicer import Hit, Slicer
+from .sources import DeviceSource, FileSource
+from .worker import Event, HitQueue, Worker, velocity_from_db
+
+__all__ = ["RealtimeConfig", "load_realtime_config", "Engine", "Stats", "Onset", "OnsetDetector",
+           "RingBuffer", "ConsoleSink", "EventsCsvSink", "MidiFileSink", "MidiPortSink", "Hit",
+           "Slicer", "DeviceSource", "FileSource", "Event", "HitQueue", "Worker",
+           "velocity_from_db"]

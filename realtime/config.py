@@ -1,0 +1,135 @@
+"""Typed real-time configuration: configs/realtime.yaml onto dataclasses.
+
+The dataclass defaults below ARE the defaults (so an installed wheel needs no YAML);
+configs/realtime.yaml mirrors them with comments, and a test keeps the two equal.
+An unknown key in a YAML file is an error, as for the model config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from drumclassifier.errors import ConfigError
+
+
+@dataclass
+class AudioConfig:
+    sample_rate_hz: int = 44100     # device rate; slices are resampled to the model's rate if different
+    blocksize: int = 128            # frames per device callback (2.9 ms at 44.1 kHz)
+    channels: int = 1               # device input channels (the model's channel policy applies)
+    dtype: str = "float32"          # device sample format: float32 or int16
+    latency: str = "low"            # PortAudio latency hint: low, high, or seconds as a string
+    ring_s: float = 2.0             # ring buffer capacity (s) between callback and analysis
+
+
+@dataclass
+class OnsetConfig:
+    frame_size: int = 512           # STFT frame (samples at 44.1 kHz; scaled with the rate)
+    hop_size: int = 128             # detection step (samples at 44.1 kHz; scaled with the rate)
+    diff_frames: int = 2            # flux compares frame t with frame t - diff_frames
+    bands_per_octave: int = 6       # log-frequency bands the flux is summed over
+    f_min_hz: float = 30.0
+    f_max_hz: float = 17000.0
+    log_mul: float = 1000.0         # compression: log1p(log_mul * band magnitude)
+    delta: float = 0.2              # absolute threshold on the flux (mean positive log rise per band)
+    ratio: float = 1.0              # adaptive part: + ratio * mean flux over the last avg_ms
+    avg_ms: float = 100.0
+    rearm_ratio: float = 0.5        # a new onset needs the flux to have fallen below this x last peak
+    min_gap_ms: float = 20.0        # minimum inter-onset interval (short enough for flams)
+    min_level_db: float = -60.0     # frames quieter than this (dBFS RMS) never start an onset
+    refine_block: int = 16          # onset time refined to this many samples in the time domain
+
+
+@dataclass
+class SlicerConfig:
+    context_ms: float = 30.0        # audio after the onset given to the model (see docs: latency vs accuracy)
+    history_s: float = 1.0          # audio kept for slicing (must exceed the detection delay)
+
+
+@dataclass
+class WorkerConfig:
+    queue_size: int = 64            # pending hits; beyond this the drop policy applies (counted)
+    max_batch: int = 32             # hits classified in one model call when a backlog builds
+    drop_policy: str = "oldest"     # oldest: drop the stalest pending hit; newest: refuse the new one
+
+
+@dataclass
+class VelocityConfig:
+    # velocity = 1 + 126 * clip((peak_db - min_db) / (max_db - min_db), 0, 1) ** gamma
+    # peak_db: the hit's peak level (dBFS) over its context window, like a drum module's scan time.
+    min_db: float = -48.0
+    max_db: float = -3.0
+    gamma: float = 1.0              # <1 lifts soft hits, >1 compresses them
+
+
+@dataclass
+class MidiConfig:
+    channel: int = 10               # 1-16; 10 is the General MIDI drum channel
+    note_length_ms: float = 50.0    # note-off this long after each note-on
+    api: str = "auto"               # rtmidi API: auto (each compiled API in turn), alsa, jack
+    client_name: str = "drumclassifier"
+    notes: Dict[str, int] = field(default_factory=lambda: {
+        "kick": 36, "snare": 38, "hihat": 42, "toms": 45, "cymbals": 49})
+
+
+@dataclass
+class RealtimeConfig:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    onset: OnsetConfig = field(default_factory=OnsetConfig)
+    slicer: SlicerConfig = field(default_factory=SlicerConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    velocity: VelocityConfig = field(default_factory=VelocityConfig)
+    midi: MidiConfig = field(default_factory=MidiConfig)
+
+
+def load_realtime_config(src: str | Path | dict | None = None,
+                         overrides: Optional[dict] = None) -> RealtimeConfig:
+    """Defaults, merged with a YAML file or dict, then with `overrides` (a nested dict)."""
+    schema = OmegaConf.structured(RealtimeConfig)
+    source = "realtime config"
+    try:
+        parts = [schema]
+        if isinstance(src, (str, Path)):
+            source = str(src)
+            if not Path(src).is_file():
+                raise ConfigError(f"{src}: config file not found")
+            parts.append(OmegaConf.load(src))
+        elif src is not None:
+            parts.append(OmegaConf.create(src))
+        if overrides:
+            parts.append(OmegaConf.create(overrides))
+        cfg = OmegaConf.to_object(OmegaConf.merge(*parts))
+    except OmegaConfBaseException as e:
+        msg = str(e).strip().splitlines()[0]
+        key = getattr(e, "full_key", None)
+        raise ConfigError(f"{source}: {key + ': ' if key else ''}{msg}") from None
+    validate(cfg, source)
+    return cfg
+
+
+def validate(cfg: RealtimeConfig, source: str = "realtime config") -> None:
+    def bad(msg):
+        raise ConfigError(f"{source}: {msg}")
+    a, o = cfg.audio, cfg.onset
+    if a.sample_rate_hz <= 0 or a.blocksize <= 0 or a.channels <= 0:
+        bad("audio.sample_rate_hz, blocksize and channels must be positive")
+    if a.dtype not in ("float32", "int16"):
+        bad(f"audio.dtype must be float32 or int16, got {a.dtype!r}")
+    if o.hop_size <= 0 or o.frame_size < o.hop_size:
+        bad("onset.hop_size must be positive and at most onset.frame_size")
+    if cfg.slicer.context_ms <= 0:
+        bad("slicer.context_ms must be positive")
+    if cfg.worker.drop_policy not in ("oldest", "newest"):
+        bad(f"worker.drop_policy must be oldest or newest, got {cfg.worker.drop_policy!r}")
+    if cfg.worker.queue_size < 1 or cfg.worker.max_batch < 1:
+        bad("worker.queue_size and worker.max_batch must be at least 1")
+    if not 1 <= cfg.midi.channel <= 16:
+        bad(f"midi.channel must be 1-16, got {cfg.midi.channel}")
+    if any(not 0 <= n <= 127 for n in cfg.midi.notes.values()):
+        bad("midi.notes must be MIDI note numbers 0-127")
+    if cfg.velocity.max_db <= cfg.velocity.min_db:
+        bad("velocity.max_db must be above velocity.min_db")

@@ -1,0 +1,197 @@
+"""Engine: source -> ring buffer -> onset detector -> slicer -> worker -> sinks.
+
+Threads:
+  audio    the device callback or the file reader: writes the ring buffer, nothing else;
+  analysis reads the ring buffer, detects onsets, cuts slices, queues hits (never waits
+           on the worker: a full queue drops by the counted policy);
+  worker   batches hits through the model and feeds the sinks.
+The analysis thread polls the ring buffer every `poll_ms` (the writer takes no lock, so
+it cannot signal); that adds at most poll_ms, 0.5 ms by default, to the latency.
+
+stop() (also on Ctrl-C) ends the source, lets the analysis thread read what was
+delivered and flush pending onsets, lets the worker classify what is queued, then
+closes every sink: files are complete and MIDI gets its note-offs and all-notes-off.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import RealtimeConfig
+from .onset import OnsetDetector
+from .ringbuffer import RingBuffer
+from .slicer import Hit, Slicer
+from .worker import Classify, HitQueue, Worker
+
+
+@dataclass
+class Stats:
+    seconds: float = 0.0            # stream time analysed
+    hits: int = 0                   # onsets detected (and sliced)
+    classified: int = 0
+    events: int = 0
+    overflow_frames: int = 0        # ring buffer overflow (analysis fell behind the audio)
+    overflow_events: int = 0
+    input_overflows: int = 0        # the device's own status flags
+    queue_dropped: int = 0          # hits dropped by the worker queue policy
+    lost: int = 0                   # onsets whose audio left the slicer history
+    unclassifiable: int = 0
+    errors: tuple = ()
+
+    def summary(self) -> str:
+        s = (f"{self.seconds:.1f} s analysed: {self.hits} hits, {self.classified} classified, "
+             f"{self.events} events; overflows: {self.overflow_events} "
+             f"({self.overflow_frames} frames lost), device overflow flags: "
+             f"{self.input_overflows}; queue drops: {self.queue_dropped}")
+        if self.lost or self.unclassifiable:
+            s += f"; lost slices: {self.lost}; unclassifiable: {self.unclassifiable}"
+        if self.errors:
+            s += "; errors: " + " | ".join(self.errors[:5])
+        return s
+
+
+class Engine:
+    """Wire a source to sinks through the classifier.
+
+    clf: a DrumClassifier, or anything `classify` accepts; classify: override the
+    hits -> (hits, [[(label, p)...]]) function (tests use a deliberately slow one).
+    """
+
+    def __init__(self, clf, source, sinks, cfg: RealtimeConfig | None = None, classify=None,
+                 poll_ms: float = 0.5):
+        self.cfg = cfg or RealtimeConfig()
+        self.source, self.sinks = source, list(sinks)
+        sr, ch = source.sample_rate_hz, source.channels
+        self.sr = sr
+        self.ring = RingBuffer(max(int(self.cfg.audio.ring_s * sr), 4 * source.blocksize), ch)
+        self.detector = OnsetDetector(sr, self.cfg.onset)
+        self.slicer = Slicer(sr, ch, self.cfg.slicer.context_ms, self.cfg.slicer.history_s)
+        self.queue = HitQueue(self.cfg.worker.queue_size, self.cfg.worker.drop_policy)
+        self.worker = Worker(self.queue, classify or Classify(clf, sr), self.sinks,
+                             self.cfg.velocity, sr, self.cfg.worker.max_batch)
+        self.poll_s = poll_ms / 1000
+        self._stop = threading.Event()
+        self._analysis = threading.Thread(target=self._analyse, name="drumclassifier-analysis",
+                                          daemon=True)
+        self._n_hits = 0
+        self._pos = 0
+        self.analysis_done = threading.Event()
+        self.analysis_error = None
+        self._started = self._stopped = False
+        self._opened: list = []
+
+    # ---- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        try:
+            for s in self.sinks:
+                s.open()
+                self._opened.append(s)
+            self.worker.start()
+            self._analysis.start()
+            self._started = True
+            self.source.start(self.ring)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the source has finished and everything it delivered is analysed."""
+        return self.analysis_done.wait(timeout)
+
+    def run(self) -> Stats:
+        """start(), wait for the end of the source (or Ctrl-C), stop(); returns the counters."""
+        self.start()
+        try:
+            while not self.analysis_done.wait(0.1):
+                pass
+        finally:          # KeyboardInterrupt included: flush everything, then re-raise
+            self.stop()
+        return self.stats()
+
+    def stop(self) -> Stats:
+        """Idempotent clean stop: source, analysis (flushes pending), worker (drains), sinks."""
+        if self._stopped:
+            return self.stats()
+        self._stopped = True
+        try:
+            self.source.stop()
+        finally:
+            self._stop.set()
+            if self._analysis.is_alive():
+                self._analysis.join()
+            self.queue.close()
+            if self.worker.is_alive():
+                self.worker.join()
+            for s in reversed(self._opened):
+                try:
+                    s.close()
+                except Exception as e:
+                    self.worker.errors.append(f"closing {type(s).__name__}: {e}")
+        return self.stats()
+
+    # ---- analysis thread ----------------------------------------------------------------
+    def _analyse(self) -> None:
+        buf = np.zeros((max(8192, self.source.blocksize), self.ring.channels), np.float32)
+        try:
+            while True:
+                n, start, gap = self.ring.read_into(buf)
+                if gap:
+                    self._queue(self.slicer.flush())  # the pending slices end at the gap
+                    self.detector.reset(start)
+                if n == 0:
+                    done = self.source.finished.is_set() or self._stop.is_set()
+                    if done and self.ring.available == 0:
+                        break
+                    time.sleep(self.poll_s)
+                    continue
+                block = buf[:n]
+                onsets = self.detector.process_online(block)
+                self.slicer.push(block, start)
+                self.slicer.add(onsets)
+                self._queue(self.slicer.ready())
+                self._pos = start + n
+            self._queue(self.slicer.flush())
+        except Exception as e:
+            self.analysis_error = f"analysis: {type(e).__name__}: {e}"
+            import traceback
+            traceback.print_exc()
+        finally:
+            self.analysis_done.set()
+
+    def _queue(self, slices) -> None:
+        now = time.perf_counter()
+        for onset, audio, partial in slices:
+            ready = max(onset.detect_sample, onset.sample + len(audio))
+            ready_sample = self.ring.block_end(ready - 1)
+            t_block = self.ring.arrival_time(onset.sample)
+            t_onset = (None if t_block is None else
+                       t_block - (self.ring.block_end(onset.sample) - onset.sample) / self.sr)
+            peak = float(np.abs(audio).max()) if len(audio) else 0.0
+            hit = Hit(index=self._n_hits, onset=onset, audio=audio,
+                      peak_db=20 * np.log10(max(peak, 1e-10)), ready_sample=ready_sample,
+                      t_onset_wall=t_onset, t_ready=now, partial=partial)
+            self._n_hits += 1
+            self.queue.put(hit)
+
+    # ---- counters -----------------------------------------------------------------------
+    def stats(self) -> Stats:
+        errs = list(self.worker.errors)
+        for e in (self.analysis_error, getattr(self.source, "error", None)):
+            if e:
+                errs.append(e)
+        st = self.source.status()
+        return Stats(seconds=self._pos / self.sr, hits=self._n_hits,
+                     classified=self.worker.classified, events=self.worker.events,
+                     overflow_frames=self.ring.overflow_frames,
+                     overflow_events=self.ring.overflow_events,
+                     input_overflows=st.get("input_overflows", 0),
+                     queue_dropped=self.queue.dropped, lost=self.slicer.lost,
+                     unclassifiable=self.worker.unclassifiable, errors=tuple(errs))
+
+
+def print_stats(stats: Stats, file=None) -> None:
+    print(stats.summary(), file=file or sys.stderr, flush=True)

@@ -1,0 +1,194 @@
+"""The worker: a bounded queue of hits, a thread that batches and classifies them, events.
+
+Drop policy: the analysis thread puts hits with `HitQueue.put`, which never waits. When
+the queue is full, `oldest` (default) drops the stalest pending hit (a late drum trigger
+is worse than none), `newest` refuses the new one. Either way `dropped` counts it.
+When hits arrive faster than the model, the worker takes everything waiting (up to
+`max_batch`) into one model call, so a backlog is cleared in few calls.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import VelocityConfig
+from .slicer import Hit
+
+
+@dataclass
+class Event:
+    """One class present at one hit (a hit with kick + hihat gives two events)."""
+    time_s: float              # onset time in the stream
+    label: str
+    confidence: float          # the class's presence probability
+    velocity: int              # MIDI velocity 1-127 from the hit's peak level
+    latency_ms: float          # hit-to-note in stream time: detection + context + block
+                               # (audio that had to arrive) + queueing + inference (measured)
+    wall_latency_ms: float     # hit-to-note on the wall clock, from the onset block's arrival
+    detect_ms: float           # onset detected this long after the onset (stream time)
+    queue_ms: float            # waiting in the queue (wall)
+    infer_ms: float            # the model call for this hit's batch (wall)
+    batch_size: int
+    hit_index: int
+    onset_sample: int
+    peak_db: float
+    partial: bool = False
+
+
+def velocity_from_db(peak_db: float, cfg: VelocityConfig) -> int:
+    """1 + 126 * clip((peak_db - min_db) / (max_db - min_db), 0, 1) ** gamma, rounded."""
+    x = (peak_db - cfg.min_db) / (cfg.max_db - cfg.min_db)
+    x = min(1.0, max(0.0, x))
+    return int(round(1 + 126 * x ** cfg.gamma))
+
+
+class HitQueue:
+    """Bounded FIFO between the analysis thread and the worker; `put` never blocks."""
+
+    def __init__(self, maxsize: int, policy: str = "oldest"):
+        self.maxsize, self.policy = maxsize, policy
+        self._q: deque[Hit] = deque()
+        self._cv = threading.Condition()
+        self._closed = False
+        self.dropped = 0
+        self.dropped_hits: list[int] = []   # indices, for reports and tests (bounded below)
+
+    def put(self, hit: Hit) -> bool:
+        """Queue a hit; False if it (or an older one) had to be dropped."""
+        with self._cv:
+            ok = True
+            if len(self._q) >= self.maxsize:
+                ok = False
+                victim = self._q.popleft() if self.policy == "oldest" else hit
+                self.dropped += 1
+                if len(self.dropped_hits) < 100000:
+                    self.dropped_hits.append(victim.index)
+                if self.policy != "oldest":
+                    return False
+            self._q.append(hit)
+            self._cv.notify()
+            return ok
+
+    def get_batch(self, max_batch: int, timeout: float = 0.1) -> list[Hit] | None:
+        """Everything waiting (up to max_batch); [] on timeout; None once closed and empty."""
+        with self._cv:
+            if not self._q and not self._closed:
+                self._cv.wait(timeout)
+            if not self._q:
+                return None if self._closed else []
+            n = min(max_batch, len(self._q))
+            return [self._q.popleft() for _ in range(n)]
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+
+class Classify:
+    """Hits -> per-hit probabilities with a DrumClassifier (resampling/channel policy applied).
+
+    Per hit: every class at or above its threshold; if none is, the top class.
+    """
+
+    def __init__(self, clf, stream_rate_hz: int):
+        from drumclassifier import audio as dc_audio
+        self.clf, self.sr, self._prepare = clf, stream_rate_hz, dc_audio.prepare
+
+    def __call__(self, hits: list[Hit]):
+        import torch
+
+        from drumclassifier.errors import AudioError
+        waves, keep = [], []
+        for h in hits:
+            try:
+                waves.append(self._prepare(torch.from_numpy(np.ascontiguousarray(h.audio.T)),
+                                           self.sr, self.clf.cfg.sample_rate_hz,
+                                           self.clf.cfg.window_samples, f"hit {h.index}"))
+                keep.append(h)
+            except AudioError:   # e.g. digital silence after a gap: nothing to classify
+                pass
+        if not waves:
+            return [], []
+        probs = self.clf.predict(waves)            # [B, n_labels] on the CPU
+        th = self.clf.thresholds
+        out = []
+        for p in probs:
+            idx = [int(i) for i in torch.nonzero(p >= th).flatten()] or [int(p.argmax())]
+            idx.sort(key=lambda i: -float(p[i]))
+            out.append([(self.clf.labels[i], float(p[i])) for i in idx])
+        return keep, out
+
+
+class Worker(threading.Thread):
+    """Takes batches from the queue, classifies them, hands events to the sinks."""
+
+    def __init__(self, queue: HitQueue, classify, sinks, velocity: VelocityConfig,
+                 sample_rate_hz: int, max_batch: int = 32):
+        super().__init__(name="drumclassifier-worker", daemon=True)
+        self.queue, self.classify, self.sinks = queue, classify, sinks
+        self.velocity, self.sr, self.max_batch = velocity, sample_rate_hz, max_batch
+        self.classified = 0
+        self.unclassifiable = 0
+        self.events = 0
+        self.errors: list[str] = []
+        self.sink_errors = 0
+        self.batches = 0
+        self.infer_ms: list[float] = []     # per model call
+        self.batch_sizes: list[int] = []
+
+    def run(self) -> None:
+        while True:
+            batch = self.queue.get_batch(self.max_batch)
+            if batch is None:
+                return
+            if batch:
+                try:
+                    self.process(batch)
+                except Exception as e:   # a failing batch must not kill the live engine
+                    self.errors.append(f"{type(e).__name__}: {e}")
+                    traceback.print_exc()
+
+    def process(self, hits: list[Hit]) -> list[Event]:
+        t0 = time.perf_counter()
+        kept, labels = self.classify(hits)
+        t1 = time.perf_counter()
+        infer_ms = (t1 - t0) * 1000
+        self.batches += 1
+        self.infer_ms.append(infer_ms)
+        self.batch_sizes.append(len(kept))
+        self.classified += len(kept)
+        self.unclassifiable += len(hits) - len(kept)
+        events = []
+        t_emit = time.perf_counter()
+        for h, present in zip(kept, labels):
+            o = h.onset
+            stream_ms = (h.ready_sample - o.sample) / self.sr * 1000
+            wall = ((t_emit - h.t_onset_wall) * 1000 if h.t_onset_wall is not None
+                    else float("nan"))
+            vel = velocity_from_db(h.peak_db, self.velocity)
+            for label, p in present:
+                events.append(Event(
+                    time_s=o.sample / self.sr, label=label, confidence=p, velocity=vel,
+                    latency_ms=stream_ms + (t_emit - h.t_ready) * 1000, wall_latency_ms=wall,
+                    detect_ms=(o.detect_sample - o.sample) / self.sr * 1000,
+                    queue_ms=(t0 - h.t_ready) * 1000, infer_ms=infer_ms, batch_size=len(kept),
+                    hit_index=h.index, onset_sample=o.sample, peak_db=h.peak_db,
+                    partial=h.partial))
+        self.events += len(events)
+        for s in self.sinks:
+            try:
+                s.emit(events)
+            except Exception as e:
+                self.sink_errors += 1
+                if len(self.errors) < 20:
+                    self.errors.append(f"{type(s).__name__}: {type(e).__name__}: {e}")
+        return events
