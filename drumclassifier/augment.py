@@ -22,7 +22,6 @@ import io
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import List
 
 import torch
 import torchaudio.transforms as AT
@@ -31,7 +30,6 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor, nn
 
 from .errors import ConfigError
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -57,7 +55,7 @@ def _log_uniform(lo: float, hi: float, n: int, device) -> Tensor:
 
 
 def _ms_to_samples(ms: float, sample_rate_hz: int) -> int:
-    return int(round(ms * 1e-3 * sample_rate_hz))
+    return round(ms * 1e-3 * sample_rate_hz)
 
 
 class ItemAugmentation(nn.Module):
@@ -108,7 +106,7 @@ class Gain(ItemAugmentation):
 
 
 def _biquad_peaking(f0_hz: Tensor, gain_db: Tensor, q: Tensor, sample_rate_hz: int):
-    """RBJ audio-EQ-cookbook peaking filter. Inputs Float[b]. Returns (b_coeffs, a_coeffs) [b, 3]."""
+    """RBJ audio-EQ-cookbook peaking filter. Inputs Float[b]. Returns (b, a) coefficients [b, 3]."""
     a = 10.0 ** (gain_db / 40.0)
     w0 = 2 * math.pi * f0_hz / sample_rate_hz
     alpha = torch.sin(w0) / (2 * q)
@@ -174,7 +172,8 @@ class RandomEQ(ItemAugmentation):
                  bump_gain_db=(-9.0, 9.0), bump_freq_hz=(60.0, 12000.0), bump_q=(0.5, 3.0)):
         super().__init__(p)
         self.sample_rate_hz = sample_rate_hz
-        self.tilt_db, self.tilt_low_hz, self.tilt_high_hz = tuple(tilt_db), tilt_low_hz, tilt_high_hz
+        self.tilt_db = tuple(tilt_db)
+        self.tilt_low_hz, self.tilt_high_hz = tilt_low_hz, tilt_high_hz
         self.num_bumps = num_bumps
         self.bump_gain_db, self.bump_freq_hz, self.bump_q = (
             tuple(bump_gain_db), tuple(bump_freq_hz), tuple(bump_q))
@@ -203,7 +202,8 @@ class RandomEQ(ItemAugmentation):
         cos, sin = torch.cos(w), torch.sin(w)
 
         def on_circle(c):  # c: [b, 3] -> complex [b, F]
-            return torch.complex(c[:, 1:2] + (c[:, 0:1] + c[:, 2:3]) * cos, (c[:, 0:1] - c[:, 2:3]) * sin)
+            c0, c1, c2 = c[:, 0:1], c[:, 1:2], c[:, 2:3]
+            return torch.complex(c1 + (c0 + c2) * cos, (c0 - c2) * sin)
 
         response = torch.ones(b, w.shape[0], device=dev, dtype=torch.complex128)
         for b_coeffs, a_coeffs in filters:
@@ -230,13 +230,14 @@ class PitchShift(ItemAugmentation):
     def __init__(self, p: float, semitones=(-5.0, 5.0), step_semitones: float = 0.25):
         super().__init__(p)
         lo, hi = semitones
-        n_steps = int(math.floor((hi - lo) / step_semitones + 1e-9))
+        n_steps = math.floor((hi - lo) / step_semitones + 1e-9)
         grid = [lo + k * step_semitones for k in range(n_steps + 1)]
         grid = [s for s in grid if abs(s) > 1e-9] or [0.0]
         self.semitones = grid
         self.ratios = [2.0 ** (s / 12.0) for s in grid]
         # resample(orig, new) turns n samples into n*new/orig; pitch up by r needs new/orig = 1/r.
-        # A denominator of at most 200 keeps kernels small (<= 200 phases); the ratio error is < 0.003 %.
+        # A denominator of at most 200 keeps kernels small (<= 200 phases); the ratio error
+        # is below 0.06 % (1 cent).
         fracs = [Fraction(r).limit_denominator(200) for r in self.ratios]
         self.resamplers = nn.ModuleList(
             [AT.Resample(orig_freq=f.numerator, new_freq=f.denominator) for f in fracs])
@@ -274,7 +275,7 @@ class TimeShift(ItemAugmentation):
 
     def augment(self, x, lengths):
         b, n = x.shape[0], x.shape[-1]
-        # uniform over the non-zero shifts -max_advance..-1, 1..max_delay: p is the chance of a change
+        # uniform over the non-zero shifts -max_advance..-1, 1..max_delay (p = chance of a change)
         k = torch.randint(self.max_advance + self.max_delay, (b,), device=x.device)
         shift = torch.where(k < self.max_advance, k - self.max_advance, k - self.max_advance + 1)
         shift = torch.maximum(shift, 1 - lengths.clamp(min=1))  # never advance past the end
@@ -326,7 +327,8 @@ class Mp3Compression(ItemAugmentation):
         super().__init__(p)
         lo, hi = compression_level
         if not 0.0 <= lo <= hi < 1.0:
-            raise ConfigError(f"Mp3Compression: compression_level must be within [0, 1), got {compression_level}")
+            raise ConfigError("Mp3Compression: compression_level must be within [0, 1), "
+                              f"got {compression_level}")
         self.sample_rate_hz, self.compression_level = sample_rate_hz, (lo, hi)
 
     def augment(self, x, lengths):
@@ -447,25 +449,25 @@ class AddNoise(ItemAugmentation):
 @dataclass
 class GainConfig:
     p: float = 0.5
-    gain_db: List[float] = field(default_factory=lambda: [-20.0, 6.0])
+    gain_db: list[float] = field(default_factory=lambda: [-20.0, 6.0])
 
 
 @dataclass
 class EQConfig:
     p: float = 0.8
-    tilt_db: List[float] = field(default_factory=lambda: [-12.0, 12.0])
+    tilt_db: list[float] = field(default_factory=lambda: [-12.0, 12.0])
     tilt_low_hz: float = 200.0
     tilt_high_hz: float = 5000.0
     num_bumps: int = 2
-    bump_gain_db: List[float] = field(default_factory=lambda: [-9.0, 9.0])
-    bump_freq_hz: List[float] = field(default_factory=lambda: [60.0, 12000.0])
-    bump_q: List[float] = field(default_factory=lambda: [0.5, 3.0])
+    bump_gain_db: list[float] = field(default_factory=lambda: [-9.0, 9.0])
+    bump_freq_hz: list[float] = field(default_factory=lambda: [60.0, 12000.0])
+    bump_q: list[float] = field(default_factory=lambda: [0.5, 3.0])
 
 
 @dataclass
 class PitchShiftConfig:
     p: float = 0.5
-    semitones: List[float] = field(default_factory=lambda: [-5.0, 5.0])
+    semitones: list[float] = field(default_factory=lambda: [-5.0, 5.0])
     step_semitones: float = 0.25
 
 
@@ -479,20 +481,20 @@ class TimeShiftConfig:
 @dataclass
 class DistortionConfig:
     p: float = 0.2
-    drive_db: List[float] = field(default_factory=lambda: [0.0, 24.0])
+    drive_db: list[float] = field(default_factory=lambda: [0.0, 24.0])
     hard_clip_p: float = 0.2
 
 
 @dataclass
 class Mp3Config:
     p: float = 0.1
-    compression_level: List[float] = field(default_factory=lambda: [0.0, 0.9])
+    compression_level: list[float] = field(default_factory=lambda: [0.0, 0.9])
 
 
 @dataclass
 class StereoImageConfig:
     p: float = 0.5
-    width: List[float] = field(default_factory=lambda: [0.0, 2.0])
+    width: list[float] = field(default_factory=lambda: [0.0, 2.0])
     mono_p: float = 0.25
 
 
@@ -510,7 +512,7 @@ class TruncateConfig:
 @dataclass
 class NoiseConfig:
     p: float = 0.3
-    snr_db: List[float] = field(default_factory=lambda: [20.0, 60.0])
+    snr_db: list[float] = field(default_factory=lambda: [20.0, 60.0])
     pink_p: float = 0.5
 
 
@@ -536,7 +538,8 @@ def _check_ranges(cfg: AugmentConfig) -> None:
         for key in section.__dataclass_fields__:
             value = getattr(section, key)
             if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):
-                raise ConfigError(f"augment.{name}.{key} must be [low, high] with low <= high, got {value}")
+                raise ConfigError(f"augment.{name}.{key} must be [low, high] with low <= high, "
+                                  f"got {value}")
             if (key == "p" or key.endswith("_p")) and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"augment.{name}.{key} is a probability, got {value}")
     level = cfg.mp3.compression_level
@@ -575,7 +578,8 @@ class Augmenter(nn.Module):
         self.stages = nn.ModuleList(stages)
 
     @classmethod
-    def from_config(cls, cfg: dict | DictConfig | AugmentConfig | None, sample_rate_hz: int) -> "Augmenter":
+    def from_config(cls, cfg: dict | DictConfig | AugmentConfig | None,
+                    sample_rate_hz: int) -> Augmenter:
         c = load_augment_config(cfg)
         sr = sample_rate_hz
         return cls([

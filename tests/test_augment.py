@@ -11,9 +11,22 @@ import torch
 from omegaconf import OmegaConf
 
 from drumclassifier.augment import (
-    AddNoise, AugmentConfig, Augmenter, ChannelSwap, Distortion, Gain, Mp3Compression,
-    PitchShift, Polarity, RandomEQ, RandomTruncate, StereoImage, TimeShift,
-    load_augment_config, valid_mask, zero_beyond_length,
+    AddNoise,
+    AugmentConfig,
+    Augmenter,
+    ChannelSwap,
+    Distortion,
+    Gain,
+    Mp3Compression,
+    PitchShift,
+    Polarity,
+    RandomEQ,
+    RandomTruncate,
+    StereoImage,
+    TimeShift,
+    load_augment_config,
+    valid_mask,
+    zero_beyond_length,
 )
 from drumclassifier.errors import ConfigError
 
@@ -27,7 +40,8 @@ def _seed():
     torch.manual_seed(1234)
 
 
-def sine(freq_hz: float, n: int = N, amp: float = 0.5, decay_s: float | None = None) -> torch.Tensor:
+def sine(freq_hz: float, n: int = N, amp: float = 0.5,
+         decay_s: float | None = None) -> torch.Tensor:
     """Float[n]: a sine starting at phase 0, optionally with an exponential decay."""
     t = torch.arange(n, dtype=torch.float64) / SR
     y = amp * torch.sin(2 * math.pi * freq_hz * t)
@@ -58,7 +72,8 @@ def magnitude(x: torch.Tensor) -> torch.Tensor:
 
 def peak_freq_hz(x: torch.Tensor, n_fft: int) -> float:
     """Dominant frequency of a 1-D signal with zero padding to n_fft, parabolic interpolation."""
-    mag = torch.fft.rfft(x.double() * torch.hann_window(x.shape[-1], dtype=torch.float64), n=n_fft).abs()
+    window = torch.hann_window(x.shape[-1], dtype=torch.float64)
+    mag = torch.fft.rfft(x.double() * window, n=n_fft).abs()
     k = int(mag.argmax())
     a, b, c = mag[k - 1].log(), mag[k].log(), mag[k + 1].log()
     return (k + 0.5 * float(a - c) / float(a - 2 * b + c)) * SR / n_fft
@@ -68,7 +83,8 @@ def harmonic_ratio_db(x: torch.Tensor, f0_hz: float, h: int) -> float:
     """Level of harmonic h relative to the fundamental, dB (x holds whole cycles)."""
     mag = magnitude(x)
     bin_hz = SR / x.shape[-1]
-    return 20 * math.log10(float(mag[round(h * f0_hz / bin_hz)]) / float(mag[round(f0_hz / bin_hz)]) + 1e-12)
+    ratio = float(mag[round(h * f0_hz / bin_hz)]) / float(mag[round(f0_hz / bin_hz)])
+    return 20 * math.log10(ratio + 1e-12)
 
 
 # --------------------------------------------------------------------------- generic properties
@@ -108,7 +124,8 @@ def test_p1_changes_every_item(name):
     x, lengths = hits(short=False, min_length=2000)  # long enough for every augmentation to show
     y, new_lengths = FACTORIES[name](1.0).train()(x, lengths)
     for b in range(x.shape[0]):
-        assert new_lengths[b] != lengths[b] or not torch.allclose(y[b], x[b], atol=1e-6), f"item {b}"
+        changed = new_lengths[b] != lengths[b] or not torch.allclose(y[b], x[b], atol=1e-6)
+        assert changed, f"item {b}"
 
 
 @pytest.mark.parametrize("name", FACTORIES)
@@ -126,10 +143,9 @@ def test_zero_beyond_length_and_no_inplace(name):
         assert torch.equal(x, x_before) and torch.equal(lengths, lengths_before)
 
 
-@pytest.mark.parametrize("name", FACTORIES)
+# mp3 left out: slow per item, and the selection is the shared base class
+@pytest.mark.parametrize("name", [name for name in FACTORIES if name != "mp3"])
 def test_p_selects_about_p_of_the_items(name):
-    if name == "mp3":
-        pytest.skip("slow per item; the selection is the shared base class")
     x, lengths = hits(b=200, n=2048, short=False, min_length=1000)
     y, new_lengths = FACTORIES[name](0.3).train()(x, lengths)
     changed = ((y - x).abs().amax(dim=(1, 2)) > 1e-6) | (new_lengths != lengths)
@@ -176,7 +192,7 @@ def test_pitch_shift_moves_frequency_and_length(semitones):
     module = PitchShift(1.0, (semitones, semitones)).train()
     y, new_lengths = module(x, lengths)
     ratio = 2 ** (semitones / 12)
-    assert module.exact_ratios[0] == pytest.approx(ratio, rel=1e-3)  # the resampler's rational ratio
+    assert module.exact_ratios[0] == pytest.approx(ratio, rel=1e-3)  # resampler's rational ratio
     assert abs(int(new_lengths[0]) - length / module.exact_ratios[0]) <= 1
     inner = y[0, 0, 2000:int(new_lengths[0]) - 2000]  # away from the resampler's edges
     f = peak_freq_hz(inner, 1 << 20)
@@ -217,7 +233,8 @@ def test_time_shift_advance_cuts_the_start():
 
 def test_distortion_bounded_and_adds_odd_harmonics():
     f0 = 441.0  # whole cycles in 1 s: harmonics fall on exact bins
-    x = torch.stack([sine(f0, SR, amp=0.9), 3.0 * sine(f0, SR)])[:, None, :].repeat(1, 2, 1)  # one item > 1
+    # the second item goes well beyond 1
+    x = torch.stack([sine(f0, SR, amp=0.9), 3.0 * sine(f0, SR)])[:, None, :].repeat(1, 2, 1)
     lengths = torch.tensor([SR, SR])
     y, _ = Distortion(1.0, drive_db=(12.0, 12.0), hard_clip_p=0.0).train()(x, lengths)
     assert y.abs().max() <= 1.0
@@ -251,7 +268,8 @@ def test_mp3_keeps_length_and_spectrum():
         xin, yout = x[b, 0, :m].double(), y[b, 0, :m].double()
         # no lag: the cross-correlation peaks at 0
         lags = range(-50, 51)
-        xc = [float((xin[max(0, -k):m - max(0, k)] * yout[max(0, k):m - max(0, -k)]).sum()) for k in lags]
+        xc = [float((xin[max(0, -k):m - max(0, k)] * yout[max(0, k):m - max(0, -k)]).sum())
+              for k in lags]
         assert lags[max(range(len(xc)), key=xc.__getitem__)] == 0
         # close spectrum: log band energies (50 Hz bands, 0-10 kHz) correlate
         def bands(s):
@@ -328,7 +346,8 @@ def _steady_gain_db(module, freq_hz: float) -> float:
     x = sine(freq_hz, SR)[None, None].repeat(1, 2, 1)
     y, _ = module.train()(x, torch.tensor([SR]))
     half = slice(SR // 2, SR)  # past the filters' transients
-    return 20 * math.log10(float(y[0, 0, half].square().mean().sqrt() / x[0, 0, half].square().mean().sqrt()))
+    rms_out, rms_in = y[0, 0, half].square().mean().sqrt(), x[0, 0, half].square().mean().sqrt()
+    return 20 * math.log10(float(rms_out / rms_in))
 
 
 def test_eq_bump_gain_at_centre():
@@ -347,6 +366,7 @@ def test_eq_tilt_brightens():
 
 def test_eq_matches_time_domain_biquads_and_is_causal():
     from torchaudio.functional import lfilter
+
     from drumclassifier.augment import _biquad_peaking, _biquad_shelf
 
     eq = RandomEQ(1.0, SR, tilt_db=(-8.0, -8.0), num_bumps=2, bump_gain_db=(6.0, 6.0),
@@ -365,7 +385,7 @@ def test_eq_matches_time_domain_biquads_and_is_causal():
     torch.testing.assert_close(y.double(), ref, atol=1e-4, rtol=0)
 
 
-# --------------------------------------------------------------------------- the chain and its config
+# --------------------------------------------------------------------------- chain and config
 
 def test_augmenter_from_yaml_keeps_invariant():
     cfg = OmegaConf.load(CONFIG)
@@ -416,6 +436,6 @@ def test_config_bad_values_raise():
 
 
 def test_config_override_merges():
-    cfg = load_augment_config(OmegaConf.merge(OmegaConf.load(CONFIG).augment,
-                                              OmegaConf.from_dotlist(["mp3.p=0", "noise.snr_db=[5,10]"])))
+    overrides = OmegaConf.from_dotlist(["mp3.p=0", "noise.snr_db=[5,10]"])
+    cfg = load_augment_config(OmegaConf.merge(OmegaConf.load(CONFIG).augment, overrides))
     assert cfg.mp3.p == 0.0 and cfg.noise.snr_db == [5.0, 10.0] and cfg.eq.p == 0.8
