@@ -1,0 +1,417 @@
+"""Real-time engine: ring buffer, onsets, slicer, worker, sinks, engine on files, CLI.
+
+The model here is the UNTRAINED tiny checkpoint (tests/conftest.py): these tests check
+plumbing, event timing, counts, latency bookkeeping and outputs, never label correctness.
+Hit times are known because the signals are generated (tests/realtime_helpers.py); the
+stated tolerance is TOLERANCE_S. No test asserts a timing threshold.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from drumclassifier.cli import main
+from drumclassifier.errors import ConfigError, DrumClassifierError
+from realtime import (ConsoleSink, Engine, EventsCsvSink, FileSource, MidiFileSink, MidiPortSink,
+                      OnsetDetector, RealtimeConfig, RingBuffer, load_realtime_config,
+                      velocity_from_db)
+from realtime.worker import Classify, HitQueue
+
+from .conftest import SR
+from .realtime_helpers import TOLERANCE_S, burst_signal, match, write_bursts
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_checkpoint):
+    from drumclassifier import DrumClassifier
+    return DrumClassifier(tiny_checkpoint, None, "cpu")
+
+
+def hit_times(events) -> list[float]:
+    return sorted({e.time_s for e in events})
+
+
+class Collect:
+    """A sink that keeps events (and whether it was closed)."""
+
+    def __init__(self):
+        self.events, self.closed, self.opened = [], False, False
+
+    def open(self):
+        self.opened = True
+
+    def emit(self, events):
+        self.events += events
+
+    def close(self):
+        self.closed = True
+
+
+class FakeMidiOut:
+    """Stands in for rtmidi.MidiOut: records messages."""
+
+    def __init__(self):
+        self.messages = []
+        self.lock = threading.Lock()
+
+    def send_message(self, m):
+        with self.lock:
+            self.messages.append(list(m))
+
+
+# ---- config ---------------------------------------------------------------------------
+def test_yaml_equals_builtin_defaults():
+    assert asdict(load_realtime_config(REPO / "configs" / "realtime.yaml")) == \
+        asdict(RealtimeConfig())
+
+
+def test_config_typo_and_bad_values_are_errors(tmp_path):
+    p = tmp_path / "rt.yaml"
+    p.write_text("slicer:\n  context_msec: 10\n")
+    with pytest.raises(ConfigError, match="context_msec"):
+        load_realtime_config(p)
+    with pytest.raises(ConfigError, match="drop_policy"):
+        load_realtime_config({"worker": {"drop_policy": "random"}})
+
+
+# ---- ring buffer ----------------------------------------------------------------------
+def test_ringbuffer_wraps_keeps_order_and_counts_overflow():
+    rb = RingBuffer(100, 1)
+    data = np.arange(1000, dtype=np.float32)[:, None]
+    out = np.zeros((64, 1), np.float32)
+    got = []
+    for i in range(0, 300, 30):                 # reader keeps up: wraps several times
+        assert rb.write(data[i:i + 30]) == 30
+        n, start, gap = rb.read_into(out)
+        assert gap == 0 and start == i
+        got.append(out[:n, 0].copy())
+    assert np.array_equal(np.concatenate(got), data[:300, 0])
+    assert rb.overflow_frames == 0
+    # reader stalls: 150 frames into 100 of space -> 50 lost, counted, gap reported
+    rb.write(data[300:380])
+    rb.write(data[380:450])
+    assert (rb.overflow_frames, rb.overflow_events) == (50, 1)
+    n, start, gap = rb.read_into(np.zeros((200, 1), np.float32))
+    assert (n, start, gap) == (100, 300, 0)      # what was kept, up to the gap
+    rb.write(data[450:460])
+    buf = np.zeros((200, 1), np.float32)
+    n, start, gap = rb.read_into(buf)
+    assert (n, start, gap) == (10, 450, 50)      # the stream clock jumps over the lost frames
+    assert np.array_equal(buf[:10, 0], data[450:460, 0])
+
+
+def test_ringbuffer_int16_is_scaled_and_stamped():
+    rb = RingBuffer(64, 2)
+    rb.write(np.array([[16384, -32768]] * 4, np.int16), now=1.5)
+    out = np.zeros((8, 2), np.float32)
+    assert rb.read_into(out)[0] == 4
+    assert np.allclose(out[:4], [[0.5, -1.0]] * 4)
+    assert rb.block_end(0) == 4 and rb.arrival_time(3) == 1.5
+
+
+# ---- onsets ---------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_onsets_offline_equal_online(seed):
+    x, _ = burst_signal(seconds=3, seed=seed)
+    whole = OnsetDetector(SR).process(x)
+    rng = np.random.default_rng(seed)
+    det, online, pos = OnsetDetector(SR), [], 0
+    while pos < len(x):
+        k = int(rng.integers(1, 1500))
+        online += det.process_online(x[pos:pos + k])
+        pos += k
+    assert len(whole) > 5
+    assert online == whole      # same samples, detection points and strengths, bit for bit
+
+
+@pytest.mark.parametrize("kind", ["zeros", "noise", "dc", "sine"])
+def test_silence_and_steady_signals_give_no_onsets(kind):
+    n = 2 * SR
+    rng = np.random.default_rng(0)
+    x = {"zeros": np.zeros(n),
+         "noise": 10 ** (-70 / 20) * rng.standard_normal(n),
+         "dc": np.full(n, 0.25),
+         "sine": 0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / SR)}[kind].astype(np.float32)
+    assert OnsetDetector(SR).process(x) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_onsets_at_known_hit_times(seed):
+    x, truth = burst_signal(seconds=4, seed=seed)
+    onsets = OnsetDetector(SR).process(x)
+    errors = match([o.sample / SR for o in onsets], truth)
+    assert max(errors) <= TOLERANCE_S, errors          # every hit found, the flam's two too
+    assert len(onsets) <= len(truth) + 2               # few spurious onsets
+    for o in onsets:                                    # causal: reported after the onset
+        assert o.detect_sample > o.sample and o.strength > 0
+
+
+# ---- worker pieces --------------------------------------------------------------------
+def test_velocity_curve_is_monotone_and_bounded():
+    cfg = RealtimeConfig().velocity
+    vs = [velocity_from_db(db, cfg) for db in np.linspace(-90, 6, 200)]
+    assert vs[0] == 1 and vs[-1] == 127 and vs == sorted(vs)
+    soft = RealtimeConfig().velocity
+    soft.gamma = 0.5
+    assert velocity_from_db(-30, soft) > velocity_from_db(-30, cfg)
+
+
+def test_queue_drop_policy_is_explicit_and_counted():
+    from realtime.slicer import Hit
+    hits = [Hit(i, None, np.zeros((1, 1)), 0.0, 0) for i in range(5)]
+    q = HitQueue(3, "oldest")
+    assert [q.put(h) for h in hits] == [True, True, True, False, False]
+    assert q.dropped == 2 and [h.index for h in q.get_batch(10)] == [2, 3, 4]
+    q = HitQueue(3, "newest")
+    for h in hits:
+        q.put(h)
+    assert q.dropped == 2 and [h.index for h in q.get_batch(10)] == [0, 1, 2]
+    q.close()
+    assert q.get_batch(10) is None
+
+
+def test_one_event_per_class_above_threshold_else_top_class(clf):
+    import torch
+    x, truth = burst_signal(seconds=1.0, flam=False)
+    hits = []
+    from realtime.slicer import Hit
+    for i, t in enumerate(truth):
+        hits.append(Hit(i, None, x[t:t + 1323], -6.0, t + 1323))
+    classify = Classify(clf, SR)
+    saved = clf.thresholds.clone()
+    try:
+        clf.thresholds = torch.zeros(5)            # every class present: five events per hit
+        _, labels = classify(hits)
+        assert all(len(ls) == 5 for ls in labels)
+        clf.thresholds = torch.full((5,), 1.01)    # none present: the top class alone
+        _, labels = classify(hits)
+        assert all(len(ls) == 1 for ls in labels)
+        probs = clf.predict([torch.from_numpy(np.ascontiguousarray(h.audio.T)) for h in hits])
+        assert [ls[0][0] for ls in labels] == [clf.labels[int(p.argmax())] for p in probs]
+    finally:
+        clf.thresholds = saved
+
+
+# ---- the engine on files --------------------------------------------------------------
+def run_file(clf, path, sinks, cfg=None, fast=True, **kw):
+    eng = Engine(clf, FileSource(path, blocksize=128, fast=fast), sinks, cfg, **kw)
+    stats = eng.run()
+    return eng, stats
+
+
+def test_engine_on_file_finds_hits_at_the_right_times(clf, tmp_path):
+    path = tmp_path / "bursts.wav"
+    truth = write_bursts(path, seconds=4, seed=3)
+    sink = Collect()
+    eng, stats = run_file(clf, path, [sink])
+    times = hit_times(sink.events)
+    assert max(match(times, truth)) <= TOLERANCE_S
+    assert stats.hits == len(times) and stats.classified == stats.hits
+    assert stats.overflow_frames == 0 and stats.queue_dropped == 0 and not stats.errors
+    assert sink.opened and sink.closed
+    assert {e.label for e in sink.events} <= set(clf.labels)
+    ctx_ms = RealtimeConfig().slicer.context_ms
+    for e in sink.events:
+        assert 1 <= e.velocity <= 127
+        # the stream-time latency holds the context the model waited for, plus processing
+        assert e.latency_ms >= ctx_ms and e.latency_ms >= e.detect_ms
+        assert e.queue_ms >= 0 and e.infer_ms > 0 and e.wall_latency_ms > 0
+
+
+def test_paced_and_fast_give_the_same_events(clf, tmp_path):
+    path = tmp_path / "short.wav"
+    write_bursts(path, seconds=1.2, seed=4)
+    fast, paced = Collect(), Collect()
+    run_file(clf, path, [fast], fast=True)
+    run_file(clf, path, [paced], fast=False)
+    key = [(e.time_s, e.label, round(e.confidence, 5), e.velocity) for e in fast.events]
+    assert key and key == [(e.time_s, e.label, round(e.confidence, 5), e.velocity)
+                           for e in paced.events]
+
+
+def test_context_ms_sets_the_slice_and_the_latency(clf, tmp_path):
+    path = tmp_path / "b.wav"
+    write_bursts(path, seconds=1.5, seed=5)
+    lat = {}
+    for ctx in (10.0, 40.0):
+        sink = Collect()
+        cfg = load_realtime_config(None, {"slicer": {"context_ms": ctx}})
+        run_file(clf, path, [sink], cfg)
+        lat[ctx] = min(e.latency_ms - (e.queue_ms + e.infer_ms) for e in sink.events)
+        assert lat[ctx] >= ctx
+    assert lat[40.0] > lat[10.0]
+
+
+def test_csv_and_midi_file_outputs(clf, tmp_path):
+    import mido
+    path = tmp_path / "bursts.wav"
+    write_bursts(path, seconds=2.5, seed=6)
+    cfg = RealtimeConfig()
+    sink = Collect()
+    run_file(clf, path, [sink, EventsCsvSink(tmp_path / "ev.csv"),
+                         MidiFileSink(tmp_path / "ev.mid", cfg.midi)], cfg)
+    rows = list(csv.DictReader((tmp_path / "ev.csv").open()))
+    assert list(rows[0]) == ["time_s", "label", "confidence", "velocity", "latency_ms",
+                             "wall_latency_ms"]
+    assert [(float(r["time_s"]), r["label"], int(r["velocity"])) for r in rows] == \
+        [(round(e.time_s, 6), e.label, e.velocity) for e in sink.events]
+    mid = mido.MidiFile(tmp_path / "ev.mid")
+    t, notes = 0.0, []
+    for m in mid:                       # iterating a MidiFile yields delta times in seconds
+        t += m.time
+        if m.type == "note_on" and m.velocity > 0:
+            notes.append((t, m.channel, m.note, m.velocity))
+    offs = [m for m in mid if m.type == "note_off"]
+    expect = sorted((e.time_s, 9, cfg.midi.notes[e.label], e.velocity) for e in sink.events)
+    assert len(notes) == len(expect) == len(offs)
+    for (tn, ch, note, vel), (te, ch2, note2, vel2) in zip(sorted(notes), expect):
+        assert (ch, note, vel) == (ch2, note2, vel2) and abs(tn - te) < 0.002  # 1 tick = 1 ms
+
+
+def test_slow_worker_never_blocks_the_writer_and_drops_are_counted(clf, tmp_path):
+    path = tmp_path / "many.wav"
+    write_bursts(path, seconds=6, seed=7)
+    release, entered = threading.Event(), threading.Event()
+    inner = Classify(clf, SR)
+
+    def stuck(hits):            # the worker is stuck in its first model call until released
+        entered.set()
+        release.wait()
+        return inner(hits)
+
+    cfg = load_realtime_config(None, {"worker": {"queue_size": 3, "max_batch": 2}})
+    sink = Collect()
+    eng = Engine(clf, FileSource(path, blocksize=128, fast=True), [sink], cfg, classify=stuck)
+    eng.start()
+    try:
+        # the source delivers the whole file and the analysis reads all of it while the
+        # worker is blocked: neither the writer nor the analysis waits for the model
+        assert eng.wait(timeout=60), "the writer/analysis was held up by the blocked worker"
+        assert entered.is_set() and not release.is_set()
+        assert eng.source.finished.is_set() and eng.ring.available == 0
+        assert eng.queue.dropped > 0
+    finally:
+        release.set()
+        stats = eng.stop()
+    assert stats.overflow_frames == 0
+    assert stats.hits == stats.classified + stats.queue_dropped
+    assert stats.queue_dropped == eng.queue.dropped > 0
+    assert len(hit_times(sink.events)) == stats.classified
+
+
+def test_stop_mid_stream_flushes_outputs_and_sends_all_notes_off(clf, tmp_path):
+    path = tmp_path / "long.wav"
+    write_bursts(path, seconds=20, seed=8)
+    cfg = RealtimeConfig()
+    fake = FakeMidiOut()
+    sink = Collect()
+    csv_sink = EventsCsvSink(tmp_path / "ev.csv")
+    mid_sink = MidiFileSink(tmp_path / "ev.mid", cfg.midi)
+    eng = Engine(clf, FileSource(path, blocksize=128, fast=False),
+                 [sink, csv_sink, mid_sink, MidiPortSink(cfg.midi, out=fake)], cfg)
+    eng.start()
+    deadline = time.monotonic() + 30
+    while len(sink.events) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stats = eng.stop()                                   # mid-stream
+    assert 3 <= stats.events and stats.seconds < 15
+    rows = list(csv.DictReader((tmp_path / "ev.csv").open()))
+    assert len(rows) == stats.events == len(sink.events)
+    import mido
+    ons = [m for m in mido.MidiFile(tmp_path / "ev.mid") if m.type == "note_on"]
+    assert len(ons) == stats.events
+    msgs = fake.messages
+    note_ons = [m for m in msgs if m[0] == 0x99]
+    note_offs = [m for m in msgs if m[0] == 0x89]
+    assert len(note_ons) == stats.events and len(note_offs) == len(note_ons)
+    assert msgs[-2:] == [[0xB9, 123, 0], [0xB9, 120, 0]]    # all notes off, all sound off
+
+
+def test_ctrl_c_on_the_cli_flushes_and_prints_counters(tiny_checkpoint, tmp_path):
+    path = tmp_path / "long.wav"
+    write_bursts(path, seconds=30, seed=9)
+    out = tmp_path / "ev.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drumclassifier.cli", "stream", str(path), "-w",
+         str(tiny_checkpoint), "--events", str(out), "--midi-file", str(tmp_path / "ev.mid")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    lines = [proc.stdout.readline() for _ in range(3)]      # three hits printed: mid-stream
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    printed = [ln for ln in lines + rest.splitlines() if ln.strip()]
+    assert "hits" in err and "queue drops" in err and "Ctrl-C" in err
+    rows = list(csv.DictReader(out.open()))
+    assert len({r["time_s"] for r in rows}) == len(printed) >= 3
+    import mido
+    assert len([m for m in mido.MidiFile(tmp_path / "ev.mid") if m.type == "note_on"]) == len(rows)
+
+
+# ---- CLI ------------------------------------------------------------------------------
+def test_cli_stream_fast_prints_one_line_per_hit(tiny_checkpoint, tmp_path, capsys):
+    path = tmp_path / "b.wav"
+    truth = write_bursts(path, seconds=2, seed=10)
+    assert main(["stream", str(path), "--fast", "-w", str(tiny_checkpoint)]) == 0
+    cap = capsys.readouterr()
+    lines = [ln for ln in cap.out.splitlines() if ln.strip()]
+    assert len(lines) >= len(truth) and " s " in lines[0] and "vel" in lines[0]
+    assert "hits" in cap.err and "overflows" in cap.err
+
+
+def test_cli_never_overwrites_outputs(tiny_checkpoint, tmp_path, capsys):
+    path = tmp_path / "b.wav"
+    write_bursts(path, seconds=1, seed=11)
+    for opt in ("--events", "--midi-file"):
+        out = tmp_path / f"out{opt}"
+        out.write_text("precious")
+        assert main(["stream", str(path), "--fast", "-q", "-w", str(tiny_checkpoint),
+                     opt, str(out)]) == 2
+        assert out.read_text() == "precious" and "--force" in capsys.readouterr().err
+        assert main(["stream", str(path), "--fast", "-q", "-w", str(tiny_checkpoint),
+                     opt, str(out), "--force"]) == 0
+        assert out.read_text() != "precious" if opt == "--events" else out.stat().st_size > 8
+
+
+def test_cli_bad_file_is_one_clear_line(tiny_checkpoint, tmp_path, capsys):
+    assert main(["stream", str(tmp_path / "missing.wav"), "-w", str(tiny_checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "missing.wav: file not found" in err and "Traceback" not in err
+
+
+def _no_sound_system_env(tmp_path):
+    env = dict(os.environ, HOME=str(tmp_path), JACK_NO_START_SERVER="1",
+               JACK_DEFAULT_SERVER="drumclassifier-test-no-such-server")
+    return env
+
+
+def test_no_sound_card_and_no_midi_give_clear_messages(tiny_checkpoint, tmp_path):
+    """Without JACK and without ALSA hardware (this container): messages, not tracebacks."""
+    env = _no_sound_system_env(tmp_path)
+    base = [sys.executable, "-m", "drumclassifier.cli"]
+    r = subprocess.run(base + ["listen", "-w", str(tiny_checkpoint), "--duration", "1"],
+                       env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "no audio input device found" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run(base + ["listen", "--list-devices"], env=env, capture_output=True,
+                       text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0 and "no audio devices found" in r.stdout
+    wav = tmp_path / "b.wav"
+    write_bursts(wav, seconds=0.5)
+    r = subprocess.run(base + ["stream", str(wav), "--fast", "-w", str(tiny_checkpoint),
+                               "--virtual-port", "x"], env=env, capture_output=True, text=True,
+                       cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "no MIDI system is available" in r.stderr
+    assert "jackd" in r.stderr and "Traceback" not in r.stderr
