@@ -213,6 +213,9 @@ class MidiPortSink(Sink):
         return f"{self.midi.client_name}:{self.virtual}" if self.virtual else str(self.port)
 
     def open(self) -> None:
+        """Open the port (idempotent: a caller may open it early to connect it first)."""
+        if self._thread is not None:
+            return
         if self.out is None:
             self.out = open_midi_out(self.midi, self.port, self.virtual)
         self._thread = threading.Thread(target=self._note_offs, name="midi-note-offs",
