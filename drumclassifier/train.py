@@ -50,9 +50,11 @@ class TrainConfig:
     decode_jobs: int = 4
     clip_s: float = 1.0                   # seconds kept per training hit
     batch_size: int = 64
-    steps_per_epoch: int = 150
-    epochs: int = 12
+    steps_per_epoch: int = 100
+    epochs: int = 16
     max_minutes: float = 40.0             # stop cleanly (keeping best.pt) after this; 0 = no limit
+    fit_epochs: bool = True               # after each epoch, cut `epochs` so the run (and its
+                                          # cosine decay) ends within max_minutes
     lr: float = 3e-3
     final_lr_frac: float = 0.02           # cosine decays to lr * final_lr_frac
     warmup_frac: float = 0.05             # linear warm-up over this fraction of all steps
@@ -63,7 +65,7 @@ class TrainConfig:
     mix_gain_db: list[float] = field(default_factory=lambda: [-12.0, 0.0])
     mix_offset_ms: list[float] = field(default_factory=lambda: [0.0, 10.0])
     val_context_ms: float = 20.0          # the short context of the selection score
-    val_mixtures: int = 300               # seeded val mixtures (thresholds, mixture F1)
+    val_mixtures: int = 200               # seeded val mixtures (thresholds, mixture F1)
     val_batch_size: int = 64
     select_short_weight: float = 0.5      # score = (1-w) * acc_full + w * acc_short
     progress: bool = True
@@ -321,12 +323,15 @@ def run(args) -> int:
     augmenter = Augmenter.from_config(cfg.augment, mcfg.sample_rate_hz).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     n_params = sum(p.numel() for p in model.parameters())
-    start_epoch, best_score, best_epoch = 0, -1.0, -1
+    start_epoch, best_score, best_epoch, n_epochs = 0, -1.0, -1, t.epochs
     if resume_state is not None:
         model.load_state_dict(resume_state["state_dict"])
         st = resume_state["meta"]["train_state"]
         opt.load_state_dict(st["optimizer"])
         start_epoch, best_score, best_epoch = st["epoch"] + 1, st["best_score"], st["best_epoch"]
+        # a schedule cut by fit_epochs stays cut, unless this command asks for other epochs
+        if t.epochs == st.get("epochs_planned"):
+            n_epochs = st.get("epochs", t.epochs)
         say(f"resuming {run_dir} at epoch {start_epoch + 1} (best score {best_score:.4f} "
             f"at epoch {best_epoch + 1})")
     say(f"model {n_params:,} parameters on {device}; {t.epochs} epochs x {t.steps_per_epoch} "
@@ -345,7 +350,7 @@ def run(args) -> int:
         with log_path.open("w", newline="") as f:
             csv.writer(f).writerow(fields)
 
-    total_steps = t.epochs * t.steps_per_epoch
+    total_steps = n_epochs * t.steps_per_epoch
     t_start, elapsed_before = time.time(), (resume_state or {}).get("meta", {}).get(
         "train_state", {}).get("minutes", 0.0) * 60
     stop = False
@@ -355,13 +360,14 @@ def run(args) -> int:
         "selection": f"score = {1 - t.select_short_weight:g} * val accuracy at full context "
                      f"+ {t.select_short_weight:g} * val accuracy at {t.val_context_ms:g} ms",
         "thresholds_from": "per-class F1 maximised on val singles + mixtures (full context)"}
-    for epoch in range(start_epoch, t.epochs):
+    epoch = start_epoch
+    while epoch < n_epochs:
         seed_all(t.seed * 100003 + epoch)  # an epoch replays identically after --resume
         rng = np.random.default_rng([t.seed, epoch])
         model.train(), augmenter.train(), features.train()
         losses, correct, n_single = [], 0, 0
         t_ep = time.time()
-        bar = tqdm(range(t.steps_per_epoch), desc=f"epoch {epoch + 1}/{t.epochs}", unit="step",
+        bar = tqdm(range(t.steps_per_epoch), desc=f"epoch {epoch + 1}/{n_epochs}", unit="step",
                    disable=not t.progress, dynamic_ncols=True, file=sys.stderr)
         steps_done = 0
         for step in bar:
@@ -405,8 +411,16 @@ def run(args) -> int:
             best_score, best_epoch = v["score"], epoch
             save_checkpoint(run_dir / "best.pt", model.state_dict(), mcfg,
                             {**meta_common, "epoch": epoch + 1, "val": v})
+        if t.fit_epochs and t.max_minutes > 0 and not stop and epoch + 1 < n_epochs:
+            per_epoch = (time.time() - t_start) / 60 / (epoch + 1 - start_epoch)  # incl. val
+            fit = epoch + 1 + int((t.max_minutes - minutes) / per_epoch)
+            if fit < n_epochs:
+                say(f"at {per_epoch:.1f} min per epoch only {fit} of {n_epochs} epochs fit in "
+                    f"max_minutes={t.max_minutes:g}: the schedule now ends at epoch {fit}")
+                n_epochs, total_steps = fit, fit * t.steps_per_epoch
         train_state = {"optimizer": opt.state_dict(), "epoch": epoch, "best_score": best_score,
-                       "best_epoch": best_epoch, "minutes": minutes}
+                       "best_epoch": best_epoch, "minutes": minutes, "epochs": n_epochs,
+                       "epochs_planned": t.epochs}
         save_checkpoint(run_dir / "last.pt", model.state_dict(), mcfg,
                         {**meta_common, "epoch": epoch + 1, "val": v, "train_state": train_state})
         row = [epoch + 1, (epoch + 1) * t.steps_per_epoch if not stop else g + 1,
@@ -425,6 +439,7 @@ def run(args) -> int:
             f"{minutes:.1f} min")
         if stop:
             break
+        epoch += 1
     summary = {"run": str(run_dir), "best_epoch": best_epoch + 1, "best_score": best_score,
                "best": str(run_dir / "best.pt"), "minutes": round(
                    (elapsed_before + time.time() - t_start) / 60, 2), "stopped_early": stop}
