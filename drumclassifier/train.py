@@ -277,7 +277,8 @@ def run(args) -> int:
         # the run's own resolved config, with this command's overrides on top
         cfg = load_train_config(run_dir / "config.yaml", args.overrides)
         resume_state = read_checkpoint(run_dir / "last.pt")
-    elif run_dir.exists() and any(run_dir.iterdir()) and not args.force:
+    elif any((run_dir / f).exists() for f in ("last.pt", "best.pt", "log.csv")) and not args.force:
+        # (other files, such as a nohup log written there, do not make it a run)
         raise ConfigError(f"{run_dir} exists; use --resume to continue it, --force to start "
                           "afresh, or train.name=OTHER")
     t, mcfg = cfg.train, cfg.model
