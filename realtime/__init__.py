@@ -14,7 +14,24 @@ from .slicer import Hit, Slicer
 from .sources import DeviceSource, FileSource
 from .worker import Event, HitQueue, Worker, velocity_from_db
 
-__all__ = ["RealtimeConfig", "load_realtime_config", "Engine", "Stats", "Onset", "OnsetDetector",
-           "RingBuffer", "ConsoleSink", "EventsCsvSink", "MidiFileSink", "MidiPortSink", "Hit",
-           "Slicer", "DeviceSource", "FileSource", "Event", "HitQueue", "Worker",
-           "velocity_from_db"]
+__all__ = [
+           "ConsoleSink",
+           "DeviceSource",
+           "Engine",
+           "Event",
+           "EventsCsvSink",
+           "FileSource",
+           "Hit",
+           "HitQueue",
+           "MidiFileSink",
+           "MidiPortSink",
+           "Onset",
+           "OnsetDetector",
+           "RealtimeConfig",
+           "RingBuffer",
+           "Slicer",
+           "Stats",
+           "Worker",
+           "load_realtime_config",
+           "velocity_from_db",
+]

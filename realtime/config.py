@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -18,7 +17,7 @@ from drumclassifier.errors import ConfigError
 
 @dataclass
 class AudioConfig:
-    sample_rate_hz: int = 44100     # device rate; slices are resampled to the model's rate if different
+    sample_rate_hz: int = 44100     # device rate; slices are resampled to the model's rate
     blocksize: int = 128            # frames per device callback (2.9 ms at 44.1 kHz)
     channels: int = 1               # device input channels (the model's channel policy applies)
     dtype: str = "float32"          # device sample format: float32 or int16
@@ -34,8 +33,8 @@ class OnsetConfig:
     bands_per_octave: int = 6       # log-frequency bands the flux is summed over
     f_min_hz: float = 30.0
     f_max_hz: float = 17000.0
-    log_mul: float = 1000.0         # compression: log1p(log_mul * band magnitude)
-    delta: float = 0.2              # absolute threshold on the flux (mean positive log rise per band)
+    log_mul: float = 1000.0         # log1p(log_mul * band magnitude)
+    delta: float = 0.2              # absolute threshold on the flux (mean log rise per band)
     ratio: float = 1.0              # adaptive part: + ratio * mean flux over the last avg_ms
     avg_ms: float = 100.0
     rearm_ratio: float = 0.5        # a new onset needs the flux to have fallen below this x last peak
@@ -46,7 +45,7 @@ class OnsetConfig:
 
 @dataclass
 class SlicerConfig:
-    context_ms: float = 30.0        # audio after the onset given to the model (see docs: latency vs accuracy)
+    context_ms: float = 30.0        # audio after the onset given to the model (latency floor)
     history_s: float = 1.0          # audio kept for slicing (must exceed the detection delay)
 
 
@@ -54,7 +53,7 @@ class SlicerConfig:
 class WorkerConfig:
     queue_size: int = 64            # pending hits; beyond this the drop policy applies (counted)
     max_batch: int = 32             # hits classified in one model call when a backlog builds
-    drop_policy: str = "oldest"     # oldest: drop the stalest pending hit; newest: refuse the new one
+    drop_policy: str = "oldest"     # oldest: drop the stalest pending hit; newest: the new one
 
 
 @dataclass
@@ -72,7 +71,7 @@ class MidiConfig:
     note_length_ms: float = 50.0    # note-off this long after each note-on
     api: str = "auto"               # rtmidi API: auto (each compiled API in turn), alsa, jack
     client_name: str = "drumclassifier"
-    notes: Dict[str, int] = field(default_factory=lambda: {
+    notes: dict[str, int] = field(default_factory=lambda: {
         "kick": 36, "snare": 38, "hihat": 42, "toms": 45, "cymbals": 49})
 
 
@@ -87,7 +86,7 @@ class RealtimeConfig:
 
 
 def load_realtime_config(src: str | Path | dict | None = None,
-                         overrides: Optional[dict] = None) -> RealtimeConfig:
+                         overrides: dict | None = None) -> RealtimeConfig:
     """Defaults, merged with a YAML file or dict, then with `overrides` (a nested dict)."""
     schema = OmegaConf.structured(RealtimeConfig)
     source = "realtime config"

@@ -103,7 +103,8 @@ class OnsetDetector:
         onsets: list[Onset] = []
         # frames fully inside buf: start positions _next_frame, + hop, ...
         off0 = self._next_frame - self._buf_start
-        n_frames = 0 if len(buf) < off0 + self.frame else (len(buf) - off0 - self.frame) // self.hop + 1
+        n_frames = (0 if len(buf) < off0 + self.frame
+                    else (len(buf) - off0 - self.frame) // self.hop + 1)
         for c0 in range(0, n_frames, 2048):  # chunks bound memory on long offline signals
             c1 = min(n_frames, c0 + 2048)
             idx = off0 + np.arange(c0, c1)[:, None] * self.hop + np.arange(self.frame)[None, :]

@@ -55,10 +55,10 @@ class RingBuffer:
         """
         n_in = block.shape[0]
         free = self.capacity - (self._w - self._r)
-        n = n_in if n_in <= free else free
+        n = min(n_in, free)
         if n:
             start = self._w % self.capacity
-            first = n if n <= self.capacity - start else self.capacity - start
+            first = min(n, self.capacity - start)
             self._copy(block[:first], self._buf[start:start + first])
             if n > first:
                 self._copy(block[first:n], self._buf[:n - first])

@@ -19,13 +19,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from drumclassifier.cli import main
-from drumclassifier.errors import ConfigError, DrumClassifierError
-from realtime import (ConsoleSink, Engine, EventsCsvSink, FileSource, MidiFileSink, MidiPortSink,
-                      OnsetDetector, RealtimeConfig, RingBuffer, load_realtime_config,
-                      velocity_from_db)
+from drumclassifier.errors import ConfigError
+from realtime import (
+    Engine,
+    EventsCsvSink,
+    FileSource,
+    MidiFileSink,
+    MidiPortSink,
+    OnsetDetector,
+    RealtimeConfig,
+    RingBuffer,
+    load_realtime_config,
+    velocity_from_db,
+)
 from realtime.worker import Classify, HitQueue
 
 from .conftest import SR

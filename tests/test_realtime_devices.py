@@ -10,7 +10,6 @@ The model is the UNTRAINED tiny checkpoint: timing, counts and plumbing only.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
