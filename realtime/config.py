@@ -37,7 +37,7 @@ class OnsetConfig:
     delta: float = 0.2              # absolute threshold on the flux (mean log rise per band)
     ratio: float = 1.0              # adaptive part: + ratio * mean flux over the last avg_ms
     avg_ms: float = 100.0
-    rearm_ratio: float = 0.5        # a new onset needs the flux to have fallen below this x last peak
+    rearm_ratio: float = 0.5        # re-arm once the flux falls below this x the last peak
     min_gap_ms: float = 20.0        # minimum inter-onset interval (short enough for flams)
     min_level_db: float = -60.0     # frames quieter than this (dBFS RMS) never start an onset
     refine_block: int = 16          # onset time refined to this many samples in the time domain
