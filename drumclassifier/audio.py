@@ -12,6 +12,7 @@ memory than a 4 s one.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -88,57 +89,97 @@ def prepare(x: torch.Tensor, sample_rate_hz: int, target_rate_hz: int, max_sampl
     return x[:, :n].contiguous()
 
 
+def display_path(path) -> str:
+    """A path as printable text: bytes that are not UTF-8 (a Latin-1 name on a UTF-8 system)
+    become \\xNN escapes, so no message or output line can fail to encode."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def read(path: str | Path, max_seconds: float) -> tuple[np.ndarray, int]:
     """Decode the first `max_seconds` of a file: ([n_samples, channels] float32, rate)."""
     path = Path(path)
+    name = display_path(path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        # Python's open() first: its errors say why (permission, symlink loop, name too
+        # long...) where libsndfile only says "System error"
+        with open(path, "rb"):
+            pass
+        # bytes on POSIX: a name that is not valid UTF-8 still opens
+        with sf.SoundFile(str(path) if os.name == "nt" else os.fsencode(path)) as f:
             rate = f.samplerate
             if rate <= 0:
-                raise AudioError(f"{path}: invalid sample rate {rate}")
+                raise AudioError(f"{name}: invalid sample rate {rate}")
             frames = int(np.ceil(max_seconds * rate))
             data = f.read(frames=frames, dtype="float32", always_2d=True)
     except AudioError:
         raise
     except FileNotFoundError:
-        raise AudioError(f"{path}: file not found") from None
+        raise AudioError(f"{name}: file not found") from None
     except IsADirectoryError:
-        raise AudioError(f"{path}: is a directory, not an audio file") from None
+        raise AudioError(f"{name}: is a directory, not an audio file") from None
     except PermissionError:
-        raise AudioError(f"{path}: permission denied") from None
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if path.exists() and path.stat().st_size == 0:
+        raise AudioError(f"{name}: permission denied") from None
+    except OSError as e:
+        if e.strerror:      # from open(): ELOOP, ENAMETOOLONG, ENOTDIR, EIO...
+            raise AudioError(f"{name}: cannot open ({e.strerror.lower()})") from None
+        raise AudioError(f"{name}: cannot decode audio ({_first_line(e)})") from None
+    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+        reason = _first_line(e)
+        if path.stat().st_size == 0:
             reason = "empty file (0 bytes)"
-        raise AudioError(f"{path}: cannot decode audio ({reason})") from None
+        raise AudioError(f"{name}: cannot decode audio ({reason})") from None
     return data, rate
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e)
+    prefix = getattr(e, "prefix", "")     # libsndfile's "Error opening <path>: "
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix):]
+    text = display_path(text).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def load(path: str | Path, target_rate_hz: int, window_s: float) -> torch.Tensor:
     """A file -> [2, n] float32 at the model rate, n <= window, trailing digital silence cut."""
     data, rate = read(path, window_s)
     x = torch.from_numpy(np.ascontiguousarray(data.T))
-    return prepare(x, rate, target_rate_hz, int(round(window_s * target_rate_hz)), name=str(path))
+    return prepare(x, rate, target_rate_hz, int(round(window_s * target_rate_hz)),
+                   name=display_path(path))
 
 
-def find_audio_files(paths, recursive: bool = True) -> list[Path]:
+def find_audio_files(paths, recursive: bool = True, errors: list | None = None) -> list[Path]:
     """Expand files and folders into a sorted list of audio files.
 
     Folders are walked without following symlinked folders (no loops); files given
     explicitly are kept whatever their extension, so the user hears why they fail.
+    A folder that cannot be listed is appended to `errors` as (path, message).
     """
-    import os
     out: list[Path] = []
+
+    def unlistable(e: OSError) -> None:
+        if errors is not None:
+            where = e.filename if e.filename is not None else "?"
+            why = (e.strerror or str(e)).lower()
+            errors.append((Path(where), f"{display_path(where)}: cannot list folder ({why})"))
+
     for p in map(Path, paths):
-        if p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError:       # e.g. a name longer than NAME_MAX: read() says so
+            is_dir = False
+        if is_dir:
             if recursive:
-                for root, dirs, files in os.walk(p, followlinks=False):
+                for root, dirs, files in os.walk(p, followlinks=False, onerror=unlistable):
                     dirs.sort()
                     out += [Path(root) / f for f in sorted(files)
                             if Path(f).suffix.lower() in AUDIO_EXTENSIONS]
             else:
-                out += sorted(q for q in p.iterdir()
-                              if q.is_file() and q.suffix.lower() in AUDIO_EXTENSIONS)
+                try:
+                    out += sorted(q for q in p.iterdir()
+                                  if q.suffix.lower() in AUDIO_EXTENSIONS and not q.is_dir())
+                except OSError as e:
+                    unlistable(e)
         else:
             out.append(p)
     return out

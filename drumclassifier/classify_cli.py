@@ -87,19 +87,43 @@ def iter_batches(clf, files, batch_size: int, jobs: int, on_error):
 
 
 def unique_destination(dest_dir: Path, name: str) -> Path:
-    """DIR/name, or DIR/stem (2).ext ... if taken: a copy never overwrites."""
+    """DIR/name, or DIR/stem (2).ext ... if taken: a copy never overwrites.
+
+    `name` must be a bare file name (no separators, not "." or ".."), so the
+    destination is always inside dest_dir.
+    """
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+        raise ValueError(f"not a bare file name: {name!r}")
     dest = dest_dir / name
     k = 2
-    while dest.exists():
+    while dest.exists() or dest.is_symlink():
         dest = dest_dir / f"{Path(name).stem} ({k}){Path(name).suffix}"
         k += 1
     return dest
 
 
+def copy_into(src: Path, dest_dir: Path) -> Path:
+    """Copy src into dest_dir under a free name; the file is created exclusively ('x'), so
+    a file that appears meanwhile is never overwritten. Returns the copy's path."""
+    while True:
+        dest = unique_destination(dest_dir, src.name)
+        try:
+            with open(src, "rb") as fin, open(dest, "xb") as fout:
+                shutil.copyfileobj(fin, fout)
+        except FileExistsError:
+            continue
+        except BaseException:
+            if dest.exists():        # ours, partial: do not leave half a copy behind
+                dest.unlink()
+            raise
+        shutil.copystat(src, dest)
+        return dest
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
-    from .audio import find_audio_files
+    from .audio import display_path, find_audio_files
     from .classifier import DrumClassifier
 
     out_path = Path(args.output) if args.output else None
@@ -107,20 +131,24 @@ def run(args) -> int:
         print(f"drumclassifier classify: error: {out_path} exists; use --force to overwrite",
               file=sys.stderr)
         return 2
-    files = find_audio_files(args.paths, recursive=args.recursive)
+    unlistable: list = []
+    files = find_audio_files(args.paths, recursive=args.recursive, errors=unlistable)
+    for _, msg in unlistable:
+        print(f"error: {msg}", file=sys.stderr)
     if not files:
         print("drumclassifier classify: error: no audio files found in "
-              + ", ".join(args.paths), file=sys.stderr)
+              + ", ".join(map(display_path, args.paths)), file=sys.stderr)
         return 2
     clf = DrumClassifier(args.weights, args.config, args.device)
     labels = clf.labels
-    failures = []
+    failures = [path for path, _ in unlistable]
 
     def on_error(path, msg):
         failures.append(path)
         tqdm.write(f"error: {msg}", file=sys.stderr)
 
-    out = open(out_path, "w", newline="", encoding="utf-8") if out_path else sys.stdout
+    out = (open(out_path, "w" if args.force else "x", newline="", encoding="utf-8")
+           if out_path else sys.stdout)
     writer = csv.writer(out) if args.format == "csv" else None
     if writer:
         writer.writerow(["path", "label", "confidence"] + [f"p_{lab}" for lab in labels])
@@ -129,21 +157,26 @@ def run(args) -> int:
                disable=args.quiet or len(files) < 2, dynamic_ncols=True)
     try:
         for paths, probs in iter_batches(clf, files, args.batch_size, args.jobs, on_error):
-            for r in clf.results(probs, paths):
+            for src, r in zip(paths, clf.results(probs, paths)):
+                name = display_path(src)     # printable even if the name is not UTF-8
                 if args.format == "table":
                     probs_txt = " ".join(f"{lab}={r.probs[lab]:.3f}" for lab in labels)
-                    print(f"{r.path}\t{r.label}\t{r.confidence:.3f}\t{probs_txt}", file=out)
+                    print(f"{name}\t{r.label}\t{r.confidence:.3f}\t{probs_txt}", file=out)
                 elif writer:
-                    writer.writerow([r.path, r.label, f"{r.confidence:.4f}"]
+                    writer.writerow([name, r.label, f"{r.confidence:.4f}"]
                                     + [f"{r.probs[lab]:.4f}" for lab in labels])
                 else:
-                    as_json.append({"path": r.path, "label": r.label,
+                    as_json.append({"path": name, "label": r.label,
                                     "confidence": round(r.confidence, 4),
                                     "probs": {k: round(v, 4) for k, v in r.probs.items()}})
                 if args.sort_into:
                     dest_dir = Path(args.sort_into) / r.label
-                    dest_dir.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(r.path, unique_destination(dest_dir, Path(r.path).name))
+                    try:
+                        dest_dir.mkdir(parents=True, exist_ok=True)
+                        copy_into(Path(src), dest_dir)
+                    except OSError as e:   # full disk, read-only target...: this file fails
+                        on_error(src, f"{name}: cannot copy into {display_path(dest_dir)} "
+                                      f"({e.strerror or e})")
             out.flush()
             bar.update(len(paths))
         if args.format == "json":

@@ -86,6 +86,11 @@ def validate_model_config(cfg: ModelConfig) -> None:
     n = len(cfg.labels)
     if len(set(cfg.labels)) != n or n == 0:
         raise ConfigError(f"labels must be unique and non-empty, got {cfg.labels}")
+    for lab in cfg.labels:   # a label names a folder of --sort-into: it must stay inside
+        if (not lab or lab in (".", "..") or any(c in lab for c in "/\\\0")
+                or lab != lab.strip()):
+            raise ConfigError(f"label {lab!r} is not a plain name (no path separators, "
+                              "'.' or '..', or surrounding spaces)")
     if cfg.thresholds is not None and len(cfg.thresholds) != n:
         raise ConfigError(f"thresholds has {len(cfg.thresholds)} values for {n} labels")
     if len(cfg.net.conv_channels) != 3:
