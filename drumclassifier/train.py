@@ -412,12 +412,13 @@ def run(args) -> int:
             best_score, best_epoch = v["score"], epoch
             save_checkpoint(run_dir / "best.pt", model.state_dict(), mcfg,
                             {**meta_common, "epoch": epoch + 1, "val": v})
+        cut_msg = ""
         if t.fit_epochs and t.max_minutes > 0 and not stop and epoch + 1 < n_epochs:
             per_epoch = (time.time() - t_start) / 60 / (epoch + 1 - start_epoch)  # incl. val
             fit = epoch + 1 + int((t.max_minutes - minutes) / per_epoch)
             if fit < n_epochs:
-                say(f"at {per_epoch:.1f} min per epoch only {fit} of {n_epochs} epochs fit in "
-                    f"max_minutes={t.max_minutes:g}: the schedule now ends at epoch {fit}")
+                cut_msg = (f"at {per_epoch:.1f} min per epoch only {fit} of {n_epochs} epochs fit "
+                           f"in max_minutes={t.max_minutes:g}: the schedule now ends at epoch {fit}")
                 n_epochs, total_steps = fit, fit * t.steps_per_epoch
         train_state = {"optimizer": opt.state_dict(), "epoch": epoch, "best_score": best_score,
                        "best_epoch": best_epoch, "minutes": minutes, "epochs": n_epochs,
@@ -426,7 +427,7 @@ def run(args) -> int:
                         {**meta_common, "epoch": epoch + 1, "val": v, "train_state": train_state})
         row = [epoch + 1, (epoch + 1) * t.steps_per_epoch if not stop else g + 1,
                f"{minutes:.2f}", f"{epoch_s:.1f}", f"{steps_done / max(epoch_s, 1e-9):.3f}",
-               f"{lr_at(g, total_steps, t):.2e}", f"{np.mean(losses):.4f}",
+               f"{opt.param_groups[0]['lr']:.2e}", f"{np.mean(losses):.4f}",
                f"{correct / max(1, n_single):.4f}", f"{v['acc_full']:.4f}",
                f"{v['acc_short']:.4f}", f"{v['macro_f1']:.4f}",
                f"{v.get('mix_macro_f1', float('nan')):.4f}", f"{v['score']:.4f}", int(is_best)]
@@ -438,6 +439,8 @@ def run(args) -> int:
             f"mix-F1 {v.get('mix_macro_f1', float('nan')):.3f} | score {v['score']:.4f}"
             f"{' (best)' if is_best else ''} | {steps_done / max(epoch_s, 1e-9):.2f} steps/s, "
             f"{minutes:.1f} min")
+        if cut_msg:
+            say(cut_msg)
         if stop:
             break
         epoch += 1
