@@ -23,6 +23,9 @@ from .errors import AudioError
 
 # Below this peak (-120 dBFS) a file is treated as silent: nothing to classify.
 SILENCE_PEAK = 1e-6
+# Above this peak (+120 dBFS) samples are not a level but garbage (an unscaled integer
+# buffer, a corrupt float file); the spectrogram's power would overflow float32 to inf.
+MAX_PEAK = 1e6
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc"}
 
 
@@ -45,8 +48,12 @@ def check_waveform(x: torch.Tensor, name: str) -> None:
         raise AudioError(f"{name}: no audio samples (zero length)")
     if not torch.isfinite(x).all():
         raise AudioError(f"{name}: audio contains NaN or infinite values")
-    if x.abs().max().item() < SILENCE_PEAK:
+    peak = x.abs().max().item()
+    if peak < SILENCE_PEAK:
         raise AudioError(f"{name}: audio is silent (peak below -120 dBFS)")
+    if peak > MAX_PEAK:
+        raise AudioError(f"{name}: sample values up to {peak:.3g} are not audio levels "
+                         "(peak above +120 dBFS; full scale is 1.0)")
 
 
 def content_length(x: torch.Tensor) -> int:
