@@ -18,6 +18,7 @@ COMMANDS = {
     "stream": ("realtime.cli", "a file through the live engine (paced, --fast or --play)"),
     "train": ("drumclassifier.train", "train the classifier on the corpus manifest"),
     "evaluate": ("drumclassifier.evaluate", "score a checkpoint: per-class metrics, context curves"),
+    "report": ("realtime.report", "a practice session report (HTML + PNG) from a session folder"),
 }
 
 EPILOG = """examples:
