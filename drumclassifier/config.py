@@ -83,6 +83,13 @@ def load_model_config(src: str | Path | dict | DictConfig | None = None) -> Mode
 
 
 def validate_model_config(cfg: ModelConfig) -> None:
+    f = cfg.features
+    if cfg.sample_rate_hz <= 0 or cfg.window_s <= 0:
+        raise ConfigError("sample_rate_hz and window_s must be positive")
+    if f.n_fft <= 0 or f.hop_length <= 0 or f.n_mels <= 0 or f.log_floor <= 0:
+        raise ConfigError("features.n_fft, hop_length, n_mels and log_floor must be positive")
+    if not 0 <= f.f_min_hz < f.f_max_hz:
+        raise ConfigError("features: need 0 <= f_min_hz < f_max_hz")
     n = len(cfg.labels)
     if len(set(cfg.labels)) != n or n == 0:
         raise ConfigError(f"labels must be unique and non-empty, got {cfg.labels}")

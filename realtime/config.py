@@ -96,7 +96,10 @@ def load_realtime_config(src: str | Path | dict | None = None,
             source = str(src)
             if not Path(src).is_file():
                 raise ConfigError(f"{src}: config file not found")
-            parts.append(OmegaConf.load(src))
+            try:
+                parts.append(OmegaConf.load(src))
+            except Exception as e:  # noqa: BLE001 (YAML syntax errors come in many types)
+                raise ConfigError(f"{src}: cannot parse YAML ({str(e).splitlines()[0]})") from None
         elif src is not None:
             parts.append(OmegaConf.create(src))
         if overrides:

@@ -332,3 +332,64 @@ def test_sort_into_copy_failure_is_one_line_and_the_batch_goes_on(tiny_checkpoin
     errs = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(errs) == 1 and f"{src / 'hit.wav'}: cannot copy into" in errs[0]
     assert out.startswith(str(src / "hit.wav"))      # the result itself was still printed
+
+
+# ---- config and weights files: what tests/test_foundation.py does not already cover --------
+@pytest.mark.parametrize("text,match", [
+    ("audio: [unclosed\n", "cannot parse YAML"),
+    ("audio:\n  blocksize: big\n", "audio.blocksize"),
+    ("worker:\n  queue_size: 0\n", "queue_size"),
+    ("audio: 3\n", "AudioConfig"),
+    ("midi:\n  notes:\n    kick: 300\n", "0-127"),
+])
+def test_realtime_config_refusals(tmp_path, text, match):
+    from drumclassifier.errors import ConfigError
+    from realtime.config import load_realtime_config
+    p = tmp_path / "rt.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_realtime_config(p)
+
+
+@pytest.mark.parametrize("override,match", [
+    ({"window_s": -1}, "window_s"), ({"sample_rate_hz": 0}, "sample_rate_hz"),
+    ({"features": {"n_fft": 0}}, "n_fft"), ({"features": {"f_min_hz": 30000.0}}, "f_min_hz"),
+    ({"labels": "kick"}, "labels"),
+])
+def test_model_config_wrong_types_and_ranges(override, match):
+    from drumclassifier.config import load_model_config
+    from drumclassifier.errors import ConfigError
+    with pytest.raises(ConfigError, match=match):
+        load_model_config(override)
+
+
+def test_train_config_syntax_error(tmp_path):
+    from drumclassifier.errors import ConfigError
+    from drumclassifier.train import load_train_config
+    p = tmp_path / "t.yaml"
+    p.write_text("train: {epochs: [\n")
+    with pytest.raises(ConfigError, match="cannot parse YAML"):
+        load_train_config(p)
+    with pytest.raises(ConfigError, match="key=value"):
+        load_train_config(None, ["train.epochs"])
+
+
+def test_odd_weights_files_are_refused_on_the_cli(tiny_checkpoint, tmp_path):
+    """Zero bytes, a bare tensor, a dict with a config of the wrong type, a checkpoint of
+    another format version: one line each from the CLI (exit 2), no traceback."""
+    import torch
+    wav = tmp_path / "hit.wav"
+    sf.write(wav, kick_like(), SR)
+    cases = {"zero.pt": "corrupt or truncated", "tensor.pt": "not a DrumClassifier checkpoint",
+             "badcfg.pt": "stored config is invalid", "v2.pt": "version 2"}
+    (tmp_path / "zero.pt").write_bytes(b"")
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    torch.save({"format": "drumclassifier", "version": 1, "config": {"labels": "kick"},
+                "state_dict": {}}, tmp_path / "badcfg.pt")
+    ck = torch.load(tiny_checkpoint, weights_only=True)
+    ck["version"] = 2
+    torch.save(ck, tmp_path / "v2.pt")
+    for name, want in cases.items():
+        rc, out, err = run_strict(["classify", str(wav), "-w", str(tmp_path / name), "-q"])
+        assert rc == 2 and not out and "Traceback" not in err
+        assert err.count("\n") == 1 and want in err and name in err, err
