@@ -17,6 +17,7 @@ LISTEN_EPILOG = """examples:
   drumclassifier listen -d "USB Audio" --virtual-port drums   # a MIDI port other apps connect to
   drumclassifier listen -d 3 --midi-port "FLUID Synth" --midi-file take1.mid --events take1.csv
   drumclassifier listen -d monitor --context-ms 10        # what the computer plays, low latency
+  drumclassifier listen --session ~/practice/today --record-audio --live-view
 
 Capturing what the computer plays: pick its monitor/loopback device (PulseAudio/PipeWire
 "Monitor of ...", JACK system capture, macOS BlackHole). Ctrl-C stops cleanly: files are
@@ -28,6 +29,7 @@ STREAM_EPILOG = """examples:
   drumclassifier stream song.wav --fast --events hits.csv     # as fast as possible
   drumclassifier stream song.wav --play --virtual-port drums  # hear it and get MIDI along
   drumclassifier stream loop.flac --fast --midi-file loop.mid --quiet
+  drumclassifier stream take.wav --fast --session take1      # events + report in take1/
 
 The file goes through exactly the live path: read block by block as a sound card would
 deliver it, into the same ring buffer, onset detector and worker. Without --fast it is
@@ -46,8 +48,19 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--midi-file", metavar="OUT.mid", help="write the session as a MIDI file")
     g.add_argument("--events", metavar="OUT.csv",
                    help="write time_s,label,confidence,velocity,latency_ms,wall_latency_ms")
-    g.add_argument("--force", action="store_true", help="allow overwriting --midi-file/--events")
+    g.add_argument("--session", metavar="DIR",
+                   help="record a practice session into DIR (events.csv, session.json) and "
+                        "write its report there at the end (report.html, timeline.png); DIR "
+                        "must be new or empty unless --force")
+    g.add_argument("--record-audio", action="store_true",
+                   help="with --session: also record the audio as DIR/audio.flac")
+    g.add_argument("--force", action="store_true",
+                   help="allow overwriting --midi-file/--events, writing into a non-empty "
+                        "--session DIR")
     g.add_argument("-q", "--quiet", action="store_true", help="no line per hit on the console")
+    g.add_argument("--live-view", action="store_true",
+                   help="a live terminal view (per-instrument counters, last hits) instead "
+                        "of one line per hit; plain lines when not a terminal")
     e = p.add_argument_group("engine")
     e.add_argument("--blocksize", type=int, metavar="N",
                    help="frames per audio block (default: 128 from configs/realtime.yaml)")
@@ -111,7 +124,13 @@ def _sinks(args, cfg):
     for path in (args.events, args.midi_file):   # refuse before any audio is opened
         if path and Path(path).exists() and not args.force:
             raise DrumClassifierError(f"{path} exists; use --force to overwrite")
-    sinks = [] if args.quiet else [ConsoleSink()]
+    if args.quiet:
+        sinks = []
+    elif args.live_view:
+        from .liveview import LiveView
+        sinks = [LiveView()]
+    else:
+        sinks = [ConsoleSink()]
     if args.events:
         sinks.append(EventsCsvSink(args.events, args.force))
     if args.midi_file:
@@ -123,10 +142,24 @@ def _sinks(args, cfg):
 
 def _run(args, source, cfg) -> int:
     from drumclassifier.classifier import DrumClassifier
+    from drumclassifier.errors import DrumClassifierError
 
     from .engine import Engine, print_stats
+    session = None
+    if args.record_audio and not args.session:
+        raise DrumClassifierError("--record-audio needs --session DIR")
+    if args.session:   # refused before the model loads and any audio is opened
+        from .session import Session
+        session = Session(args.session, args.force, args.record_audio,
+                          meta={"source": getattr(source, "path", None)
+                                or getattr(source, "device_spec", None) or "default input",
+                                "weights": str(args.weights or "shipped"),
+                                "context_ms": cfg.slicer.context_ms,
+                                "command": " ".join(["drumclassifier"] + sys.argv[1:])})
     sinks = _sinks(args, cfg)
     clf = DrumClassifier(args.weights, args.config, args.device)
+    if session is not None:
+        sinks += session.sinks(source)
     engine = Engine(clf, source, sinks, cfg)
     for s in sinks:
         if getattr(s, "virtual", None) and not args.quiet:
@@ -140,6 +173,10 @@ def _run(args, source, cfg) -> int:
     print_stats(stats)
     if interrupted:
         print("stopped (Ctrl-C); outputs flushed", file=sys.stderr)
+    if session is not None:
+        rep = session.finish(stats)
+        print(f"session: {rep.n_hits} hits in {rep.duration_s:.1f} s; report: "
+              f"{session.dir / 'report.html'}", file=sys.stderr, flush=True)
     return 1 if stats.errors else 0
 
 

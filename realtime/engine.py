@@ -24,6 +24,7 @@ import numpy as np
 from .config import RealtimeConfig
 from .onset import OnsetDetector
 from .ringbuffer import RingBuffer
+from .sinks import AudioSink
 from .slicer import Hit, Slicer
 from .worker import Classify, HitQueue, Worker
 
@@ -38,6 +39,8 @@ class Stats:
     overflow_events: int = 0
     input_overflows: int = 0        # the device's own status flags
     queue_dropped: int = 0          # hits dropped by the worker queue policy
+    queue_max: int = 0              # deepest the worker queue has been (<= queue_size)
+    failed: int = 0                 # hits lost to a model call that raised
     lost: int = 0                   # onsets whose audio left the slicer history
     unclassifiable: int = 0
     errors: tuple = ()
@@ -47,8 +50,9 @@ class Stats:
              f"{self.events} events; overflows: {self.overflow_events} "
              f"({self.overflow_frames} frames lost), device overflow flags: "
              f"{self.input_overflows}; queue drops: {self.queue_dropped}")
-        if self.lost or self.unclassifiable:
-            s += f"; lost slices: {self.lost}; unclassifiable: {self.unclassifiable}"
+        if self.lost or self.unclassifiable or self.failed:
+            s += (f"; lost slices: {self.lost}; unclassifiable: {self.unclassifiable}; "
+                  f"failed: {self.failed}")
         if self.errors:
             s += "; errors: " + " | ".join(self.errors[:5])
         return s
@@ -65,6 +69,7 @@ class Engine:
                  poll_ms: float = 0.5):
         self.cfg = cfg or RealtimeConfig()
         self.source, self.sinks = source, list(sinks)
+        self._audio_sinks = [s for s in self.sinks if isinstance(s, AudioSink)]  # e.g. a recorder
         sr, ch = source.sample_rate_hz, source.channels
         self.sr = sr
         self.ring = RingBuffer(max(int(self.cfg.audio.ring_s * sr), 4 * source.blocksize), ch)
@@ -130,7 +135,9 @@ class Engine:
                 try:
                     s.close()
                 except Exception as e:
-                    self.worker.errors.append(f"closing {type(s).__name__}: {e}")
+                    if id(s) not in self.worker.failed_sinks:   # else already reported
+                        self.worker._error(f"closing {type(s).__name__}: "
+                                           f"{type(e).__name__}: {e}")
         return self.stats()
 
     # ---- analysis thread ----------------------------------------------------------------
@@ -149,6 +156,8 @@ class Engine:
                     time.sleep(self.poll_s)
                     continue
                 block = buf[:n]
+                for s in self._audio_sinks:
+                    s.audio(block, start)
                 onsets = self.detector.process_online(block)
                 self.slicer.push(block, start)
                 self.slicer.add(onsets)
@@ -189,7 +198,8 @@ class Engine:
                      overflow_frames=self.ring.overflow_frames,
                      overflow_events=self.ring.overflow_events,
                      input_overflows=st.get("input_overflows", 0),
-                     queue_dropped=self.queue.dropped, lost=self.slicer.lost,
+                     queue_dropped=self.queue.dropped, queue_max=self.queue.max_depth,
+                     failed=self.worker.failed, lost=self.slicer.lost,
                      unclassifiable=self.worker.unclassifiable, errors=tuple(errs))
 
 

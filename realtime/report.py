@@ -35,6 +35,7 @@ import base64
 import csv
 import html
 import io
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -285,7 +286,7 @@ def _refine_boundaries(times: np.ndarray, sections: list[Section]) -> bool:
     """Move each boundary between two gridded sections to the hit split (within a window
     length) that minimises the squared offsets from the two grids; True if any moved."""
     moved = False
-    for a, b in zip(sections, sections[1:]):
+    for a, b in itertools.pairwise(sections):
         if not (math.isfinite(a.bpm) and math.isfinite(b.bpm)):
             continue
         near = (times > b.start_s - WINDOW_S / 2) & (times < b.start_s + WINDOW_S / 2)
@@ -353,7 +354,7 @@ class Analysis:
 def _stats(x: np.ndarray) -> dict:
     if len(x) == 0:
         return {}
-    return {"n": int(len(x)), "mean": float(x.mean()), "median": float(np.median(x)),
+    return {"n": len(x), "mean": float(x.mean()), "median": float(np.median(x)),
             "std": float(x.std()), "p10": float(np.percentile(x, 10)),
             "p90": float(np.percentile(x, 90)), "min": float(x.min()), "max": float(x.max())}
 
@@ -367,9 +368,10 @@ def analyse(ev: Events, duration_s: float | None = None, meta: dict | None = Non
     counts = {lab: int((ev.label == lab).sum()) for lab in labels}
 
     per_minute = []
-    for m in range(int(math.ceil(duration / 60)) if duration > 0 else 0):
+    n_min = math.ceil(duration / 60) if duration > 0 else 0
+    for m in range(n_min):
         sel = (ev.time_s >= 60 * m) & (ev.time_s < 60 * (m + 1))
-        if m == int(math.ceil(duration / 60)) - 1:
+        if m == n_min - 1:
             sel |= ev.time_s >= 60 * (m + 1)           # an event exactly at the end
         row = {"minute": m + 1, "length_s": float(min(60.0, duration - 60 * m))}
         row.update({lab: int((sel & (ev.label == lab)).sum()) for lab in labels})
@@ -612,9 +614,9 @@ def render_html(a: Analysis, figures: dict[str, bytes]) -> str:
     cards = [("duration", _mmss(dur)), ("hits", str(a.n_hits)),
              ("hits per minute", _f(a.n_hits * 60 / dur) if dur > 0 else "&ndash;"),
              ("tempo", tempo_txt)]
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-             f"<title>{title}</title><style>{CSS}</style></head><body>",
+    parts = [("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+              "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+              f"<title>{title}</title><style>{CSS}</style></head><body>"),
              f"<h1>{title}</h1>"]
     meta_bits = [f"{k}: {html.escape(str(m[k]))}" for k in ("started", "source", "weights",
                                                            "command") if m.get(k)]

@@ -25,14 +25,32 @@ def open_exclusive(path: str | Path, force: bool, mode: str = "w", **kw):
     path = Path(path)
     if path.exists() and not force:
         raise DrumClassifierError(f"{path} exists; use --force to overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return open(path, mode if force else mode.replace("w", "x"), **kw)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:    # a file where a folder should be, permission denied...
+        raise DrumClassifierError(f"{path}: cannot create its folder "
+                                  f"({e.strerror or e})") from None
+    try:
+        return open(path, mode if force else mode.replace("w", "x"), **kw)
+    except FileExistsError:
+        raise DrumClassifierError(f"{path} exists; use --force to overwrite") from None
+    except OSError as e:    # permission denied, read-only disk, a folder in the way...
+        raise DrumClassifierError(f"{path}: cannot open for writing "
+                                  f"({e.strerror or e})") from None
 
 
 class Sink:
     def open(self) -> None: ...
     def emit(self, events) -> None: ...
     def close(self) -> None: ...
+
+
+class AudioSink(Sink):
+    """A sink that also receives the audio: audio(block, start_frame) is called from the
+    analysis thread with each block read from the ring buffer ([n, channels] float32,
+    reused after the call: copy it; must not block). start_frame jumps after an overflow."""
+
+    def audio(self, block, start_frame: int) -> None: ...
 
 
 class ConsoleSink(Sink):
@@ -60,8 +78,13 @@ class EventsCsvSink(Sink):
     def open(self) -> None:
         self._f = open_exclusive(self.path, self.force, "w", newline="", encoding="utf-8")
         self._w = csv.writer(self._f)
-        self._w.writerow(CSV_COLUMNS)
-        self._f.flush()
+        try:
+            self._w.writerow(CSV_COLUMNS)
+            self._f.flush()
+        except OSError as e:     # a full disk refuses the header already (/dev/full)
+            self.close()
+            raise DrumClassifierError(f"{self.path}: cannot write events "
+                                      f"({e.strerror or e})") from None
 
     def emit(self, events) -> None:
         for e in events:
@@ -71,8 +94,8 @@ class EventsCsvSink(Sink):
 
     def close(self) -> None:
         if self._f:
-            self._f.close()
-            self._f = None
+            f, self._f = self._f, None
+            f.close()     # a failed final flush still closes the file, then raises
 
 
 class MidiFileSink(Sink):
@@ -207,6 +230,7 @@ class MidiPortSink(Sink):
         self._closing = False
         self._thread = None
         self.sent_on = self.sent_off = 0
+        self.error = None                          # the port's first failure, if any
 
     @property
     def port_name(self) -> str:
@@ -223,6 +247,8 @@ class MidiPortSink(Sink):
         self._thread.start()
 
     def emit(self, events) -> None:
+        if self.error:
+            raise DrumClassifierError(f"MIDI port {self.port_name}: {self.error}")
         now = time.perf_counter()
         due = now + self.midi.note_length_ms / 1000
         with self._cv:
@@ -247,7 +273,11 @@ class MidiPortSink(Sink):
                     t, note = heapq.heappop(self._due)
                     if self._on.get(note) == t:   # not superseded by a retrigger
                         del self._on[note]
-                        self.out.send_message([self._status_off, note, 0])
+                        try:
+                            self.out.send_message([self._status_off, note, 0])
+                        except Exception as e:   # the port vanished: the next emit says so
+                            self.error = f"{type(e).__name__}: {e}"
+                            return
                         self.sent_off += 1
                 self._cv.wait(self._due[0][0] - now if self._due else 0.5)
 
@@ -259,15 +289,17 @@ class MidiPortSink(Sink):
             self._cv.notify()
         if self._thread:
             self._thread.join()
-        for note in sorted(self._on):
-            self.out.send_message([self._status_off, note, 0])
-            self.sent_off += 1
-        self._on.clear()
-        self._due.clear()
-        self.out.send_message([self._cc, 123, 0])   # All Notes Off
-        self.out.send_message([self._cc, 120, 0])   # All Sound Off
-        if hasattr(self.out, "close_port"):
-            time.sleep(0.02)   # let the MIDI system deliver before the port disappears
-            self.out.close_port()
-            self.out.delete()
-        self.out = None
+        out, self.out = self.out, None
+        try:                 # best effort on a failed port; the port is released either way
+            for note in sorted(self._on):
+                out.send_message([self._status_off, note, 0])
+                self.sent_off += 1
+            out.send_message([self._cc, 123, 0])   # All Notes Off
+            out.send_message([self._cc, 120, 0])   # All Sound Off
+        finally:
+            self._on.clear()
+            self._due.clear()
+            if hasattr(out, "close_port"):
+                time.sleep(0.02)   # let the MIDI system deliver before the port disappears
+                out.close_port()
+                out.delete()
