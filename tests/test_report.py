@@ -309,3 +309,23 @@ def test_live_view_on_a_terminal_counts_and_lists_the_last_hits():
     assert len(v.last_hits) == LAST_N and v.last_hits[-1][1] == "snare"
     text = out.getvalue()
     assert "last hits" in text and "kick" in text and "\x1b[" in text   # drawn in place
+
+
+def test_audio_recorder_fills_overflow_gaps_with_silence(tmp_path):
+    """Audio time must stay event time: frames lost to an overflow become zeros."""
+    import soundfile as sf
+
+    from realtime.session import AudioRecorder
+    rec = AudioRecorder(tmp_path / "a.flac", 44100, 2)
+    rec.open()
+    block = np.full((128, 2), 0.5, np.float32)
+    rec.audio(block, 0)
+    block[:] = 0.25                       # the caller reuses its buffer: the copy must hold
+    rec.audio(block, 128 + 1000)          # 1000 frames lost
+    rec.close()
+    x, sr = sf.read(str(tmp_path / "a.flac"), dtype="float32")
+    assert sr == 44100 and x.shape == (128 + 1000 + 128, 2) and rec.gap_frames == 1000
+    assert np.allclose(x[:128], 0.5, atol=1e-5) and not x[128:1128].any()
+    assert np.allclose(x[1128:], 0.25, atol=1e-5)
+    with pytest.raises(DrumClassifierError, match="exists"):
+        AudioRecorder(tmp_path / "a.flac", 44100, 2).open()
