@@ -82,7 +82,10 @@ class EventsCsvSink(Sink):
             self._w.writerow(CSV_COLUMNS)
             self._f.flush()
         except OSError as e:     # a full disk refuses the header already (/dev/full)
-            self.close()
+            try:
+                self.close()
+            except OSError:
+                pass             # closed all the same; the error is the one below
             raise DrumClassifierError(f"{self.path}: cannot write events "
                                       f"({e.strerror or e})") from None
 

@@ -5,12 +5,18 @@ the queue is full, `oldest` (default) drops the stalest pending hit (a late drum
 is worse than none), `newest` refuses the new one. Either way `dropped` counts it.
 When hits arrive faster than the model, the worker takes everything waiting (up to
 `max_batch`) into one model call, so a backlog is cleared in few calls.
+
+Faults: a sink that raises (a MIDI port that vanished, a full disk) is reported once,
+on stderr at once and in `errors`, and is not called again: the other sinks go on. A
+model call that raises loses its batch, counted in `failed`; each distinct message is
+reported once. Every queued hit ends up counted once: classified + unclassifiable +
+failed (+ the queue's own dropped) = hits queued.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
-import traceback
 from collections import deque
 from dataclasses import dataclass
 
@@ -57,6 +63,7 @@ class HitQueue:
         self._closed = False
         self.dropped = 0
         self.dropped_hits: list[int] = []   # indices, for reports and tests (bounded below)
+        self.max_depth = 0                  # the deepest the queue has been (<= maxsize)
 
     def put(self, hit: Hit) -> bool:
         """Queue a hit; False if it (or an older one) had to be dropped."""
@@ -71,6 +78,7 @@ class HitQueue:
                 if self.policy != "oldest":
                     return False
             self._q.append(hit)
+            self.max_depth = max(self.max_depth, len(self._q))
             self._cv.notify()
             return ok
 
@@ -132,8 +140,11 @@ class Worker(threading.Thread):
     """Takes batches from the queue, classifies them, hands events to the sinks."""
 
     def __init__(self, queue: HitQueue, classify, sinks, velocity: VelocityConfig,
-                 sample_rate_hz: int, max_batch: int = 32):
+                 sample_rate_hz: int, max_batch: int = 32, report=None):
         super().__init__(name="drumclassifier-worker", daemon=True)
+        # report(message): where a fault is said the moment it happens (default: stderr)
+        self.report = report or (lambda msg: print(f"error: {msg}", file=sys.stderr,
+                                                   flush=True))
         self.queue, self.classify, self.sinks = queue, classify, sinks
         self.velocity, self.sr, self.max_batch = velocity, sample_rate_hz, max_batch
         self.classified = 0
@@ -141,6 +152,8 @@ class Worker(threading.Thread):
         self.events = 0
         self.errors: list[str] = []
         self.sink_errors = 0
+        self.failed = 0                     # hits lost to a model call that raised
+        self.failed_sinks: dict[int, str] = {}   # id(sink) -> its one error message
         self.batches = 0
         self.infer_ms: list[float] = []     # per model call
         self.batch_sizes: list[int] = []
@@ -154,12 +167,22 @@ class Worker(threading.Thread):
                 try:
                     self.process(batch)
                 except Exception as e:   # a failing batch must not kill the live engine
-                    self.errors.append(f"{type(e).__name__}: {e}")
-                    traceback.print_exc()
+                    self.failed += len(batch)
+                    self._error(f"classifying a batch of {len(batch)} hit(s) failed, "
+                                f"they are lost: {type(e).__name__}: {e}")
+
+    def _error(self, msg: str) -> None:
+        """Say each distinct fault once: a persistent one must not flood the console."""
+        if msg not in self.errors and len(self.errors) < 20:
+            self.errors.append(msg)
+            self.report(msg)
 
     def process(self, hits: list[Hit]) -> list[Event]:
         t0 = time.perf_counter()
         kept, labels = self.classify(hits)
+        if len(kept) != len(labels) or len(kept) > len(hits):
+            raise RuntimeError(f"classify returned {len(labels)} results for {len(kept)} "
+                               f"kept of {len(hits)} hits")
         t1 = time.perf_counter()
         infer_ms = (t1 - t0) * 1000
         self.batches += 1
@@ -185,10 +208,14 @@ class Worker(threading.Thread):
                     partial=h.partial))
         self.events += len(events)
         for s in self.sinks:
+            if id(s) in self.failed_sinks:
+                continue
             try:
                 s.emit(events)
-            except Exception as e:
+            except Exception as e:   # this output is gone; the others go on
                 self.sink_errors += 1
-                if len(self.errors) < 20:
-                    self.errors.append(f"{type(s).__name__}: {type(e).__name__}: {e}")
+                msg = (f"{type(s).__name__} failed and is switched off, other outputs go on: "
+                       f"{type(e).__name__}: {e}")
+                self.failed_sinks[id(s)] = msg
+                self._error(msg)
         return events
