@@ -2,7 +2,8 @@
 # Set up DrumClassifier on a fresh Debian/Ubuntu machine: system packages, a venv, the package.
 #   ./setup.sh            runtime + live path + dev tools
 # System packages: libportaudio2 (audio devices for the live path), jackd2 (a JACK server:
-# MIDI ports and a dummy audio device for tests on machines with no sound card).
+# MIDI ports and a dummy audio device for tests on machines with no sound card), chromium +
+# chromium-driver (the tests open the practice-session report headless; not needed to use it).
 set -euo pipefail
 cd "$(dirname "$0")"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
