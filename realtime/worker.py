@@ -155,8 +155,9 @@ class Worker(threading.Thread):
         self.failed = 0                     # hits lost to a model call that raised
         self.failed_sinks: dict[int, str] = {}   # id(sink) -> its one error message
         self.batches = 0
-        self.infer_ms: list[float] = []     # per model call
-        self.batch_sizes: list[int] = []
+        # per model call, the last 10000 (bounded: a session may run for hours)
+        self.infer_ms: deque[float] = deque(maxlen=10000)
+        self.batch_sizes: deque[int] = deque(maxlen=10000)
 
     def run(self) -> None:
         while True:
@@ -166,7 +167,7 @@ class Worker(threading.Thread):
             if batch:
                 try:
                     self.process(batch)
-                except Exception as e:   # a failing batch must not kill the live engine
+                except Exception as e:  # noqa: BLE001 (a failing batch must not kill the engine)
                     self.failed += len(batch)
                     self._error(f"classifying a batch of {len(batch)} hit(s) failed, "
                                 f"they are lost: {type(e).__name__}: {e}")
@@ -212,7 +213,7 @@ class Worker(threading.Thread):
                 continue
             try:
                 s.emit(events)
-            except Exception as e:   # this output is gone; the others go on
+            except Exception as e:  # noqa: BLE001 (this output is gone; the others go on)
                 self.sink_errors += 1
                 msg = (f"{type(s).__name__} failed and is switched off, other outputs go on: "
                        f"{type(e).__name__}: {e}")
