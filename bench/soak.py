@@ -22,7 +22,6 @@ Not a CI test.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading

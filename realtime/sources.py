@@ -92,6 +92,12 @@ def resolve_device(spec, kind: str = "input") -> int | None:
                               + ", ".join(f"{i}: {devs[i]['name']}" for i in matches))
 
 
+def sf_name(path):
+    """A path as soundfile opens it: bytes on POSIX, so a name that is not UTF-8 opens."""
+    import os
+    return str(path) if os.name == "nt" else os.fsencode(path)
+
+
 class Source:
     sample_rate_hz: int
     channels: int
@@ -204,7 +210,7 @@ class FileSource(Source):
             raise DrumClassifierError(f"{path}: file not found" if not Path(path).exists()
                                       else f"{path}: not a file")
         try:
-            info = sf.info(str(path))
+            info = sf.info(sf_name(path))
         except Exception as e:
             from drumclassifier.audio import read  # one consistent message for bad files
             read(path, 0.01)
@@ -237,7 +243,7 @@ class FileSource(Source):
         import soundfile as sf
         buf = np.zeros((self.blocksize, self.channels), np.float32)
         try:
-            with sf.SoundFile(str(self.path)) as f:
+            with sf.SoundFile(sf_name(self.path)) as f:
                 t0 = time.perf_counter()
                 pos = 0
                 while not self._stop.is_set():

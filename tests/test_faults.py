@@ -68,7 +68,7 @@ def roll_and_blast(seconds_roll: float = 2.0, seconds_blast: float = 1.0, seed: 
     n = int((0.2 + seconds_roll + seconds_blast + 0.3) * SR)
     x = (1e-4 * rng.standard_normal(n)).astype(np.float32)
     truth = []
-    step = int(round(60 / 240 / 8 * SR))
+    step = round(60 / 240 / 8 * SR)
     hit = faded(snare_like(seed, dur_s=0.028), fade_s=0.008)
     t = int(0.2 * SR)
     while t < int((0.2 + seconds_roll) * SR):

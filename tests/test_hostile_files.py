@@ -393,3 +393,15 @@ def test_odd_weights_files_are_refused_on_the_cli(tiny_checkpoint, tmp_path):
         rc, out, err = run_strict(["classify", str(wav), "-w", str(tmp_path / name), "-q"])
         assert rc == 2 and not out and "Traceback" not in err
         assert err.count("\n") == 1 and want in err and name in err, err
+
+
+def test_stream_a_non_utf8_name(tiny_checkpoint, tmp_path):
+    """`drumclassifier stream` opens a file whose name is not UTF-8 (FileSource)."""
+    from .realtime_helpers import burst_signal
+    path = os.fsencode(tmp_path) + b"/" + NON_UTF8
+    with open(path, "wb") as f:
+        sf.write(f, burst_signal(seconds=1.0)[0], SR, format="WAV")
+    rc, out, err = run_strict(["stream", os.fsdecode(path), "--fast", "-w",
+                               str(tiny_checkpoint)])
+    assert rc == 0, err
+    assert len(out.splitlines()) >= 3 and "hits" in err
