@@ -25,10 +25,10 @@ from fractions import Fraction
 
 import torch
 import torchaudio.transforms as AT
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from .config import merge_structured
 from .errors import ConfigError
 
 # --------------------------------------------------------------------------- helpers
@@ -555,12 +555,7 @@ def load_augment_config(src: dict | DictConfig | AugmentConfig | None = None) ->
     if isinstance(src, AugmentConfig):
         cfg = src
     else:
-        try:
-            merged = OmegaConf.merge(OmegaConf.structured(AugmentConfig), src or {})
-            cfg = OmegaConf.to_object(merged)
-        except OmegaConfBaseException as e:
-            msg = str(e).strip().splitlines()[0]
-            raise ConfigError(f"augment: {msg}") from None
+        cfg = merge_structured(AugmentConfig, src or {}, source="augment")
     _check_ranges(cfg)
     return cfg
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -29,10 +28,10 @@ class FeatureConfig:
 
 @dataclass
 class NetConfig:
-    conv_channels: List[int] = field(default_factory=lambda: [16, 32, 64])
+    conv_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     freq_rnn_hidden: int = 32
     time_rnn_hidden: int = 64
-    linear_hidden: List[int] = field(default_factory=lambda: [64, 32])
+    linear_hidden: list[int] = field(default_factory=lambda: [64, 32])
     dropout: float = 0.1
 
 
@@ -42,25 +41,39 @@ class ModelConfig:
     window_s: float = 4.0
     features: FeatureConfig = field(default_factory=FeatureConfig)
     net: NetConfig = field(default_factory=NetConfig)
-    labels: List[str] = field(default_factory=lambda: list(LABELS))
-    thresholds: Optional[List[float]] = None
+    labels: list[str] = field(default_factory=lambda: list(LABELS))
+    thresholds: list[float] | None = None
 
     @property
     def window_samples(self) -> int:
-        return int(round(self.window_s * self.sample_rate_hz))
+        return round(self.window_s * self.sample_rate_hz)
 
 
-def _merge(schema_cls, data: Any, source: str):
-    schema = OmegaConf.structured(schema_cls)
+def read_yaml(path: str | Path) -> DictConfig:
+    """A YAML file as a DictConfig; a missing or unparsable file is one clear ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
     try:
-        merged = OmegaConf.merge(schema, data)
-        obj = OmegaConf.to_object(merged)
+        return OmegaConf.load(path)
+    except Exception as e:  # noqa: BLE001 (YAML syntax errors come in many types)
+        raise ConfigError(f"{path}: cannot parse YAML ({str(e).splitlines()[0]})") from None
+
+
+def merge_structured(schema, *layers, source: str = "config"):
+    """Merge layers (dicts, DictConfigs) onto a dataclass schema and return the dataclass.
+
+    The one place every config of the project (model, augment, train, realtime) meets
+    omegaconf: an unknown key or a wrong type raises ConfigError naming the key.
+    """
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), *layers)
+        return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         # omegaconf's message names the key and the problem; keep it on one line
         msg = str(e).strip().splitlines()[0]
         key = getattr(e, "full_key", None)
         raise ConfigError(f"{source}: {key + ': ' if key else ''}{msg}") from None
-    return obj
 
 
 def load_model_config(src: str | Path | dict | DictConfig | None = None) -> ModelConfig:
@@ -68,16 +81,9 @@ def load_model_config(src: str | Path | dict | DictConfig | None = None) -> Mode
     if src is None:
         cfg = ModelConfig()
     elif isinstance(src, (str, Path)):
-        path = Path(src)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            data = OmegaConf.load(path)
-        except Exception as e:  # YAML syntax errors come in many types
-            raise ConfigError(f"{path}: cannot parse YAML ({str(e).splitlines()[0]})") from None
-        cfg = _merge(ModelConfig, data, str(path))
+        cfg = merge_structured(ModelConfig, read_yaml(src), source=str(src))
     else:
-        cfg = _merge(ModelConfig, src, "config")
+        cfg = merge_structured(ModelConfig, src)
     validate_model_config(cfg)
     return cfg
 

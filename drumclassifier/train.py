@@ -89,37 +89,30 @@ def load_train_config(path: str | Path | None, overrides: list[str] = ()):
     Raises ConfigError naming the key on an unknown key, a wrong type, a bad range.
     """
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
     from .augment import load_augment_config
-    from .config import config_to_dict, load_model_config, validate_model_config
+    from .config import (
+        config_to_dict,
+        load_model_config,
+        merge_structured,
+        read_yaml,
+        validate_model_config,
+    )
     from .errors import ConfigError
 
-    def err(where, e):
-        key = getattr(e, "full_key", None)
-        msg = str(e).strip().splitlines()[0]
-        return ConfigError(f"{where}: {key + ': ' if key else ''}{msg}")
-
-    schema = OmegaConf.structured(_schema())
-    layers = []
-    if path is not None:
-        if not Path(path).is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            layers.append(OmegaConf.load(path))
-        except Exception as e:  # noqa: BLE001 (YAML errors come in many types)
-            raise ConfigError(f"{path}: cannot parse YAML ({str(e).splitlines()[0]})") from None
+    layers = [read_yaml(path)] if path is not None else []
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise ConfigError(f"override {bad[0]!r} is not key=value")
     try:
         layers.append(OmegaConf.from_dotlist(list(overrides)))
-        first = OmegaConf.merge(schema, *layers)  # to read train.model_config
-        model_base = config_to_dict(load_model_config(first.train.model_config))
-        merged = OmegaConf.merge(schema, {"model": model_base}, *layers)
-        cfg = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:
-        raise err(path or "config", e) from None
+    except Exception as e:  # noqa: BLE001 (a malformed override)
+        raise ConfigError(f"overrides: {str(e).splitlines()[0]}") from None
+    source = str(path or "config")
+    # the model section starts from the model config file that train.model_config names
+    first = merge_structured(_schema(), *layers, source=source)
+    model_base = config_to_dict(load_model_config(first.train.model_config))
+    cfg = merge_structured(_schema(), {"model": model_base}, *layers, source=source)
     validate_model_config(cfg.model)
     load_augment_config(cfg.augment)  # range checks
     t = cfg.train

@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
+from drumclassifier.config import merge_structured, read_yaml
 from drumclassifier.errors import ConfigError
 
 
@@ -88,27 +86,9 @@ class RealtimeConfig:
 def load_realtime_config(src: str | Path | dict | None = None,
                          overrides: dict | None = None) -> RealtimeConfig:
     """Defaults, merged with a YAML file or dict, then with `overrides` (a nested dict)."""
-    schema = OmegaConf.structured(RealtimeConfig)
-    source = "realtime config"
-    try:
-        parts = [schema]
-        if isinstance(src, (str, Path)):
-            source = str(src)
-            if not Path(src).is_file():
-                raise ConfigError(f"{src}: config file not found")
-            try:
-                parts.append(OmegaConf.load(src))
-            except Exception as e:  # noqa: BLE001 (YAML syntax errors come in many types)
-                raise ConfigError(f"{src}: cannot parse YAML ({str(e).splitlines()[0]})") from None
-        elif src is not None:
-            parts.append(OmegaConf.create(src))
-        if overrides:
-            parts.append(OmegaConf.create(overrides))
-        cfg = OmegaConf.to_object(OmegaConf.merge(*parts))
-    except OmegaConfBaseException as e:
-        msg = str(e).strip().splitlines()[0]
-        key = getattr(e, "full_key", None)
-        raise ConfigError(f"{source}: {key + ': ' if key else ''}{msg}") from None
+    source = str(src) if isinstance(src, (str, Path)) else "realtime config"
+    layers = [read_yaml(src)] if isinstance(src, (str, Path)) else [src or {}]
+    cfg = merge_structured(RealtimeConfig, *layers, overrides or {}, source=source)
     validate(cfg, source)
     return cfg
 
