@@ -54,7 +54,9 @@ MERGE_MS = 10.0
 DRUM_ONLY = ("clean", "reverb", "room_mono")
 TARGETS = {"onset_f25": 0.95, "kick": 0.90, "snare": 0.90, "hihat": 0.90, "toms": 0.85,
            "cymbals": 0.85, "lat_median_ms": 30.0, "lat_p95_ms": 40.0}
-AUBIO_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+# tuned aubio: the method and threshold with the best mean F@25 on the tuning streams
+AUBIO_METHODS = ("hfc", "specflux", "complex")
+AUBIO_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
 
 
 # ---- matching ---------------------------------------------------------------------------
@@ -134,9 +136,11 @@ def pct(x, q) -> float:
 
 
 # ---- systems ----------------------------------------------------------------------------
-def read_truth(path: Path) -> list[tuple[float, str]]:
+def read_truth(path: Path, velocity: bool = False) -> list[tuple]:
+    """[(time_s, label)] or, with velocity, [(time_s, label, velocity)]."""
     with open(path, newline="") as f:
-        return [(float(r["time_s"]), r["label"]) for r in csv.DictReader(f)]
+        return [(float(r["time_s"]), r["label"]) + ((int(r["velocity"]),) if velocity else ())
+                for r in csv.DictReader(f)]
 
 
 def run_engine(clf, path: Path, cfg) -> dict:
@@ -181,27 +185,46 @@ def aubio_default() -> dict:
     return {"tool": "aubio", "method": "default", "buf_size": 512, "hop_size": 256}
 
 
-def aubio_tuned(threshold: float) -> dict:
-    return {"tool": "aubio", "method": "specflux", "buf_size": 1024, "hop_size": 128,
+def aubio_tuned(method: str, threshold: float) -> dict:
+    """Finer hop (2.9 ms, like ours) and a 20 ms minimum inter-onset interval."""
+    return {"tool": "aubio", "method": method, "buf_size": 1024, "hop_size": 128,
             "threshold": threshold, "minioi_ms": 20.0}
 
 
-def tune_aubio(rows, root: Path, python: Path) -> tuple[float | None, dict]:
-    """The specflux threshold with the best mean onset F@25 over the tuning streams."""
+def tune_aubio(rows, root: Path, python: Path) -> tuple[tuple | None, dict]:
+    """(method, threshold) with the best mean onset F@25 over the tuning streams, and the
+    whole grid's scores."""
     if not rows:
         return None, {}
     files = [str(root / r["audio"]) for r in rows]
-    res = run_peers(files, {f"t{t}": aubio_tuned(t) for t in AUBIO_THRESHOLDS}, python)
+    grid = {f"{m} {t:g}": (m, t) for m in AUBIO_METHODS for t in AUBIO_THRESHOLDS}
+    res = run_peers(files, {k: aubio_tuned(*v) for k, v in grid.items()}, python)
     if not res or res.get("errors"):
         return None, res.get("errors", {})
+    truths = {r["audio"]: [x for x, _ in read_truth(root / r["truth"])] for r in rows}
     curve = {}
-    for t in AUBIO_THRESHOLDS:
-        on = res["onsets"][f"t{t}"]
-        fs = [score_onsets([x for x, _ in read_truth(root / r["truth"])],
-                           on[str(root / r["audio"])])["tol25"]["f"] for r in rows]
-        curve[t] = float(np.mean(fs))
-    best = max(curve, key=lambda t: (curve[t], -t))
-    return best, {str(k): v for k, v in curve.items()}
+    for k in grid:
+        on = res["onsets"][k]
+        curve[k] = float(np.mean([score_onsets(truths[r["audio"]], on[str(root / r["audio"])])
+                                  ["tol25"]["f"] for r in rows]))
+    best = max(curve, key=lambda k: curve[k])
+    return grid[best], curve
+
+
+def diagnose(truth, det_times, tol_ms: float = 25) -> dict:
+    """Unmatched truth onsets (time, classes, max velocity) and false alarms (times)."""
+    ref = group_onsets([t for t, *_ in truth])
+    est = np.sort(np.asarray(det_times, float))
+    pairs = match(ref, est, tol_ms / 1000)
+    hit_r, hit_e = {i for i, _ in pairs}, {j for _, j in pairs}
+    missed = []
+    for i, t in enumerate(ref):
+        if i not in hit_r:
+            notes = [n for n in truth if t - 1e-9 <= n[0] < t + MERGE_MS / 1000]
+            missed.append((float(t), sorted({n[1] for n in notes}),
+                           max((n[2] for n in notes), default=0)))
+    return {"missed": missed, "false_alarms": [float(est[j]) for j in range(len(est))
+                                               if j not in hit_e]}
 
 
 # ---- aggregation and output ---------------------------------------------------------------
@@ -331,6 +354,36 @@ def targets(agg: dict) -> list[tuple[str, str, bool]]:
     return out
 
 
+def miss_table(per_stream: list[dict], conds: list[str]) -> str:
+    """Where the engine's onset detector misses (±25 ms): soft notes, dense passages
+    (under 60 ms after the previous truth onset: flams, rolls), by class."""
+    L = ["| condition | truth onsets | missed | soft (vel <= 45) | dense (< 60 ms) | "
+         + " | ".join(f"with {lab}" for lab in LABELS) + " | false alarms |",
+         "|" + "---|" * (5 + len(LABELS))]
+    for cond in conds:
+        ss = [s for s in per_stream if s["condition"] == cond
+              or cond == "drum-only" and s["condition"] in DRUM_ONLY]
+        if not ss:
+            continue
+        n = missed = soft = dense = fa = 0
+        by = dict.fromkeys(LABELS, 0)
+        for s in ss:
+            d = s["systems"]["drumclassifier"]
+            n += d["tol25"]["tp"] + d["tol25"]["fn"]
+            fa += len(d["diagnosis"]["false_alarms"])
+            onsets = s["truth_onsets"]
+            for t, labs, vel in d["diagnosis"]["missed"]:
+                missed += 1
+                soft += vel <= 45
+                k = int(np.searchsorted(onsets, t - 1e-9))
+                dense += k > 0 and t - onsets[k - 1] < 0.060
+                for lab in labs:
+                    by[lab] += 1
+        L.append(f"| {cond} | {n} | {missed} | {soft} | {dense} | "
+                 + " | ".join(str(by[lab]) for lab in LABELS) + f" | {fa} |")
+    return "\n".join(L)
+
+
 def figures(agg: dict, per_stream: list[dict], systems: list[str], conds: list[str],
             png: Path) -> dict:
     fig_data = {"class_f": {c: {lab: agg[c]["systems"]["drumclassifier"]["classes"][lab]["f"]
@@ -395,6 +448,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--bench-python", default=str(ROOT / ".venv-bench" / "bin" / "python"))
     ap.add_argument("--limit", type=int, help="at most N streams (a quick look)")
+    ap.add_argument("--context-ms", type=float,
+                    help="audio after each onset given to the model (default: the live "
+                         "default, configs/realtime.yaml)")
     args = ap.parse_args(argv)
 
     root = Path(args.streams)
@@ -412,7 +468,8 @@ def main(argv=None) -> int:
 
     from drumclassifier import DrumClassifier
     from realtime import load_realtime_config
-    cfg = load_realtime_config(None, None)
+    cfg = load_realtime_config(None, {"slicer": {"context_ms": args.context_ms}}
+                               if args.context_ms else None)
     clf = DrumClassifier(args.weights, None, args.model_device)
     clf.predict([torch.zeros(2, 1323).uniform_(-0.1, 0.1)])          # one-off costs
     per_stream = []
@@ -423,10 +480,12 @@ def main(argv=None) -> int:
         e = run_engine(clf, path, cfg)
         sc = score_onsets([t for t, _ in truth], e["onsets"])
         sc["classes"] = score_classes(truth, e["events"])
+        sc["diagnosis"] = diagnose(read_truth(root / r["truth"], velocity=True), e["onsets"])
         sc.update({k2: e[k2] for k2 in ("latency_ms", "live_latency_ms", "wall_s",
                                         "queue_dropped", "errors")})
         per_stream.append({"id": r["id"], "condition": r["condition"], "kit": r["kit"],
                            "groove": r["groove"], "bpm": int(r["bpm"]),
+                           "truth_onsets": group_onsets([t for t, _ in truth]).tolist(),
                            "seconds": e["seconds"], "audio": str(path),
                            "systems": {"drumclassifier": sc}})
         print(f"[{k + 1}/{len(rows)}] {r['id']}: onset F@25 {sc['tol25']['f']:.3f}, "
@@ -436,16 +495,17 @@ def main(argv=None) -> int:
     systems = ["drumclassifier"]
     peer_info: dict = {}
     if not args.no_peers:
-        thr, curve = tune_aubio(tune_rows, root, bench_py) if tune_rows else (0.3, {})
+        best, curve = (tune_aubio(tune_rows, root, bench_py) if tune_rows
+                       else (("specflux", 0.3), {}))
         methods = {"aubio hfc (default)": aubio_default(), "librosa": {"tool": "librosa"}}
-        if thr is not None:
-            methods[f"aubio specflux (thr {thr:g})"] = aubio_tuned(thr)
+        if best is not None:
+            methods[f"aubio {best[0]} (tuned, thr {best[1]:g})"] = aubio_tuned(*best)
         t0 = time.perf_counter()
         res = run_peers([s["audio"] for s in per_stream], methods, bench_py)
         if res:
             peer_info = {"versions": res["versions"], "seconds": res["seconds"],
                          "errors": res["errors"], "aubio_tuning_f25": curve,
-                         "aubio_threshold": thr, "tune_streams": len(tune_rows),
+                         "aubio_tuned": best, "tune_streams": len(tune_rows),
                          "methods": methods, "wall_s": time.perf_counter() - t0}
             for name in methods:
                 if name in res["onsets"]:
@@ -463,17 +523,23 @@ def main(argv=None) -> int:
                                + (sys.argv[1:] if argv is None else list(argv)))
     md = ["# Stream benchmark", "",
           (f"`{cmd}` — {len(per_stream)} streams, weights "
-          f"`{clf.weights_path}`, default live settings (context "
+          f"`{clf.weights_path}`, {'' if args.context_ms else 'default '}live settings (context "
           f"{cfg.slicer.context_ms:g} ms, block {cfg.audio.blocksize}), engine total "
           f"{engine_s:.0f} s"), ""]
     if peer_info:
-        md += [(f"Peers: {peer_info['versions']}; aubio specflux threshold tuned on "
-               f"{peer_info['tune_streams']} streams of {', '.join(args.tune_kits) or '—'} "
-               f"(mean F@25 per threshold: {peer_info['aubio_tuning_f25']})."), ""]
+        tuned = peer_info["aubio_tuning_f25"]
+        top = sorted(tuned, key=lambda k: -tuned[k])[:5]
+        md += [(f"Peers: {peer_info['versions']}. Tuned aubio: method x threshold grid "
+                f"({len(tuned)} settings, buf 1024, hop 128, minioi 20 ms) on "
+                f"{peer_info['tune_streams']} streams of {', '.join(args.tune_kits) or '—'} "
+                f"(not reported below); best mean F@25: "
+                + ", ".join(f"{k} {tuned[k]:.3f}" for k in top) + "."), ""]
     md += ["## Summary", "", summary_table(agg, systems, summary_conds), "",
            "drum-only = clean + reverb + room_mono pooled (the targets' streams).", "",
            "## Targets (drum-only streams)", "", "| target | measured | met |", "|---|---|---|"]
     md += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(agg)]
+    md += ["", "## Where the engine's onsets miss (±25 ms)", "",
+           miss_table(per_stream, summary_conds), ""]
     md += ["", "## Per condition", ""]
     for c in summary_conds:
         md += [condition_table(c, agg[c], systems), ""]

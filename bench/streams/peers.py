@@ -56,7 +56,8 @@ def versions() -> dict:
     for m in ("aubio", "librosa"):
         try:
             mod = __import__(m)
-            v[m] = str(getattr(mod, "version", None) or getattr(mod, "__version__", "?"))
+            ver = getattr(mod, "__version__", None) or getattr(mod, "version", "?")
+            v[m] = ver if isinstance(ver, str) else "?"
         except Exception as e:  # noqa: BLE001 - a missing peer is reported, not fatal
             v[m] = f"unavailable: {type(e).__name__}: {e}"
     return v
