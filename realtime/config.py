@@ -21,6 +21,7 @@ class AudioConfig:
     dtype: str = "float32"          # device sample format: float32 or int16
     latency: str = "low"            # PortAudio latency hint: low, high, or seconds as a string
     ring_s: float = 2.0             # ring buffer capacity (s) between callback and analysis
+    stall_s: float = 2.0            # a live device silent this long (no callbacks) is gone
 
 
 @dataclass

@@ -143,6 +143,10 @@ class Engine:
     # ---- analysis thread ----------------------------------------------------------------
     def _analyse(self) -> None:
         buf = np.zeros((max(8192, self.source.blocksize), self.ring.channels), np.float32)
+        # Some unplugged devices just stop calling back, without an error or a finished
+        # callback: a live source that delivers nothing for stall_s is reported and ends the run.
+        watch = getattr(self.source, "live", False)
+        last_audio = time.monotonic()
         try:
             while True:
                 n, start, gap = self.ring.read_into(buf)
@@ -153,9 +157,17 @@ class Engine:
                     done = self.source.finished.is_set() or self._stop.is_set()
                     if done and self.ring.available == 0:
                         break
+                    if watch and time.monotonic() - last_audio > self.cfg.audio.stall_s:
+                        self.analysis_error = (
+                            f"no audio from the input device for {self.cfg.audio.stall_s:g} s "
+                            "(disconnected?); stopping")
+                        print(f"drumclassifier: {self.analysis_error}", file=sys.stderr,
+                              flush=True)
+                        break
                     time.sleep(self.poll_s)
                     continue
                 block = buf[:n]
+                last_audio = time.monotonic()
                 for s in self._audio_sinks:
                     s.audio(block, start)
                 onsets = self.detector.process_online(block)

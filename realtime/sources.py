@@ -117,6 +117,7 @@ class DeviceSource(Source):
 
     duration_s: stop by itself after that much audio (None = until stopped).
     """
+    live = True  # the engine watches a live source for stalls (a device unplugged mid-stream)
 
     def __init__(self, device=None, sample_rate_hz: int = 44100, blocksize: int = 128,
                  channels: int = 1, dtype: str = "float32", latency="low",

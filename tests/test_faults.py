@@ -270,7 +270,7 @@ def test_source_dying_mid_stream_is_reported_and_outputs_flushed(clf, tmp_path):
 
 
 def test_device_callback_counts_overflow_flags_and_records_its_own_failure():
-    sd = pytest.importorskip("sounddevice")
+    import sounddevice as sd  # installed by setup.sh: a missing install must fail, not skip
     from realtime.ringbuffer import RingBuffer
     from realtime.sources import DeviceSource
     src = DeviceSource(blocksize=64, channels=1)
@@ -287,3 +287,40 @@ def test_device_callback_counts_overflow_flags_and_records_its_own_failure():
     with pytest.raises(sd.CallbackAbort):
         src._callback(block, 64, None, sd.CallbackFlags())
     assert src.error and "AttributeError" in src.error
+
+
+class VanishingDevice:
+    """A live source that delivers 0.5 s of audio, then stops calling back without an
+    error or a finished signal (what some unplugged USB interfaces do). A fake standing
+    in for a real unplug, which cannot be done on a machine with no sound card."""
+    live, sample_rate_hz, channels, blocksize, error = True, SR, 2, 128, None
+
+    def __init__(self, audio):
+        self.audio, self.finished = audio, threading.Event()
+
+    def start(self, ring):
+        for i in range(0, int(0.5 * SR), self.blocksize):
+            ring.write(self.audio[i:i + self.blocksize])
+
+    def stop(self):
+        self.finished.set()
+
+    def status(self):
+        return {}
+
+
+def test_device_that_stops_calling_back_is_reported_and_the_run_ends(clf, tmp_path, capsys):
+    audio, _ = roll_and_blast(seconds_roll=1.0, seconds_blast=0.0)
+    cfg = load_realtime_config(overrides={"audio": {"stall_s": 0.3}})
+    sink = Collect()
+    eng = Engine(clf, VanishingDevice(audio), [sink], cfg)
+    done = []
+    runner = threading.Thread(target=lambda: done.append(eng.run()), daemon=True)
+    runner.start()
+    runner.join(30)                  # generous: without the watchdog run() never returns
+    assert done, "Engine.run() still waiting on a device that stopped calling back"
+    stats = done[0]
+    assert stats.seconds < 1.0
+    assert any("no audio from the input device" in e for e in stats.errors)
+    assert "disconnected?" in capsys.readouterr().err
+    assert sink.closed and accounted(stats)
