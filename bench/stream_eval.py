@@ -406,19 +406,19 @@ def figures(agg: dict, per_stream: list[dict], systems: list[str], conds: list[s
         ax[0].bar(np.arange(len(cs)) + k * w, [fig_data["class_f"][c][lab] for c in cs], w,
                   label=lab)
     ax[0].set_xticks(np.arange(len(cs)) + 0.4 - w / 2, cs, rotation=30, ha="right")
-    ax[0].set_ylim(0, 1.02)
+    ax[0].set_ylim(0, 1.25)
     ax[0].set_title(f"drumclassifier: F per class (±{CLASS_TOL_MS} ms)")
-    ax[0].legend(fontsize=8, ncol=3, loc="lower left")
+    ax[0].legend(fontsize=8, ncol=5, loc="upper center")
     cs = list(fig_data["onset_f25"])
     w = 0.8 / len(systems)
     for k, s in enumerate(systems):
         ax[1].bar(np.arange(len(cs)) + k * w, [fig_data["onset_f25"][c].get(s, 0) for c in cs],
                   w, label=s)
     ax[1].set_xticks(np.arange(len(cs)) + 0.4 - w / 2, cs, rotation=30, ha="right")
-    ax[1].set_ylim(0, 1.02)
+    ax[1].set_ylim(0, 1.25)
     ax[1].axhline(TARGETS["onset_f25"], color="k", lw=0.8, ls="--")
     ax[1].set_title("onset F (±25 ms): ours vs peers")
-    ax[1].legend(fontsize=8, loc="lower left")
+    ax[1].legend(fontsize=8, ncol=2, loc="upper center")
     bins = np.arange(0, max([60.0] + fig_data["latency_ms"]) + 2, 1.0)
     ax[2].hist(fig_data["latency_ms"], bins, alpha=0.6, label="fast mode (with backlog)")
     ax[2].hist(fig_data["live_latency_ms"], bins, alpha=0.6, label="without queueing (live)")
@@ -518,7 +518,7 @@ def main(argv=None) -> int:
     conds = [c for c in ("clean", "reverb", "room_mono", "mp3", "noise20", "music")
              if any(s["condition"] == c for s in per_stream)]
     agg = aggregate(per_stream, systems)
-    summary_conds = conds + ["drum-only"]
+    summary_conds = conds + (["drum-only"] if "drum-only" in agg else [])
     cmd = "python " + " ".join([Path(sys.argv[0]).name if sys.argv[0] else "stream_eval.py"]
                                + (sys.argv[1:] if argv is None else list(argv)))
     md = ["# Stream benchmark", "",

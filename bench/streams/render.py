@@ -195,8 +195,8 @@ def mp3_roundtrip(x: np.ndarray, kbps: int = 128) -> np.ndarray:
 
 
 def music_bed(n: int, bpm: float, rng) -> np.ndarray:
-    """[n, 2] a plucked saw bass on 8th notes and a soft chord pad, I-vi-IV-V, one chord
-    a bar, in a random key; no drums."""
+    """[n, 2] a plucked saw bass (roots 55-175 Hz) on 8th notes and a soft chord pad,
+    I-vi-IV-V, one chord a bar, in a random key; no drums."""
     key = int(rng.integers(0, 12))
     prog = [(0, [0, 4, 7]), (9, [9, 12, 16]), (5, [5, 9, 12]), (7, [7, 11, 14])]
     beat = round(60 / bpm * SR)
@@ -213,7 +213,7 @@ def music_bed(n: int, bpm: float, rng) -> np.ndarray:
             for d in (-0.004, 0.0, 0.004):
                 pad[b0:b0 + m] += np.sin(2 * np.pi * f * (1 + d) * t).astype(np.float32)
         pad[b0:b0 + m] *= np.minimum(1, t / 0.25) * np.minimum(1, (m - np.arange(m)) / 2000)
-        fb = 55 * 2 ** ((key + root - 9) / 12)
+        fb = 55 * 2 ** ((key + root) / 12)                # 55-175 Hz roots
         for k in range(8):                              # bass: 8th notes, octave jumps
             s = b0 + k * beat // 2
             if s >= n:
