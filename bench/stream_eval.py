@@ -143,8 +143,9 @@ def read_truth(path: Path, velocity: bool = False) -> list[tuple]:
                 for r in csv.DictReader(f)]
 
 
-def run_engine(clf, path: Path, cfg) -> dict:
-    """The live path, fast file mode: events, wall time and counters for one file."""
+def run_engine(clf, path: Path, cfg, fast: bool = True) -> dict:
+    """The live path in file mode (fast, or paced in real time): events, wall time and
+    counters for one file."""
     from realtime import Engine, FileSource
     events = []
 
@@ -153,7 +154,7 @@ def run_engine(clf, path: Path, cfg) -> dict:
         def emit(self, evs): events.extend(evs)
         def close(self): ...
 
-    src = FileSource(path, cfg.audio.blocksize, fast=True)
+    src = FileSource(path, cfg.audio.blocksize, fast=fast)
     t0 = time.perf_counter()
     stats = Engine(clf, src, [Keep()], cfg).run()
     wall = time.perf_counter() - t0
@@ -164,6 +165,7 @@ def run_engine(clf, path: Path, cfg) -> dict:
             "onsets": sorted(e.time_s for e in hits.values()),
             "latency_ms": [e.latency_ms for e in hits.values()],
             "live_latency_ms": [e.latency_ms - e.queue_ms for e in hits.values()],
+            "wall_latency_ms": [e.wall_latency_ms for e in hits.values()],
             "wall_s": wall, "seconds": stats.seconds,
             "queue_dropped": stats.queue_dropped, "errors": list(stats.errors)}
 
@@ -329,8 +331,9 @@ def summary_table(agg: dict, systems: list[str], conds: list[str]) -> str:
     return "\n".join(L)
 
 
-def targets(agg: dict) -> list[tuple[str, str, bool]]:
-    """(target, measured, met) on the drum-only pool."""
+def targets(agg: dict, paced: dict | None = None) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) on the drum-only pool; latency judged on the paced run when
+    there is one, else on the fast run without its queueing."""
     a = agg.get("drum-only", {}).get("systems", {})
     o = a.get("drumclassifier")
     if not o:
@@ -349,8 +352,11 @@ def targets(agg: dict) -> list[tuple[str, str, bool]]:
     for key, name in (("lat_median_ms", "median latency <= 30 ms"),
                       ("lat_p95_ms", "p95 latency <= 40 ms")):
         live = o["live_" + key]
-        out.append((name, f"{f1(o[key])} ms (fast mode), {f1(live)} ms live",
-                    live <= TARGETS[key]))
+        txt = f"{f1(o[key])} ms fast mode, {f1(live)} ms without its queueing"
+        if paced:
+            live = paced["median_ms" if key == "lat_median_ms" else "p95_ms"]
+            txt += f", **{f1(live)} ms paced (real time)**"
+        out.append((name, txt, live <= TARGETS[key]))
     return out
 
 
@@ -448,6 +454,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--bench-python", default=str(ROOT / ".venv-bench" / "bin" / "python"))
     ap.add_argument("--limit", type=int, help="at most N streams (a quick look)")
+    ap.add_argument("--paced", type=int, default=0, metavar="N",
+                    help="also stream the first N drum-only streams paced in real time: their "
+                         "latency is the live hit-to-note latency (costs N x 30 s)")
     ap.add_argument("--context-ms", type=float,
                     help="audio after each onset given to the model (default: the live "
                          "default, configs/realtime.yaml)")
@@ -491,6 +500,16 @@ def main(argv=None) -> int:
         print(f"[{k + 1}/{len(rows)}] {r['id']}: onset F@25 {sc['tol25']['f']:.3f}, "
               f"{e['wall_s']:.1f} s", file=sys.stderr, flush=True)
     engine_s = time.perf_counter() - t_all
+    paced: dict = {}
+    for r in [r for r in rows if r["condition"] in DRUM_ONLY][: args.paced]:
+        e = run_engine(clf, root / r["audio"], cfg, fast=False)
+        paced.setdefault("streams", []).append(r["id"])
+        paced.setdefault("latency_ms", []).extend(e["latency_ms"])
+        paced.setdefault("wall_latency_ms", []).extend(e["wall_latency_ms"])
+    if paced:
+        paced.update(median_ms=pct(paced["latency_ms"], 50), p95_ms=pct(paced["latency_ms"], 95),
+                     wall_median_ms=pct(paced["wall_latency_ms"], 50),
+                     wall_p95_ms=pct(paced["wall_latency_ms"], 95))
 
     systems = ["drumclassifier"]
     peer_info: dict = {}
@@ -537,7 +556,13 @@ def main(argv=None) -> int:
     md += ["## Summary", "", summary_table(agg, systems, summary_conds), "",
            "drum-only = clean + reverb + room_mono pooled (the targets' streams).", "",
            "## Targets (drum-only streams)", "", "| target | measured | met |", "|---|---|---|"]
-    md += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(agg)]
+    md += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in targets(agg, paced)]
+    if paced:
+        md += ["", (f"Paced in real time ({len(paced['streams'])} drum-only streams: "
+               f"{', '.join(paced['streams'])}): hit-to-note latency median "
+               f"{paced['median_ms']:.1f} ms, p95 {paced['p95_ms']:.1f} ms (stream time + "
+               f"measured queueing and inference); wall clock from the onset block's arrival: "
+               f"median {paced['wall_median_ms']:.1f} ms, p95 {paced['wall_p95_ms']:.1f} ms.")]
     md += ["", "## Where the engine's onsets miss (±25 ms)", "",
            miss_table(per_stream, summary_conds), ""]
     md += ["", "## Per condition", ""]
@@ -547,7 +572,7 @@ def main(argv=None) -> int:
     fig = figures(agg, per_stream, systems, summary_conds, out / "summary.png")
     (out / "figures.json").write_text(json.dumps(fig, indent=1))
     (out / "results.json").write_text(json.dumps(
-        {"command": cmd, "weights": str(clf.weights_path), "aggregate": agg,
+        {"command": cmd, "weights": str(clf.weights_path), "aggregate": agg, "paced": paced,
          "peers": peer_info, "streams": per_stream}, indent=1, default=float))
     print("\n".join(md))
     print(f"\nwrote {out / 'report.md'}, results.json, figures.json, summary.png",

@@ -171,7 +171,7 @@ def test_plan_is_deterministic_and_spreads_grooves():
 
 # ---- end to end through the real engine (untrained tiny model: onsets and plumbing) -----
 def test_stream_eval_end_to_end(tmp_path, synth_kit, tiny_checkpoint):
-    spec = StreamSpec("synth", "rock", 110, 5.0, 0)
+    spec = StreamSpec("synth", "rock", 200, 3.0, 0)     # 4 bars: 6.6 s (paced once)
     clean, notes = render_stream(spec, synth_kit)
     rows = []
     for cond in ("clean", "mp3"):
@@ -180,7 +180,7 @@ def test_stream_eval_end_to_end(tmp_path, synth_kit, tiny_checkpoint):
         sf.write(tmp_path / cond / "s.flac", y, SR, subtype="PCM_24")
         write_truth(tmp_path / cond / "s.csv", notes)
         rows.append({"id": f"{cond}/s", "condition": cond, "kit": "synth", "groove": "rock",
-                     "bpm": 110, "seconds": len(y) / SR, "notes": len(notes),
+                     "bpm": 200, "seconds": len(y) / SR, "notes": len(notes),
                      "audio": f"{cond}/s.flac", "truth": f"{cond}/s.csv"})
     with open(tmp_path / "streams.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -188,13 +188,16 @@ def test_stream_eval_end_to_end(tmp_path, synth_kit, tiny_checkpoint):
         w.writerows(rows)
     out = tmp_path / "out"
     assert se.main([str(tmp_path), "--out", str(out), "-w", str(tiny_checkpoint),
-                    "--no-peers"]) == 0
+                    "--no-peers", "--paced", "1"]) == 0
     import json
     res = json.loads((out / "results.json").read_text())
     clean_f = res["aggregate"]["clean"]["systems"]["drumclassifier"]["tol25"]["f"]
     assert clean_f >= 0.9                  # the onset detector on sharp synthetic hits
     s = res["streams"][0]["systems"]["drumclassifier"]
     assert s["latency_ms"] and all(x > 0 for x in s["latency_ms"])
+    # paced in real time: the live latency is the slice's context plus detection and model
+    assert res["paced"]["streams"] == ["clean/s"]
+    assert 30 <= res["paced"]["median_ms"] < 200
     assert (out / "summary.png").stat().st_size > 10000
     md = (out / "report.md").read_text()
     assert "### clean" in md and "### mp3" in md and "drum-only" in md
