@@ -21,9 +21,10 @@ Scoring (every system, every stream):
              "without queueing").
   speed      real-time factor = engine wall time / stream duration (lower is faster).
 Counts are summed over the streams of a condition before P/R/F (micro average).
-Peers: aubio (default method = hfc, aubio's defaults: buf 512, hop 256; and specflux,
-buf 1024, hop 128, minioi 20 ms, threshold tuned for the best mean F@25 on the
---tune-kits streams, which are then left out of every table) and librosa.onset.onset_detect
+Peers: aubio (method `default` = hfc with aubio's defaults: buf 512, hop 256, threshold
+0.058, minioi 50 ms; and a tuned one: method x threshold (hfc, specflux, complex), buf 1024,
+hop 128, minioi 20 ms, the best mean F@25 on the --tune-kits streams, which are then left
+out of every table) and librosa.onset.onset_detect
 (librosa.load defaults, backtrack off, units time), run from .venv-bench in a subprocess.
 
 Writes OUT/report.md (one table per condition + summary + targets), OUT/results.json
