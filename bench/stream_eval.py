@@ -458,6 +458,8 @@ def main(argv=None) -> int:
     ap.add_argument("--paced", type=int, default=0, metavar="N",
                     help="also stream the first N drum-only streams paced in real time: their "
                          "latency is the live hit-to-note latency (costs N x 30 s)")
+    ap.add_argument("--rt-config", metavar="FILE",
+                    help="real-time config YAML (default: the built-in live settings)")
     ap.add_argument("--context-ms", type=float,
                     help="audio after each onset given to the model (default: the live "
                          "default, configs/realtime.yaml)")
@@ -478,7 +480,7 @@ def main(argv=None) -> int:
 
     from drumclassifier import DrumClassifier
     from realtime import load_realtime_config
-    cfg = load_realtime_config(None, {"slicer": {"context_ms": args.context_ms}}
+    cfg = load_realtime_config(args.rt_config, {"slicer": {"context_ms": args.context_ms}}
                                if args.context_ms else None)
     clf = DrumClassifier(args.weights, None, args.model_device)
     clf.predict([torch.zeros(2, 1323).uniform_(-0.1, 0.1)])          # one-off costs
@@ -543,8 +545,10 @@ def main(argv=None) -> int:
                                + (sys.argv[1:] if argv is None else list(argv)))
     md = ["# Stream benchmark", "",
           (f"`{cmd}` — {len(per_stream)} streams, weights "
-          f"`{clf.weights_path}`, {'' if args.context_ms else 'default '}live settings (context "
-          f"{cfg.slicer.context_ms:g} ms, block {cfg.audio.blocksize}), engine total "
+          f"`{clf.weights_path}`, {'' if args.context_ms or args.rt_config else 'default '}"
+          f"live settings (context "
+          f"{cfg.slicer.context_ms:g} ms, block {cfg.audio.blocksize}, onset frame "
+          f"{cfg.onset.frame_size}), engine total "
           f"{engine_s:.0f} s"), ""]
     if peer_info:
         tuned = peer_info["aubio_tuning_f25"]
