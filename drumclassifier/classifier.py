@@ -88,12 +88,12 @@ class DrumClassifier:
 
     # ---- core: prepared waveforms -> probabilities -------------------------------------
     def prepare(self, waveform, sample_rate_hz: int, name: str = "waveform") -> torch.Tensor:
-        """Any waveform -> [2, n] at the model rate, cut to the window (see audio.prepare)."""
+        """Any waveform -> [2, n] at the model rate, cut to analysis_s (see audio.prepare)."""
         return audio.prepare(waveform, sample_rate_hz, self.cfg.sample_rate_hz,
-                             self.cfg.window_samples, name)
+                             self.cfg.analysis_samples, name)
 
     def load(self, path: str | Path) -> torch.Tensor:
-        return audio.load(path, self.cfg.sample_rate_hz, self.cfg.window_s)
+        return audio.load(path, self.cfg.sample_rate_hz, self.cfg.analysis_s)
 
     @torch.inference_mode()
     def predict(self, waves: Sequence[torch.Tensor], lengths: torch.Tensor | None = None

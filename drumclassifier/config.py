@@ -39,6 +39,7 @@ class NetConfig:
 class ModelConfig:
     sample_rate_hz: int = 44100
     window_s: float = 4.0
+    analysis_s: float = 1.0
     features: FeatureConfig = field(default_factory=FeatureConfig)
     net: NetConfig = field(default_factory=NetConfig)
     labels: list[str] = field(default_factory=lambda: list(LABELS))
@@ -47,6 +48,10 @@ class ModelConfig:
     @property
     def window_samples(self) -> int:
         return round(self.window_s * self.sample_rate_hz)
+
+    @property
+    def analysis_samples(self) -> int:
+        return round(self.analysis_s * self.sample_rate_hz)
 
 
 def read_yaml(path: str | Path) -> DictConfig:
@@ -92,6 +97,8 @@ def validate_model_config(cfg: ModelConfig) -> None:
     f = cfg.features
     if cfg.sample_rate_hz <= 0 or cfg.window_s <= 0:
         raise ConfigError("sample_rate_hz and window_s must be positive")
+    if not 0 < cfg.analysis_s <= cfg.window_s:
+        raise ConfigError("analysis_s must be in (0, window_s]")
     if f.n_fft <= 0 or f.hop_length <= 0 or f.n_mels <= 0 or f.log_floor <= 0:
         raise ConfigError("features.n_fft, hop_length, n_mels and log_floor must be positive")
     if not 0 <= f.f_min_hz < f.f_max_hz:

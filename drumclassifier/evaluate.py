@@ -265,7 +265,7 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     # float32, whole window: exactly what DrumClassifier.load gives the model
-    bank = ClipBank(items, sr, clf.cfg.window_s, dtype=torch.float32, jobs=args.jobs,
+    bank = ClipBank(items, sr, clf.cfg.analysis_s, dtype=torch.float32, jobs=args.jobs,
                     progress=not args.quiet, desc="decoding")
     for item, e in bank.failed:
         print(f"warning: skipped {e}", file=sys.stderr)
@@ -309,7 +309,7 @@ def run(args) -> int:
     def fmt_ci(c):
         return f"[{c[0]:.3f}, {c[1]:.3f}]" if c else "-"
 
-    print(f"\n== full context (up to {clf.cfg.window_s:g} s): one-shot answer (argmax) ==")
+    print(f"\n== full context (up to {clf.cfg.analysis_s:g} s): one-shot answer (argmax) ==")
     rows = [[lab, f"{full['precision'][c]:.3f}", f"{full['recall'][c]:.3f}",
              fmt_ci(recall_ci[lab]), f"{full['f1'][c]:.3f}", n_per[lab], ncl_per[lab]]
             for c, lab in enumerate(labels)]

@@ -44,7 +44,7 @@ class OnsetConfig:
 
 @dataclass
 class SlicerConfig:
-    context_ms: float = 30.0        # audio after the onset given to the model (latency floor)
+    context_ms: float = 20.0        # audio after the onset given to the model (latency floor)
     history_s: float = 1.0          # audio kept for slicing (must exceed the detection delay)
 
 

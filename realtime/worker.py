@@ -120,7 +120,7 @@ class Classify:
             try:
                 waves.append(self._prepare(torch.from_numpy(np.ascontiguousarray(h.audio.T)),
                                            self.sr, self.clf.cfg.sample_rate_hz,
-                                           self.clf.cfg.window_samples, f"hit {h.index}"))
+                                           self.clf.cfg.analysis_samples, f"hit {h.index}"))
                 keep.append(h)
             except AudioError:   # e.g. digital silence after a gap: nothing to classify
                 pass

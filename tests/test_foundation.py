@@ -148,3 +148,14 @@ def test_long_file_is_cut_to_window(tiny_checkpoint, tmp_path):
     path = tmp_path / "long.wav"
     sf.write(path, np.random.default_rng(0).uniform(-0.5, 0.5, SR * 10).astype(np.float32), SR)
     assert load(path, SR, 4.0).shape == (2, 4 * SR)
+
+
+def test_model_reads_only_the_first_analysis_seconds(tiny_checkpoint):
+    # the model is trained on hits of at most analysis_s (1 s); what follows is not read
+    clf = DrumClassifier(tiny_checkpoint, device="cpu")
+    n = clf.cfg.analysis_samples
+    a = np.zeros(3 * SR, np.float32)
+    a[:len(kick_like())] = kick_like()
+    b = a.copy()
+    b[n:] = hihat_like(dur_s=2.0)[: 3 * SR - n]
+    assert clf.classify(a, SR).probs == clf.classify(b, SR).probs

@@ -98,7 +98,7 @@ def test_load_any_float_wav_or_own_error(clf, x, rate):
         except DrumClassifierError as e:
             assert str(path) in str(e)
             return
-    assert w.shape[0] == 2 and 0 < w.shape[1] <= clf.cfg.window_samples
+    assert w.shape[0] == 2 and 0 < w.shape[1] <= clf.cfg.analysis_samples
     check_result(clf.results(clf.predict([w]))[0], clf.labels)
 
 
