@@ -355,7 +355,10 @@ def test_ctrl_c_on_the_cli_flushes_and_prints_counters(tiny_checkpoint, tmp_path
     proc = subprocess.Popen(
         [sys.executable, "-m", "drumclassifier.cli", "stream", str(path), "-w",
          str(tiny_checkpoint), "--events", str(out), "--midi-file", str(tmp_path / "ev.mid")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        # a shell's background job inherits SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt: give the child the default handling a terminal would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = [proc.stdout.readline() for _ in range(3)]      # three hits printed: mid-stream
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=60)
