@@ -63,3 +63,19 @@ def write_bursts(path, **kw) -> list[int]:
 def match(found_s: list[float], truth: list[int]) -> list[float]:
     """For each true hit, the distance (s) to the nearest found onset."""
     return [min(abs(f - tr / SR) for f in found_s) for tr in truth]
+
+
+class Collect:
+    """A sink that keeps events (and whether it was opened and closed)."""
+
+    def __init__(self):
+        self.events, self.closed, self.opened = [], False, False
+
+    def open(self):
+        self.opened = True
+
+    def emit(self, events):
+        self.events += events
+
+    def close(self):
+        self.closed = True

@@ -33,27 +33,13 @@ from realtime.sinks import ConsoleSink
 from realtime.worker import Classify
 
 from .conftest import SR
-from .realtime_helpers import faded, snare_like, write_bursts
+from .realtime_helpers import Collect, faded, snare_like, write_bursts
 
 
 @pytest.fixture(scope="module")
 def clf(tiny_checkpoint):
     from drumclassifier import DrumClassifier
     return DrumClassifier(tiny_checkpoint, None, "cpu")
-
-
-class Collect:
-    def __init__(self):
-        self.events, self.opened, self.closed = [], False, False
-
-    def open(self):
-        self.opened = True
-
-    def emit(self, events):
-        self.events += events
-
-    def close(self):
-        self.closed = True
 
 
 def accounted(stats) -> bool:

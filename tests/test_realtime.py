@@ -37,7 +37,7 @@ from realtime import (
 from realtime.worker import Classify, HitQueue
 
 from .conftest import SR
-from .realtime_helpers import TOLERANCE_S, burst_signal, match, write_bursts
+from .realtime_helpers import TOLERANCE_S, Collect, burst_signal, match, write_bursts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,22 +50,6 @@ def clf(tiny_checkpoint):
 
 def hit_times(events) -> list[float]:
     return sorted({e.time_s for e in events})
-
-
-class Collect:
-    """A sink that keeps events (and whether it was closed)."""
-
-    def __init__(self):
-        self.events, self.closed, self.opened = [], False, False
-
-    def open(self):
-        self.opened = True
-
-    def emit(self, events):
-        self.events += events
-
-    def close(self):
-        self.closed = True
 
 
 class FakeMidiOut:
