@@ -257,6 +257,7 @@ def test_source_dying_mid_stream_is_reported_and_outputs_flushed(clf, tmp_path):
 
 def test_device_callback_counts_overflow_flags_and_records_its_own_failure():
     import sounddevice as sd  # installed by setup.sh: a missing install must fail, not skip
+
     from realtime.ringbuffer import RingBuffer
     from realtime.sources import DeviceSource
     src = DeviceSource(blocksize=64, channels=1)
