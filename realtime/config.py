@@ -29,6 +29,8 @@ class OnsetConfig:
     frame_size: int = 512           # STFT frame (samples at 44.1 kHz; scaled with the rate)
     hop_size: int = 128             # detection step (samples at 44.1 kHz; scaled with the rate)
     diff_frames: int = 2            # flux compares frame t with frame t - diff_frames
+    low_hz: float = 0.0             # bands below this compare with the max of the last low_ms
+    low_ms: float = 25.0            # (a frame shorter than a bass note's period wobbles)
     bands_per_octave: int = 6       # log-frequency bands the flux is summed over
     f_min_hz: float = 30.0
     f_max_hz: float = 17000.0

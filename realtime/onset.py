@@ -67,6 +67,12 @@ class OnsetDetector:
         self.window_norm = np.float32(2.0 / self.window.sum())  # a full-scale sine peaks near 1
         self.band_edges = band_edges(self.frame, sample_rate_hz, cfg.f_min_hz, cfg.f_max_hz,
                                      cfg.bands_per_octave)
+        # low bands: a frame shorter than a bass note's period sees its level wobble with the
+        # phase, so there the reference is the max over the last low_ms, not one frame
+        centres = np.fft.rfftfreq(self.frame, 1 / sample_rate_hz)[self.band_edges]
+        self.low = centres < cfg.low_hz                          # [bands] bool
+        self.low_frames = max(cfg.diff_frames,
+                              int(round(cfg.low_ms * sample_rate_hz / 1000 / self.hop)))
         self.avg_frames = max(1, int(round(cfg.avg_ms * sample_rate_hz / 1000 / self.hop)))
         self.min_gap = int(round(cfg.min_gap_ms * sample_rate_hz / 1000))
         self.min_level = 10 ** (cfg.min_level_db / 20)
@@ -82,7 +88,7 @@ class OnsetDetector:
         self._buf = np.zeros(0, np.float32)     # samples not yet consumed by a full frame
         self._buf_start = position              # stream position of _buf[0]
         self._next_frame = position             # stream position where the next frame starts
-        self._prev_logs = deque(maxlen=self.cfg.diff_frames)
+        self._prev_logs = deque(maxlen=self.low_frames)  # the last low_frames band levels
         self._hist = deque(maxlen=self.avg_frames)
         self._armed = True
         self._peak = 0.0                        # flux peak since the last onset
@@ -131,8 +137,11 @@ class OnsetDetector:
         newest = buf[off + self.frame - self.hop:off + self.frame]
         rms = float(np.sqrt(np.dot(newest, newest) / len(newest)))
         end = self._buf_start + off + self.frame
-        if len(self._prev_logs) == self._prev_logs.maxlen:
-            flux = float(np.maximum(logs - self._prev_logs[0], 0).mean())
+        if len(self._prev_logs) >= c.diff_frames:
+            ref = self._prev_logs[-c.diff_frames]
+            if self.low.any():
+                ref = np.where(self.low, np.max(self._prev_logs, axis=0), ref)
+            flux = float(np.maximum(logs - ref, 0).mean())
         else:
             flux = 0.0          # no reference frame yet: the stream start is not an onset
         self._prev_logs.append(logs)

@@ -115,12 +115,13 @@ def test_ringbuffer_int16_is_scaled_and_stamped():
 
 
 # ---- onsets ---------------------------------------------------------------------------
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_onsets_offline_equal_online(seed):
+@pytest.mark.parametrize("seed,music", [(0, False), (1, False), (2, False), (0, True)])
+def test_onsets_offline_equal_online(seed, music):
     x, _ = burst_signal(seconds=3, seed=seed)
-    whole = OnsetDetector(SR).process(x)
+    cfg = load_realtime_config(REPO / "configs" / "realtime-music.yaml").onset if music else None
+    whole = OnsetDetector(SR, cfg).process(x)
     rng = np.random.default_rng(seed)
-    det, online, pos = OnsetDetector(SR), [], 0
+    det, online, pos = OnsetDetector(SR, cfg), [], 0
     while pos < len(x):
         k = int(rng.integers(1, 1500))
         online += det.process_online(x[pos:pos + k])
@@ -410,3 +411,13 @@ def test_no_sound_card_and_no_midi_give_clear_messages(tiny_checkpoint, tmp_path
                        cwd=REPO, timeout=120)
     assert r.returncode == 2 and "no MIDI system is available" in r.stderr
     assert "jackd" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_music_config_stops_a_sustained_bass_note_from_firing():
+    # a 49 Hz sawtooth held for 2 s: its period (20 ms) is longer than the 512-sample frame
+    # (11.6 ms), so the default detector's band levels wobble and fire about every 20 ms
+    t = np.arange(2 * SR) / SR
+    saw = (0.5 * (2 * ((49 * t) % 1) - 1) * np.minimum(1, t / 0.005)).astype(np.float32)
+    music = load_realtime_config(REPO / "configs" / "realtime-music.yaml").onset
+    assert len(OnsetDetector(SR).process(saw)) > 20
+    assert len(OnsetDetector(SR, music).process(saw)) <= 2   # the note's own start, at most
