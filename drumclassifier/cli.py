@@ -27,6 +27,10 @@ EPILOG = """examples:
   drumclassifier classify kick.wav snare.flac
   drumclassifier classify -r ~/Samples --format csv -o labels.csv
   drumclassifier classify -r ~/Samples --sort-into ~/Sorted    (copies, never moves)
+  drumclassifier listen --list-devices
+  drumclassifier listen -d "USB" --virtual-port Drums           (mic -> MIDI notes)
+  drumclassifier stream song.flac --play --events hits.csv      (classify a playing stream)
+  drumclassifier listen -d 2 --session ~/practice/today --live-view
 run `drumclassifier COMMAND --help` for each command's options."""
 
 
