@@ -136,9 +136,10 @@ def split_by_pauses(onsets: list[int], n_groups: int, per_group: int):
 
 def hits_from_recording(path: Path, piece_specs: list[tuple[str, str]], per_piece: int, cfg,
                         max_hit_s: float = 1.0):
+    from realtime.onset import OnsetDetector
+
     from . import audio
     from .errors import DrumClassifierError
-    from realtime.onset import OnsetDetector
     data, rate = audio.read(path, 3600.0)
     mono = data.mean(axis=1)
     onsets = [o.sample for o in OnsetDetector(rate, cfg.onset).process(mono)]
@@ -159,11 +160,11 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from . import audio
+    from realtime.config import load_realtime_config
+
     from .classifier import DrumClassifier
     from .errors import DrumClassifierError
     from .kit import Piece, fit_profile, guess_note, parse_piece, peak_db
-    from realtime.config import load_realtime_config
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -189,7 +190,7 @@ def run(args) -> int:
         if args.hits_per_piece < 1:
             raise DrumClassifierError("--hits-per-piece must be at least 1")
         specs = [parse_piece(s, labels) for s in args.pieces.split(",") if s.strip()]
-        if len(set(n for n, _ in specs)) != len(specs):
+        if len({n for n, _ in specs}) != len(specs):
             raise DrumClassifierError("--pieces: each piece name must be unique "
                                       "(name repeats as CLASS--name, e.g. toms--floor tom)")
         raw, warn = hits_from_recording(Path(args.from_file), specs, args.hits_per_piece, cfg)

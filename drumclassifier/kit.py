@@ -35,9 +35,9 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -221,7 +221,7 @@ class KitProfile:
         return path
 
     @classmethod
-    def from_dict(cls, d, source: str = "kit profile") -> "KitProfile":
+    def from_dict(cls, d, source: str = "kit profile") -> KitProfile:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise KitError(f"{source}: not a DrumClassifier kit profile (no "
                            f"'format: {FORMAT}'); make one with `drumclassifier calibrate`")
@@ -250,13 +250,13 @@ class KitProfile:
             if pc.label not in labels or not 0 <= int(pc.note) <= 127:
                 raise KitError(f"{source}: corrupt kit profile (piece {pc.name!r}: class "
                                f"{pc.label!r} or note {pc.note!r} invalid)")
-        if len(set(x.name for x in pieces)) != p:
+        if len({x.name for x in pieces}) != p:
             raise KitError(f"{source}: corrupt kit profile (duplicate piece names)")
         return cls(pieces, head, labels, sha, dict(d.get("fit") or {}), str(d.get("created", "")))
 
     @classmethod
     def load(cls, path: str | Path, weights_sha256: str | None = None,
-             labels: Sequence[str] | None = None) -> "KitProfile":
+             labels: Sequence[str] | None = None) -> KitProfile:
         """Read and check a profile; with weights_sha256/labels, refuse one fitted on
         other weights (the embedding would mean something else)."""
         path = Path(path)

@@ -47,7 +47,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="MIDI system for the ports (default: config, auto = try each)")
     g.add_argument("--midi-file", metavar="OUT.mid", help="write the session as a MIDI file")
     g.add_argument("--events", metavar="OUT.csv",
-                   help="write time_s,label,confidence,velocity,latency_ms,wall_latency_ms")
+                   help="write time_s,label,confidence,velocity,latency_ms,wall_latency_ms "
+                        "(+ piece,note with --kit)")
     g.add_argument("--session", metavar="DIR",
                    help="record a practice session into DIR (events.csv, session.json) and "
                         "write its report there at the end (report.html, timeline.png); DIR "
@@ -62,6 +63,10 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="a live terminal view (per-instrument counters, last hits) instead "
                         "of one line per hit; plain lines when not a terminal")
     e = p.add_argument_group("engine")
+    e.add_argument("--kit", metavar="FILE.kit",
+                   help="a kit profile from `drumclassifier calibrate`: classify into your "
+                        "kit's pieces, with their MIDI notes, gates and velocity ranges "
+                        "(default: the generic model)")
     e.add_argument("--blocksize", type=int, metavar="N",
                    help="frames per audio block (default: 128 from configs/realtime.yaml)")
     e.add_argument("--context-ms", type=float, metavar="X",
@@ -132,7 +137,8 @@ def _sinks(args, cfg):
     else:
         sinks = [ConsoleSink()]
     if args.events:
-        sinks.append(EventsCsvSink(args.events, args.force))
+        sinks.append(EventsCsvSink(args.events, args.force,
+                                   kit_columns=bool(getattr(args, "kit", None))))
     if args.midi_file:
         sinks.append(MidiFileSink(args.midi_file, cfg.midi, args.force))
     if args.midi_port or args.virtual_port:
@@ -158,9 +164,10 @@ def _run(args, source, cfg) -> int:
                                 "command": " ".join(["drumclassifier"] + sys.argv[1:])})
     sinks = _sinks(args, cfg)
     clf = DrumClassifier(args.weights, args.config, args.device)
+    classify = _kit_classify(args, clf, source, cfg)
     if session is not None:
         sinks += session.sinks(source)
-    engine = Engine(clf, source, sinks, cfg)
+    engine = Engine(clf, source, sinks, cfg, classify=classify)
     for s in sinks:
         if getattr(s, "virtual", None) and not args.quiet:
             print(f"MIDI: virtual output port {s.port_name!r}", file=sys.stderr, flush=True)
@@ -178,6 +185,22 @@ def _run(args, source, cfg) -> int:
         print(f"session: {rep.n_hits} hits in {rep.duration_s:.1f} s; report: "
               f"{session.dir / 'report.html'}", file=sys.stderr, flush=True)
     return 1 if stats.errors else 0
+
+
+def _kit_classify(args, clf, source, cfg):
+    """With --kit: the profile's head instead of the generic output (None without)."""
+    if not getattr(args, "kit", None):
+        return None
+    from drumclassifier.kit import KitClassify, KitProfile, file_sha256
+    prof = KitProfile.load(args.kit, file_sha256(clf.weights_path), clf.labels)
+    ctx = prof.fit.get("contexts_ms") or []
+    if ctx and not min(ctx) <= cfg.slicer.context_ms <= max(ctx):
+        print(f"warning: context {cfg.slicer.context_ms:g} ms is outside the contexts the kit "
+              f"profile was fitted on ({min(ctx):g}-{max(ctx):g} ms)", file=sys.stderr)
+    if not args.quiet:
+        print(f"kit: {args.kit}: " + ", ".join(f"{p.name} ({p.note})" for p in prof.pieces),
+              file=sys.stderr, flush=True)
+    return KitClassify(clf, prof, source.sample_rate_hz)
 
 
 def run_listen(args) -> int:

@@ -18,6 +18,7 @@ from drumclassifier.errors import DrumClassifierError
 from .config import MidiConfig
 
 CSV_COLUMNS = ["time_s", "label", "confidence", "velocity", "latency_ms", "wall_latency_ms"]
+KIT_COLUMNS = ["piece", "note"]     # appended with a kit profile (--kit)
 
 
 def open_exclusive(path: str | Path, force: bool, mode: str = "w", **kw):
@@ -39,6 +40,12 @@ def open_exclusive(path: str | Path, force: bool, mode: str = "w", **kw):
                                   f"({e.strerror or e})") from None
 
 
+def event_note(e, midi: MidiConfig) -> int | None:
+    """The event's own note (a kit profile's piece) if it has one, else its class's."""
+    note = getattr(e, "note", None)
+    return note if note is not None else midi.notes.get(e.label)
+
+
 class Sink:
     def open(self) -> None: ...
     def emit(self, events) -> None: ...
@@ -53,6 +60,12 @@ class AudioSink(Sink):
     def audio(self, block, start_frame: int) -> None: ...
 
 
+def _name(e) -> str:
+    """'toms (floor tom)' for a kit piece named otherwise than its class, else the class."""
+    piece = getattr(e, "piece", "")
+    return f"{e.label} ({piece})" if piece and piece != e.label else e.label
+
+
 class ConsoleSink(Sink):
     """One flushed line per hit: time, label(s) with confidence, velocity, latency."""
 
@@ -63,23 +76,24 @@ class ConsoleSink(Sink):
         for _, group in groupby(events, key=lambda e: e.hit_index):
             g = list(group)
             e = g[0]
-            labels = " + ".join(f"{x.label} {x.confidence:.2f}" for x in g)
+            labels = " + ".join(f"{_name(x)} {x.confidence:.2f}" for x in g)
             print(f"{e.time_s:9.3f} s  {labels:<32s} vel {e.velocity:3d}  "
                   f"latency {e.latency_ms:5.1f} ms", file=self.stream, flush=True)
 
 
 class EventsCsvSink(Sink):
-    """time_s,label,confidence,velocity,latency_ms,wall_latency_ms; flushed after each batch."""
+    """time_s,label,confidence,velocity,latency_ms,wall_latency_ms (+ piece,note with
+    kit_columns, i.e. a kit profile); flushed after each batch."""
 
-    def __init__(self, path: str | Path, force: bool = False):
-        self.path, self.force = Path(path), force
+    def __init__(self, path: str | Path, force: bool = False, kit_columns: bool = False):
+        self.path, self.force, self.kit_columns = Path(path), force, kit_columns
         self._f = None
 
     def open(self) -> None:
         self._f = open_exclusive(self.path, self.force, "w", newline="", encoding="utf-8")
         self._w = csv.writer(self._f)
         try:
-            self._w.writerow(CSV_COLUMNS)
+            self._w.writerow(CSV_COLUMNS + (KIT_COLUMNS if self.kit_columns else []))
             self._f.flush()
         except OSError as e:     # a full disk refuses the header already (/dev/full)
             try:
@@ -91,8 +105,12 @@ class EventsCsvSink(Sink):
 
     def emit(self, events) -> None:
         for e in events:
-            self._w.writerow([f"{e.time_s:.6f}", e.label, f"{e.confidence:.4f}", e.velocity,
-                              f"{e.latency_ms:.2f}", f"{e.wall_latency_ms:.2f}"])
+            row = [f"{e.time_s:.6f}", e.label, f"{e.confidence:.4f}", e.velocity,
+                   f"{e.latency_ms:.2f}", f"{e.wall_latency_ms:.2f}"]
+            if self.kit_columns:
+                note = getattr(e, "note", None)
+                row += [getattr(e, "piece", ""), "" if note is None else note]
+            self._w.writerow(row)
         self._f.flush()
 
     def close(self) -> None:
@@ -118,7 +136,7 @@ class MidiFileSink(Sink):
 
     def emit(self, events) -> None:
         for e in events:
-            note = self.midi.notes.get(e.label)
+            note = event_note(e, self.midi)
             if note is not None:
                 self._notes.append((e.time_s, note, e.velocity))
 
@@ -256,7 +274,7 @@ class MidiPortSink(Sink):
         due = now + self.midi.note_length_ms / 1000
         with self._cv:
             for e in events:
-                note = self.midi.notes.get(e.label)
+                note = event_note(e, self.midi)
                 if note is None:
                     continue
                 if note in self._on:          # retrigger: end the previous one first

@@ -44,6 +44,8 @@ class Event:
     onset_sample: int
     peak_db: float
     partial: bool = False
+    piece: str = ""            # with a kit profile: the piece's name ("floor tom")
+    note: int | None = None    # with a kit profile: the piece's MIDI note (else the class's)
 
 
 def velocity_from_db(peak_db: float, cfg: VelocityConfig) -> int:
@@ -199,14 +201,18 @@ class Worker(threading.Thread):
             wall = ((t_emit - h.t_onset_wall) * 1000 if h.t_onset_wall is not None
                     else float("nan"))
             vel = velocity_from_db(h.peak_db, self.velocity)
-            for label, p in present:
+            for item in present:   # (label, p) or, from a kit profile, (label, p, extras)
+                label, p = item[0], item[1]
+                extra = item[2] if len(item) > 2 else {}
                 events.append(Event(
-                    time_s=o.sample / self.sr, label=label, confidence=p, velocity=vel,
+                    time_s=o.sample / self.sr, label=label, confidence=p,
+                    velocity=extra.get("velocity", vel),
                     latency_ms=stream_ms + (t_emit - h.t_ready) * 1000, wall_latency_ms=wall,
                     detect_ms=(o.detect_sample - o.sample) / self.sr * 1000,
                     queue_ms=(t0 - h.t_ready) * 1000, infer_ms=infer_ms, batch_size=len(kept),
                     hit_index=h.index, onset_sample=o.sample, peak_db=h.peak_db,
-                    partial=h.partial))
+                    partial=h.partial, piece=extra.get("piece", ""),
+                    note=extra.get("note")))
         self.events += len(events)
         for s in self.sinks:
             if id(s) in self.failed_sinks:

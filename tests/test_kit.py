@@ -1,0 +1,196 @@
+"""Kit profiles: calibration on a generated kit, the file format's checks, `stream --kit`."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from drumclassifier.cli import main
+from drumclassifier.kit import (
+    FORMAT,
+    KitError,
+    KitProfile,
+    Piece,
+    file_sha256,
+    fit_head,
+    guess_note,
+    parse_piece,
+)
+
+SR = 44100
+ORDER = ["kick", "snare", "hihat", "toms--floor tom"]          # as played
+KINDS = ["kick", "snare", "hihat", "tom"]
+
+
+def burst(kind: str, rng: np.random.Generator, gain: float) -> np.ndarray:
+    """A generated drum hit, 0.3 s, faded out (an abrupt end would be an onset itself)."""
+    n = int(0.3 * SR)
+    t = np.arange(n) / SR
+    if kind == "kick":      # pitch-swept low sine
+        x = np.sin(2 * np.pi * np.cumsum(50 + 100 * np.exp(-t * 30)) / SR) * np.exp(-t * 8)
+    elif kind == "snare":   # tone + noise
+        x = (0.5 * np.sin(2 * np.pi * 190 * t) * np.exp(-t * 20)
+             + 0.6 * rng.standard_normal(n) * np.exp(-t * 15))
+    elif kind == "hihat":   # high-passed noise, fast decay
+        x = np.diff(rng.standard_normal(n + 2), 2) * np.exp(-t * 40)
+    else:                   # tom: mid sine with a small sweep
+        x = np.sin(2 * np.pi * (110 + 30 * np.exp(-t * 20)) * t) * np.exp(-t * 6)
+    x = x * np.minimum(1, (n - np.arange(n)) / (0.1 * SR))
+    return (gain * x / np.abs(x).max()).astype(np.float32)
+
+
+def recording(per_piece: int, seed: int) -> np.ndarray:
+    """The pieces in ORDER, per_piece hits each at -20..-3 dBFS, a pause between pieces."""
+    rng = np.random.default_rng(seed)
+    parts = [np.zeros(SR // 2, np.float32)]
+    for kind in KINDS:
+        for _ in range(per_piece):
+            parts += [burst(kind, rng, 10 ** (rng.uniform(-20, -3) / 20)),
+                      np.zeros(int(0.15 * SR), np.float32)]
+        parts.append(np.zeros(SR, np.float32))
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    """A profile calibrated (with the shipped weights) from a generated recording."""
+    d = tmp_path_factory.mktemp("kit")
+    sf.write(d / "calib.wav", recording(6, seed=0), SR)
+    sf.write(d / "play.wav", recording(4, seed=1), SR)     # held-back hits, same kit
+    out = d / "my.kit"
+    rc = main(["calibrate", "--from-file", str(d / "calib.wav"), "--pieces", ",".join(ORDER),
+               "--hits-per-piece", "6", "--augment", "8", "--out", str(out), "-d", "cpu"])
+    assert rc == 0
+    return d, out
+
+
+def test_calibrated_profile_classifies_held_back_hits(kit, capsys):
+    d, out = kit
+    prof = KitProfile.load(out)
+    assert prof.names == ["kick", "snare", "hihat", "floor tom"]
+    assert [p.label for p in prof.pieces] == ["kick", "snare", "hihat", "toms"]
+    assert [p.note for p in prof.pieces] == [36, 38, 42, 41]
+    assert all(p.n_hits == 6 for p in prof.pieces)
+    assert all(p.min_db <= p.max_db for p in prof.pieces)
+    assert prof.fit["cv_folds"] >= 2 and all(p.cv_accuracy is not None for p in prof.pieces)
+    # the held-back recording through the live path with the profile
+    ev, mid = d / "events.csv", d / "play.mid"
+    rc = main(["stream", str(d / "play.wav"), "--fast", "--quiet", "--kit", str(out),
+               "--events", str(ev), "--midi-file", str(mid), "--model-device", "cpu"])
+    assert rc == 0
+    rows = list(csv.DictReader(ev.open()))
+    assert [r["piece"] for r in rows] == [n for n in prof.names for _ in range(4)]
+    assert [int(r["note"]) for r in rows] == [p.note for p in prof.pieces for _ in range(4)]
+    assert {r["label"] for r in rows if r["piece"] == "floor tom"} == {"toms"}
+    import mido
+    notes = [m.note for m in mido.MidiFile(mid).tracks[0] if m.type == "note_on"
+             and m.velocity > 0]
+    assert notes == [p.note for p in prof.pieces for _ in range(4)]
+
+
+def test_profile_round_trip(kit, tmp_path):
+    _, out = kit
+    prof = KitProfile.load(out)
+    prof.save(tmp_path / "copy.kit")
+    again = KitProfile.load(tmp_path / "copy.kit", prof.weights_sha256, prof.labels)
+    emb = torch.randn(7, prof.head["mean"].numel())
+    assert torch.allclose(prof.probs(emb), again.probs(emb), atol=1e-6)
+    assert again.pieces == prof.pieces and again.fit == prof.fit
+    d = json.loads(out.read_text())
+    assert d["format"] == FORMAT and d["version"] == 1 and isinstance(d["head"]["weight"], list)
+
+
+def test_refuses_overwrite_without_force(kit, capsys):
+    d, out = kit
+    before = out.read_bytes()
+    rc = main(["calibrate", "--from-file", str(d / "calib.wav"), "--pieces", ",".join(ORDER),
+               "--out", str(out)])
+    assert rc == 2 and "exists; use --force" in capsys.readouterr().err
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"format": "drumclassifier-kit", "version": 1, "pieces": [', "not valid JSON"),
+    ('{"hello": 1}', "not a DrumClassifier kit profile"),
+    ('[1, 2, 3]', "not a DrumClassifier kit profile"),
+    ('{"format": "drumclassifier-kit", "version": 99}', "version 99 is not supported"),
+    ('{"format": "drumclassifier-kit", "version": 1, "pieces": []}', "corrupt kit profile"),
+])
+def test_bad_profiles_refused(tmp_path, content, message):
+    p = tmp_path / "bad.kit"
+    p.write_text(content)
+    with pytest.raises(KitError, match=message):
+        KitProfile.load(p)
+
+
+def test_binary_and_tampered_profiles_refused(kit, tmp_path):
+    _, out = kit
+    p = tmp_path / "weights.kit"
+    p.write_bytes(b"PK\x03\x04\x00\xff\xfe" * 10)          # e.g. a torch checkpoint
+    with pytest.raises(KitError, match="corrupt kit profile"):
+        KitProfile.load(p)
+    d = json.loads(out.read_text())
+    d["head"]["bias"] = d["head"]["bias"][:-1]              # shapes no longer fit
+    p.write_text(json.dumps(d))
+    with pytest.raises(KitError, match="head shapes"):
+        KitProfile.load(p)
+    with pytest.raises(KitError, match="not found"):
+        KitProfile.load(tmp_path / "missing.kit")
+
+
+def test_profile_of_other_weights_refused(kit, tiny_checkpoint, capsys):
+    d, out = kit
+    with pytest.raises(KitError, match="fitted on other model weights"):
+        KitProfile.load(out, file_sha256(tiny_checkpoint))
+    rc = main(["stream", str(d / "play.wav"), "--fast", "--quiet", "--kit", str(out),
+               "-w", str(tiny_checkpoint), "--model-device", "cpu"])
+    assert rc == 2
+    assert "fitted on other model weights" in capsys.readouterr().err
+
+
+def test_stream_without_kit_unchanged(kit, tmp_path):
+    d, _ = kit
+    ev = tmp_path / "ev.csv"
+    assert main(["stream", str(d / "play.wav"), "--fast", "--quiet", "--events", str(ev),
+                 "--model-device", "cpu"]) == 0
+    assert ev.read_text().splitlines()[0] == \
+        "time_s,label,confidence,velocity,latency_ms,wall_latency_ms"
+
+
+def test_pieces_notes_and_velocity():
+    assert parse_piece("toms--Floor Tom", ["kick", "toms"]) == ("Floor Tom", "toms")
+    assert parse_piece("kick", ["kick", "toms"]) == ("kick", "kick")
+    with pytest.raises(Exception, match="class must be one of"):
+        parse_piece("cowbell", ["kick", "toms"])
+    assert guess_note("open hat", "hihat") == 46 and guess_note("ride bell", "cymbals") == 53
+    assert guess_note("snare", "snare") == 38
+    p = Piece("snare", "snare", 38, min_db=-30.0, max_db=-6.0)
+    assert p.velocity(-6.0) == 127 and p.velocity(-36.0) == 1 and p.velocity(-80.0) == 1
+    assert 1 < p.velocity(-20.0) < 127
+
+
+def test_fit_head_separates_clusters():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(20, 8, generator=g) + 3 * i for i in range(3)])
+    y = torch.arange(3).repeat_interleave(20)
+    from drumclassifier.kit import head_probs
+    assert (head_probs(fit_head(x, y, 3), x).argmax(1) == y).all()
+
+
+def test_folder_calibration_and_notes(tmp_path):
+    rng = np.random.default_rng(3)
+    for sub, kind in [("kick", "kick"), ("hihat--open hat", "hihat"), ("snare", "snare")]:
+        (tmp_path / "kit" / sub).mkdir(parents=True)
+        for i in range(3):
+            sf.write(tmp_path / "kit" / sub / f"{i}.wav", burst(kind, rng, 0.5), SR)
+    out = tmp_path / "f.kit"
+    assert main(["calibrate", "--from-folder", str(tmp_path / "kit"), "--notes", "kick=35",
+                 "--augment", "4", "--out", str(out), "-d", "cpu"]) == 0
+    prof = KitProfile.load(out)
+    assert {p.name: p.note for p in prof.pieces} == {"kick": 35, "open hat": 46, "snare": 38}
+    assert main(["calibrate", "--from-folder", str(tmp_path / "kit"), "--notes", "cowbell=56",
+                 "--out", str(tmp_path / "g.kit")]) == 2
