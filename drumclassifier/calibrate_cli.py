@@ -13,7 +13,8 @@ from pathlib import Path
 from .classify_cli import add_model_args
 
 EPILOG = """examples:
-  drumclassifier calibrate --from-file take.wav --pieces "kick,snare,hihat,hihat--open hat,toms--floor tom,cymbals--ride" --hits-per-piece 8 --out my.kit
+  drumclassifier calibrate --from-file take.wav --hits-per-piece 8 --out my.kit \\
+      --pieces "kick,snare,hihat,hihat--open hat,toms--floor tom,cymbals--ride"
   drumclassifier calibrate --from-folder my-kit/ --notes "floor tom=41" --out my.kit
   drumclassifier stream song.wav --kit my.kit      (listen --kit my.kit works the same)
 

@@ -1,10 +1,10 @@
 """DrumClassifier: weights + config -> labels and per-class probabilities."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
