@@ -11,7 +11,7 @@ import torch
 
 from . import audio
 from .checkpoint import read_checkpoint, resolve_config
-from .errors import CheckpointError, DrumClassifierError
+from .errors import AudioError, CheckpointError, DrumClassifierError
 from .features import LogMel
 from .model import CRNN
 
@@ -91,6 +91,20 @@ class DrumClassifier:
         """Any waveform -> [2, n] at the model rate, cut to analysis_s (see audio.prepare)."""
         return audio.prepare(waveform, sample_rate_hz, self.cfg.sample_rate_hz,
                              self.cfg.analysis_samples, name)
+
+    def prepare_hits(self, hits, sample_rate_hz: int) -> tuple[list[torch.Tensor], list]:
+        """Live hits (objects with .audio [n, channels] and .index) -> prepared waves and
+        the hits they belong to; a hit that cannot be classified (e.g. digital silence
+        after a gap) is left out rather than failing the batch."""
+        waves, keep = [], []
+        for h in hits:
+            try:
+                waves.append(self.prepare(torch.from_numpy(np.ascontiguousarray(h.audio.T)),
+                                          sample_rate_hz, f"hit {h.index}"))
+                keep.append(h)
+            except AudioError:
+                pass
+        return waves, keep
 
     def load(self, path: str | Path) -> torch.Tensor:
         return audio.load(path, self.cfg.sample_rate_hz, self.cfg.analysis_s)

@@ -374,21 +374,10 @@ class KitClassify:
     """
 
     def __init__(self, clf, profile: KitProfile, stream_rate_hz: int):
-        from . import audio as dc_audio
-        self.clf, self.profile, self.sr, self._prepare = clf, profile, stream_rate_hz, \
-            dc_audio.prepare
+        self.clf, self.profile, self.sr = clf, profile, stream_rate_hz
 
     def __call__(self, hits):
-        from .errors import AudioError
-        waves, keep = [], []
-        for h in hits:
-            try:
-                waves.append(self._prepare(torch.from_numpy(np.ascontiguousarray(h.audio.T)),
-                                           self.sr, self.clf.cfg.sample_rate_hz,
-                                           self.clf.cfg.analysis_samples, f"hit {h.index}"))
-                keep.append(h)
-            except AudioError:
-                pass
+        waves, keep = self.clf.prepare_hits(hits, self.sr)
         if not waves:
             return [], []
         probs = self.profile.probs(self.clf.embed(waves))       # [B, P]

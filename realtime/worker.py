@@ -20,8 +20,6 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
-
 from .config import VelocityConfig
 from .slicer import Hit
 
@@ -110,22 +108,12 @@ class Classify:
     """
 
     def __init__(self, clf, stream_rate_hz: int):
-        from drumclassifier import audio as dc_audio
-        self.clf, self.sr, self._prepare = clf, stream_rate_hz, dc_audio.prepare
+        self.clf, self.sr = clf, stream_rate_hz
 
     def __call__(self, hits: list[Hit]):
         import torch
 
-        from drumclassifier.errors import AudioError
-        waves, keep = [], []
-        for h in hits:
-            try:
-                waves.append(self._prepare(torch.from_numpy(np.ascontiguousarray(h.audio.T)),
-                                           self.sr, self.clf.cfg.sample_rate_hz,
-                                           self.clf.cfg.analysis_samples, f"hit {h.index}"))
-                keep.append(h)
-            except AudioError:   # e.g. digital silence after a gap: nothing to classify
-                pass
+        waves, keep = self.clf.prepare_hits(hits, self.sr)
         if not waves:
             return [], []
         probs = self.clf.predict(waves)            # [B, n_labels] on the CPU
