@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     import torch
 
     from drumclassifier import DrumClassifier
-    from realtime import Engine, FileSource, load_realtime_config
+    from realtime import Engine, FileSource, ListSink, load_realtime_config
 
     tmp = Path(tempfile.mkdtemp(prefix="dc-bench-"))
     path = Path(args.file) if args.file else tmp / "bursts.wav"
@@ -92,20 +92,16 @@ def main(argv=None) -> int:
         over["audio"]["blocksize"] = args.blocksize
     cfg = load_realtime_config(None, over)
 
-    events = []
-
-    class Keep:
-        def open(self): ...
-        def emit(self, evs): events.extend(evs)
-        def close(self): ...
+    keep = ListSink()
 
     # warm-up: the first model call pays one-off costs
     clf.predict([torch.zeros(2, 1323).uniform_(-0.1, 0.1)])
     src = FileSource(path, cfg.audio.blocksize, fast=not args.paced)
     t0 = time.perf_counter()
-    stats = Engine(clf, src, [Keep()], cfg).run()
+    stats = Engine(clf, src, [keep], cfg).run()
     elapsed = time.perf_counter() - t0
 
+    events = keep.events
     per_hit = {}
     for e in events:
         per_hit.setdefault(e.hit_index, e)

@@ -147,18 +147,14 @@ def read_truth(path: Path, velocity: bool = False) -> list[tuple]:
 def run_engine(clf, path: Path, cfg, fast: bool = True) -> dict:
     """The live path in file mode (fast, or paced in real time): events, wall time and
     counters for one file."""
-    from realtime import Engine, FileSource
-    events = []
-
-    class Keep:
-        def open(self): ...
-        def emit(self, evs): events.extend(evs)
-        def close(self): ...
+    from realtime import Engine, FileSource, ListSink
+    keep = ListSink()
 
     src = FileSource(path, cfg.audio.blocksize, fast=fast)
     t0 = time.perf_counter()
-    stats = Engine(clf, src, [Keep()], cfg).run()
+    stats = Engine(clf, src, [keep], cfg).run()
     wall = time.perf_counter() - t0
+    events = keep.events
     hits = {}
     for e in events:
         hits.setdefault(e.hit_index, e)

@@ -9,7 +9,7 @@ from .config import RealtimeConfig, load_realtime_config
 from .engine import Engine, Stats
 from .onset import Onset, OnsetDetector
 from .ringbuffer import RingBuffer
-from .sinks import ConsoleSink, EventsCsvSink, MidiFileSink, MidiPortSink
+from .sinks import ConsoleSink, EventsCsvSink, ListSink, MidiFileSink, MidiPortSink
 from .slicer import Hit, Slicer
 from .sources import DeviceSource, FileSource
 from .worker import Event, HitQueue, Worker, velocity_from_db
@@ -23,6 +23,7 @@ __all__ = [
            "FileSource",
            "Hit",
            "HitQueue",
+           "ListSink",
            "MidiFileSink",
            "MidiPortSink",
            "Onset",

@@ -52,6 +52,22 @@ class Sink:
     def close(self) -> None: ...
 
 
+class ListSink(Sink):
+    """Keeps every event in `events` (benchmarks and tests read them after the run)."""
+
+    def __init__(self):
+        self.events, self.opened, self.closed = [], False, False
+
+    def open(self) -> None:
+        self.opened = True
+
+    def emit(self, events) -> None:
+        self.events += events
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class AudioSink(Sink):
     """A sink that also receives the audio: audio(block, start_frame) is called from the
     analysis thread with each block read from the ring buffer ([n, channels] float32,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
+from realtime.sinks import ListSink
+
 from .conftest import SR, hihat_like, kick_like
 
 TOLERANCE_S = 0.010   # stated tolerance: an onset within 10 ms of the true hit time
@@ -65,17 +67,4 @@ def match(found_s: list[float], truth: list[int]) -> list[float]:
     return [min(abs(f - tr / SR) for f in found_s) for tr in truth]
 
 
-class Collect:
-    """A sink that keeps events (and whether it was opened and closed)."""
-
-    def __init__(self):
-        self.events, self.closed, self.opened = [], False, False
-
-    def open(self):
-        self.opened = True
-
-    def emit(self, events):
-        self.events += events
-
-    def close(self):
-        self.closed = True
+Collect = ListSink  # a sink that keeps events (and whether it was opened and closed)
