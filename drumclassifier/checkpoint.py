@@ -33,6 +33,35 @@ def save_checkpoint(path: str | Path, state_dict: dict, cfg: ModelConfig, meta: 
     return path
 
 
+def ensemble_checkpoint(paths, path: str | Path, meta: dict | None = None,
+                        thresholds: list[float] | None = None) -> Path:
+    """Checkpoints of one config (seeds) -> one ensemble checkpoint (net.members = len(paths)).
+
+    The members' weights go under "members.<i>." (the state_dict of model.Ensemble).
+    thresholds: the ensemble's own per-class thresholds (its outputs are averaged, so the
+    members' thresholds do not carry over); None = 0.5.
+    """
+    from dataclasses import replace
+
+    states, cfg = {}, None
+    for i, p in enumerate(paths):
+        ckpt = read_checkpoint(p)
+        own = load_model_config(ckpt["config"])
+        own.thresholds = None
+        if own.net.members != 1:
+            raise CheckpointError(f"{p}: already an ensemble; combine single models")
+        if cfg is not None and diff_configs(config_to_dict(cfg), config_to_dict(own)):
+            raise CheckpointError(f"{p}: its config differs from {paths[0]}'s: "
+                                  + "; ".join(diff_configs(config_to_dict(cfg), config_to_dict(own))[:4]))
+        cfg = own
+        states.update({f"members.{i}.{k}": v for k, v in ckpt["state_dict"].items()})
+    if cfg is None:
+        raise CheckpointError("no checkpoints to combine")
+    cfg.net = replace(cfg.net, members=len(paths))
+    cfg.thresholds = thresholds
+    return save_checkpoint(path, states, cfg, meta, overwrite=False)
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load the dict with weights_only=True: a file with pickled code in it is refused."""
     path = Path(path)

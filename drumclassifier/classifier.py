@@ -13,7 +13,7 @@ from . import audio
 from .checkpoint import read_checkpoint, resolve_config
 from .errors import AudioError, CheckpointError, DrumClassifierError
 from .features import LogMel
-from .model import CRNN
+from .model import build_model
 
 DEFAULT_WEIGHTS = "default.pt"
 
@@ -73,7 +73,7 @@ class DrumClassifier:
         self.labels = list(self.cfg.labels)
         self.device = select_device(device)
         self.features = LogMel(self.cfg)
-        self.model = CRNN(self.cfg)
+        self.model = build_model(self.cfg)
         try:
             self.model.load_state_dict(ckpt["state_dict"], strict=True)
         except RuntimeError as e:

@@ -33,6 +33,7 @@ class NetConfig:
     time_rnn_hidden: int = 64
     linear_hidden: list[int] = field(default_factory=lambda: [64, 32])
     dropout: float = 0.1
+    members: int = 1   # >1: an ensemble of that many CRNNs (independently trained seeds)
 
 
 @dataclass
@@ -103,6 +104,8 @@ def validate_model_config(cfg: ModelConfig) -> None:
         raise ConfigError("features.n_fft, hop_length, n_mels and log_floor must be positive")
     if not 0 <= f.f_min_hz < f.f_max_hz:
         raise ConfigError("features: need 0 <= f_min_hz < f_max_hz")
+    if cfg.net.members < 1:
+        raise ConfigError(f"net.members must be >= 1, got {cfg.net.members}")
     n = len(cfg.labels)
     if len(set(cfg.labels)) != n or n == 0:
         raise ConfigError(f"labels must be unique and non-empty, got {cfg.labels}")

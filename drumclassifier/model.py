@@ -9,6 +9,9 @@ Shapes (B batch, C channels, F mel bands, T frames):
     t-RNN  [B, 64]            causal GRU over the frames, state at each item's last frame
     head   [B, 5]             linear 64 -> 64 -> 32 -> 5 (logits; sigmoid = presence probability)
 
+`build_model` gives one CRNN, or with `net.members` > 1 an `Ensemble` of that many CRNNs
+trained from different seeds (bench/experiment.py measures what the average buys).
+
 Time is never pooled and every conv output is masked beyond each item's frame count,
 so an item in a padded batch gives exactly what it gives alone: padding is not computed
 into the result (and the time GRU runs packed, so padding costs no recurrent steps).
@@ -72,3 +75,30 @@ class CRNN(nn.Module):
     def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """feats [B, 2, F, T], frames [B] -> logits [B, n_labels]."""
         return self.head(self.embed(feats, frames))
+
+
+class Ensemble(nn.Module):
+    """Several CRNNs of one config; the answer is the mean of their probabilities.
+
+    Seeds of one configuration disagree on the hard boundaries (toms/kick, hihat/cymbals:
+    FINDINGS.md); averaging their sigmoid outputs is steadier than any one of them.
+    forward returns logit(mean probability), so callers apply sigmoid as for one CRNN.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.members = nn.ModuleList(CRNN(cfg) for _ in range(cfg.net.members))
+
+    def embed(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """[B, 2, F, T], [B] -> the members' embeddings side by side [B, members * H]."""
+        return torch.cat([m.embed(feats, frames) for m in self.members], dim=1)
+
+    def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        p = torch.stack([torch.sigmoid(m(feats, frames)) for m in self.members]).mean(0)
+        p = p.clamp(1e-7, 1 - 1e-7)  # [B, n_labels]; finite logits
+        return torch.log(p) - torch.log1p(-p)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The network a config describes: one CRNN, or an Ensemble when net.members > 1."""
+    return Ensemble(cfg) if cfg.net.members > 1 else CRNN(cfg)

@@ -159,3 +159,25 @@ def test_model_reads_only_the_first_analysis_seconds(tiny_checkpoint):
     b = a.copy()
     b[n:] = hihat_like(dur_s=2.0)[: 3 * SR - n]
     assert clf.classify(a, SR).probs == clf.classify(b, SR).probs
+
+
+def test_ensemble_averages_member_probabilities(tiny_checkpoint, tmp_path):
+    """An ensemble checkpoint of two seeds answers the mean of the two models' probabilities."""
+    from drumclassifier.checkpoint import ensemble_checkpoint, read_checkpoint
+
+    cfg = load_model_config(read_checkpoint(tiny_checkpoint)["config"])
+    torch.manual_seed(1)
+    other = save_checkpoint(tmp_path / "other.pt", CRNN(cfg).state_dict(), cfg)
+    ens = ensemble_checkpoint([tiny_checkpoint, other], tmp_path / "ens.pt", thresholds=[0.3] * 5)
+    waves = [torch.from_numpy(np.stack([kick_like()] * 2)), torch.from_numpy(np.stack([hihat_like()] * 2))]
+    p1 = DrumClassifier(tiny_checkpoint).predict(waves)
+    p2 = DrumClassifier(other).predict(waves)
+    e = DrumClassifier(ens)
+    assert e.cfg.net.members == 2 and e.thresholds.tolist() == pytest.approx([0.3] * 5)
+    assert not torch.allclose(p1, p2)
+    assert torch.allclose(e.predict(waves), (p1 + p2) / 2, atol=1e-5)
+    assert e.embed(waves).shape == (2, 2 * cfg.net.time_rnn_hidden)
+    with pytest.raises(CheckpointError, match="exists"):
+        ensemble_checkpoint([tiny_checkpoint, other], ens)  # never overwrites
+    with pytest.raises(CheckpointError, match="already an ensemble"):
+        ensemble_checkpoint([ens, other], tmp_path / "e2.pt")
