@@ -34,12 +34,13 @@ def save_checkpoint(path: str | Path, state_dict: dict, cfg: ModelConfig, meta: 
 
 
 def ensemble_checkpoint(paths, path: str | Path, meta: dict | None = None,
-                        thresholds: list[float] | None = None) -> Path:
+                        thresholds: list[float] | None = None,
+                        temperature: float | None = None) -> Path:
     """Checkpoints of one config (seeds) -> one ensemble checkpoint (net.members = len(paths)).
 
     The members' weights go under "members.<i>." (the state_dict of model.Ensemble).
     thresholds: the ensemble's own per-class thresholds (its outputs are averaged, so the
-    members' thresholds do not carry over); None = 0.5.
+    members' thresholds do not carry over); None = 0.5. temperature: see ModelConfig.
     """
     from dataclasses import replace
 
@@ -47,18 +48,19 @@ def ensemble_checkpoint(paths, path: str | Path, meta: dict | None = None,
     for i, p in enumerate(paths):
         ckpt = read_checkpoint(p)
         own = load_model_config(ckpt["config"])
-        own.thresholds = None
+        own.thresholds, own.temperature = None, None
         if own.net.members != 1:
             raise CheckpointError(f"{p}: already an ensemble; combine single models")
         if cfg is not None and diff_configs(config_to_dict(cfg), config_to_dict(own)):
             raise CheckpointError(f"{p}: its config differs from {paths[0]}'s: "
                                   + "; ".join(diff_configs(config_to_dict(cfg), config_to_dict(own))[:4]))
         cfg = own
-        states.update({f"members.{i}.{k}": v for k, v in ckpt["state_dict"].items()})
+        prefix = f"members.{i}." if len(paths) > 1 else ""  # one member: a plain CRNN
+        states.update({prefix + k: v for k, v in ckpt["state_dict"].items()})
     if cfg is None:
         raise CheckpointError("no checkpoints to combine")
     cfg.net = replace(cfg.net, members=len(paths))
-    cfg.thresholds = thresholds
+    cfg.thresholds, cfg.temperature = thresholds, temperature
     return save_checkpoint(path, states, cfg, meta, overwrite=False)
 
 
@@ -91,8 +93,9 @@ def read_checkpoint(path: str | Path) -> dict:
 def resolve_config(ckpt: dict, path: str | Path, cfg_path: str | Path | None) -> ModelConfig:
     """The checkpoint's own config; a config file given too must agree with it.
 
-    Only the decision thresholds may differ (a user may tune them); anything that
-    changes the features or the network is refused with the keys that differ.
+    Only the decision thresholds and the temperature may differ (calibration a user may
+    tune); anything that changes the features or the network is refused with the keys
+    that differ.
     """
     try:
         own = load_model_config(ckpt["config"])
@@ -102,7 +105,8 @@ def resolve_config(ckpt: dict, path: str | Path, cfg_path: str | Path | None) ->
         return own
     given = load_model_config(cfg_path)
     a, b = config_to_dict(own), config_to_dict(given)
-    a.pop("thresholds"), b.pop("thresholds")
+    for k in ("thresholds", "temperature"):
+        a.pop(k), b.pop(k)
     diffs = diff_configs(a, b)
     if diffs:
         raise CheckpointError(
@@ -110,4 +114,6 @@ def resolve_config(ckpt: dict, path: str | Path, cfg_path: str | Path | None) ->
                                                              for d in diffs[:6]))
     if given.thresholds is not None:
         own.thresholds = given.thresholds
+    if given.temperature is not None:
+        own.temperature = given.temperature
     return own

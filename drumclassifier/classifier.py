@@ -119,7 +119,7 @@ class DrumClassifier:
         """
         x, lengths = self._batch(waves, lengths)
         feats, frames = self.features(x, lengths)
-        return torch.sigmoid(self.model(feats, frames)).float().cpu()
+        return torch.sigmoid(self.model(feats, frames) / (self.cfg.temperature or 1.0)).float().cpu()
 
     @torch.inference_mode()
     def embed(self, waves: Sequence[torch.Tensor], lengths: torch.Tensor | None = None

@@ -45,6 +45,7 @@ class ModelConfig:
     net: NetConfig = field(default_factory=NetConfig)
     labels: list[str] = field(default_factory=lambda: list(LABELS))
     thresholds: list[float] | None = None
+    temperature: float | None = None   # probabilities = sigmoid(logits / T); None = 1
 
     @property
     def window_samples(self) -> int:
@@ -104,6 +105,8 @@ def validate_model_config(cfg: ModelConfig) -> None:
         raise ConfigError("features.n_fft, hop_length, n_mels and log_floor must be positive")
     if not 0 <= f.f_min_hz < f.f_max_hz:
         raise ConfigError("features: need 0 <= f_min_hz < f_max_hz")
+    if cfg.temperature is not None and not cfg.temperature > 0:
+        raise ConfigError(f"temperature must be positive, got {cfg.temperature}")
     if cfg.net.members < 1:
         raise ConfigError(f"net.members must be >= 1, got {cfg.net.members}")
     n = len(cfg.labels)

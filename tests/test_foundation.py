@@ -181,3 +181,20 @@ def test_ensemble_averages_member_probabilities(tiny_checkpoint, tmp_path):
         ensemble_checkpoint([tiny_checkpoint, other], ens)  # never overwrites
     with pytest.raises(CheckpointError, match="already an ensemble"):
         ensemble_checkpoint([ens, other], tmp_path / "e2.pt")
+
+
+def test_temperature_scales_logits(tiny_checkpoint, tmp_path):
+    """temperature T gives sigmoid(logit / T); a config file may set it like thresholds."""
+    waves = [torch.from_numpy(np.stack([kick_like()] * 2))]
+    p1 = DrumClassifier(tiny_checkpoint).predict(waves)
+    cfg = tmp_path / "t.yaml"
+    import yaml
+    cfg.write_text(yaml.safe_dump({"net": {"conv_channels": [4, 8, 8], "freq_rnn_hidden": 8,
+                                           "time_rnn_hidden": 8, "linear_hidden": [8, 8]},
+                                   "temperature": 2.0}))
+    p2 = DrumClassifier(tiny_checkpoint, cfg).predict(waves)
+    logit = torch.log(p1) - torch.log1p(-p1)
+    assert torch.allclose(p2, torch.sigmoid(logit / 2), atol=1e-5)
+    cfg.write_text("temperature: 0\n")
+    with pytest.raises(ConfigError, match="temperature"):
+        load_model_config(cfg)
