@@ -96,13 +96,15 @@ def cmd_train(a) -> int:
         run_dir = EXP_DIR / name
         if (run_dir / "summary.json").exists():
             return f"{name}: done already"
-        cmd = [str(ROOT / ".venv" / "bin" / "drumclassifier"), "train",
+        # `-m` from ROOT: the run uses this tree's code (a frozen worktree can serve runs
+        # while the main checkout is being edited)
+        cmd = [sys.executable, "-m", "drumclassifier.cli", "train",
                f"train.name={name}", f"train.runs_dir={EXP_DIR}", f"train.seed={seed}",
                f"train.epochs={epochs}", "train.steps_per_epoch=100", "train.max_minutes=0",
                f"train.threads={a.threads}", "train.progress=false", f"train.manifest={manifest}",
                *a.overrides]
         if (run_dir / "last.pt").exists():
-            cmd.insert(2, "--resume")
+            cmd.insert(4, "--resume")
         t0 = time.time()
         with (EXP_DIR / f"{name}.log").open("a") as log:
             rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
