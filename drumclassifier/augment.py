@@ -12,9 +12,11 @@ returns a batch that keeps the zero-beyond-length invariant. Randomness comes fr
 global torch RNG (on x's device), so ``torch.manual_seed`` makes a run repeatable.
 
 ``Augmenter.from_config(cfg.augment, sample_rate_hz)`` chains them in the order of a
-plausible signal chain: level and tone first, then pitch and onset timing, then
-saturation and codec, then the stereo picture, then the cut the live path makes, and
-noise last so it stays inside the (possibly truncated) length.
+plausible signal chain: level and tone first, then the drum's decay, then pitch and
+onset timing, then saturation and codec, then the stereo picture, then the cut the live
+path makes, and noise last so it stays inside the (possibly truncated) length.
+The stages added for generalisation (decay, ...) are off (p = 0) by default; a stage at
+p = 0 draws no random numbers, so adding one leaves a seeded run exactly as it was.
 """
 from __future__ import annotations
 
@@ -77,12 +79,20 @@ class ItemAugmentation(nn.Module):
         chosen = torch.rand(x.shape[0], device=x.device) < self.p
         if not bool(chosen.any()):
             return x, lengths
+        # Only the chosen items are cut to their lengths (the others keep the invariant
+        # already), and with every item chosen there is no gather and scatter: each
+        # [B, 2, N] pass costs ~5-20 ms at B = 64, N = 1 s, a share of a small budget.
+        if bool(chosen.all()):
+            y, new_lengths = self.augment(x, lengths)
+            new_lengths = new_lengths.to(lengths.dtype)
+            return zero_beyond_length(y.to(x.dtype), new_lengths), new_lengths
         idx = chosen.nonzero().squeeze(1)
         y, new_lengths = self.augment(x[idx], lengths[idx])
+        new_lengths = new_lengths.to(lengths.dtype)
         x, lengths = x.clone(), lengths.clone()  # never write into the caller's batch
-        x[idx] = y.to(x.dtype)
-        lengths[idx] = new_lengths.to(lengths.dtype)
-        return zero_beyond_length(x, lengths), lengths
+        x[idx] = zero_beyond_length(y.to(x.dtype), new_lengths)
+        lengths[idx] = new_lengths
+        return x, lengths
 
     def augment(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -177,12 +187,9 @@ class RandomEQ(ItemAugmentation):
         self.num_bumps = num_bumps
         self.bump_gain_db, self.bump_freq_hz, self.bump_q = (
             tuple(bump_gain_db), tuple(bump_freq_hz), tuple(bump_q))
-        # A biquad's poles decay by w0 / (2 Q A) per sample (A = 10**(dB/40) for a boost),
-        # so the slowest allowed one has the time constant tau below; 14 tau = 120 dB.
-        w0_min = 2 * math.pi * min(bump_freq_hz[0], tilt_low_hz) / sample_rate_hz
-        a_max = 10.0 ** (max(map(abs, (*bump_gain_db, *tilt_db))) / 40.0)
-        tau = 2 * max(bump_q[1], 1.0) * a_max / w0_min
-        self.ir_samples = _fast_fft_len(max(1024, math.ceil(14 * tau)))
+        self.ir_samples = _biquad_ir_samples(
+            min(bump_freq_hz[0], tilt_low_hz), bump_q[1],
+            max(map(abs, (*bump_gain_db, *tilt_db))), sample_rate_hz)
 
     def augment(self, x, lengths):
         b, dev, sr = x.shape[0], x.device, self.sample_rate_hz
@@ -194,26 +201,132 @@ class RandomEQ(ItemAugmentation):
             filters.append(_biquad_peaking(_log_uniform(*self.bump_freq_hz, b, dev).double(),
                                            _uniform(*self.bump_gain_db, b, dev).double(),
                                            _log_uniform(*self.bump_q, b, dev).double(), sr))
-        # Response at the rfft bins of an ir_samples-point FFT. Per biquad, B(z)/A(z) with
-        # z = e^{-jw}; multiplying both by e^{jw} gives b1 + (b0 + b2) cos w + j (b0 - b2) sin w,
-        # which keeps float64 precision near sharp low resonances.
-        m = self.ir_samples
-        w = torch.arange(m // 2 + 1, device=dev, dtype=torch.float64) * (2 * math.pi / m)
-        cos, sin = torch.cos(w), torch.sin(w)
+        ir = _biquads_impulse_response(filters, self.ir_samples).to(x.dtype)
+        return fft_convolve(x, ir), lengths
 
-        def on_circle(c):  # c: [b, 3] -> complex [b, F]
-            c0, c1, c2 = c[:, 0:1], c[:, 1:2], c[:, 2:3]
-            return torch.complex(c1 + (c0 + c2) * cos, (c0 - c2) * sin)
 
-        response = torch.ones(b, w.shape[0], device=dev, dtype=torch.complex128)
-        for b_coeffs, a_coeffs in filters:
-            response = response * on_circle(b_coeffs) / on_circle(a_coeffs)
-        ir = torch.fft.irfft(response, n=m).to(x.dtype)  # [b, m], the cascade's impulse response
-        n = x.shape[-1]
-        n_fft = _fast_fft_len(n + m - 1)  # linear convolution: no wrap into the first N samples
-        spec = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(ir, n=n_fft)[:, None, :]
-        y = torch.fft.irfft(spec, n=n_fft)
-        return y[..., :n], lengths
+def _biquads_impulse_response(filters: list[tuple[Tensor, Tensor]], m: int) -> Tensor:
+    """Impulse response [b, m] of a cascade of biquads, each (b, a) coefficients [b, 3] float64.
+
+    The inverse FFT of the exact complex response (phase included, so causal like the
+    recursive filter) sampled at the rfft bins of an m-point FFT: exact when m is long
+    enough for the slowest pole to decay (callers size m for 120 dB).
+    """
+    b, dev = filters[0][0].shape[0], filters[0][0].device
+    # Per biquad, B(z)/A(z) with z = e^{-jw}; multiplying both by e^{jw} gives
+    # b1 + (b0 + b2) cos w + j (b0 - b2) sin w, which keeps float64 precision near sharp
+    # low resonances.
+    w = torch.arange(m // 2 + 1, device=dev, dtype=torch.float64) * (2 * math.pi / m)
+    cos, sin = torch.cos(w), torch.sin(w)
+
+    def on_circle(c):  # c: [b, 3] -> complex [b, F]
+        c0, c1, c2 = c[:, 0:1], c[:, 1:2], c[:, 2:3]
+        return torch.complex(c1 + (c0 + c2) * cos, (c0 - c2) * sin)
+
+    response = torch.ones(b, w.shape[0], device=dev, dtype=torch.complex128)
+    for b_coeffs, a_coeffs in filters:
+        response = response * on_circle(b_coeffs) / on_circle(a_coeffs)
+    return torch.fft.irfft(response, n=m)
+
+
+def _biquad_ir_samples(f_min_hz: float, q_max: float, gain_max_db: float,
+                       sample_rate_hz: int) -> int:
+    """FFT length for a biquad cascade's impulse response to decay by 120 dB.
+
+    A biquad's poles decay by w0 / (2 Q A) per sample (A = 10**(dB/40) for a boost),
+    so the slowest allowed one has the time constant tau below; 14 tau = 120 dB.
+    """
+    w0_min = 2 * math.pi * f_min_hz / sample_rate_hz
+    tau = 2 * max(q_max, 1.0) * 10.0 ** (gain_max_db / 40.0) / w0_min
+    return _fast_fft_len(max(1024, math.ceil(14 * tau)))
+
+
+def fft_convolve(x: Tensor, ir: Tensor) -> Tensor:
+    """Linear (causal) convolution of x [b, C, N] with ir [b, m] or [b, C, m]; first N samples.
+
+    The FFT is long enough that nothing wraps into the first N samples, so the output
+    at sample t depends only on x[..., :t+1]: an onset stays at its sample.
+    """
+    n = x.shape[-1]
+    if ir.dim() == 2:
+        ir = ir[:, None, :]
+    n_fft = _fast_fft_len(n + ir.shape[-1] - 1)
+    spec = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(ir.to(x.dtype), n=n_fft)
+    return torch.fft.irfft(spec, n=n_fft)[..., :n]
+
+
+def decay_time_s(x: Tensor, lengths: Tensor, sample_rate_hz: int, drop_db: float = 10.0,
+                 block: int = 32) -> tuple[Tensor, Tensor]:
+    """Each item's decay, measured on its Schroeder energy-decay curve (EDC).
+
+    EDC[t] = energy from t to the item's end (both channels), which for an exponential
+    decay is itself exponential with the same rate, but smooth where the envelope is not
+    (noise, beating partials). Measured from the loudest block of ``block`` samples (0.7 ms
+    at 44.1 kHz) on: the time the EDC takes to fall by ``drop_db`` (the early decay time
+    for 10 dB), interpolated between blocks in dB.
+
+    Args:
+        x: [b, C, N] waveforms, zero beyond each length. lengths: [b] samples (x being
+            zero beyond them, they need not be read).
+    Returns:
+        (t0 [b] long, first sample of the loudest block; decay [b] float seconds for
+        ``drop_db`` of fall, at least one block; an all-zero item gives one block).
+    """
+    b, c, n = x.shape
+    pad = -n % block
+    blocks = nn.functional.pad(x, (0, pad)).reshape(b, c, -1, block)
+    energy = torch.linalg.vector_norm(blocks, dim=(1, 3)).double().square()  # [b, K] per block
+    k0 = energy.argmax(-1)  # [b] loudest block
+    edc = energy.flip(-1).cumsum(-1).flip(-1)  # [b, K]: energy from block k to the end
+    level_db = 10 * torch.log10(edc / edc.gather(1, k0[:, None]).clamp(min=1e-300) + 1e-300)
+    k = torch.arange(edc.shape[-1], device=x.device)[None, :]
+    above = (level_db > -drop_db) & (k >= k0[:, None])
+    k1 = (k0 + above.sum(-1)).clamp(max=edc.shape[-1] - 1)  # first block at or below -drop_db
+    l0 = level_db.gather(1, (k1 - 1).clamp(min=0)[:, None])[:, 0]
+    l1 = level_db.gather(1, k1[:, None])[:, 0]
+    # the EDC falls monotonically: the crossing lies between blocks k1 - 1 and k1
+    frac = ((l0 + drop_db) / (l0 - l1).clamp(min=1e-9)).clamp(0.0, 1.0)
+    blocks_s = (k1 - k0 - 1).clamp(min=0) + frac
+    return k0 * block, (blocks_s.clamp(min=1.0) * block / sample_rate_hz).to(x.dtype)
+
+
+class DecayReshape(ItemAugmentation):
+    """Shorten or lengthen each hit's decay by a random factor, with a smooth gain ramp.
+
+    The hit's decay rate d (dB/s) is measured on its energy-decay curve
+    (``decay_time_s``); the target is d / f with f log-uniform in ``decay_factor``
+    (f > 1 rings longer, f < 1 is damped). From the loudest sample t0 on, the gain is
+    g(t) = (d - d / f) * (t - t0) dB, an exponential ramp, so an exponential decay stays
+    exponential with its decay time times f; the attack before t0 is untouched. A
+    lengthening ramp stops rising at a sustain boost drawn uniform in ``max_boost_db``
+    (a tail raised more than that would be mostly the recording's noise floor).
+    This breaks "long ringing = toms / cymbals": a damped tom and a ringing kick are
+    both real drums.
+    """
+
+    def __init__(self, p: float, sample_rate_hz: int, decay_factor=(0.25, 4.0),
+                 max_boost_db=(12.0, 30.0)):
+        super().__init__(p)
+        if decay_factor[0] <= 0:
+            raise ConfigError(f"DecayReshape: decay_factor must be > 0, got {decay_factor}")
+        self.sample_rate_hz = sample_rate_hz
+        self.decay_factor, self.max_boost_db = tuple(decay_factor), tuple(max_boost_db)
+
+    def augment(self, x, lengths):
+        b, n, dev = x.shape[0], x.shape[-1], x.device
+        drop_db = 10.0
+        t0, decay_s = decay_time_s(x, lengths, self.sample_rate_hz, drop_db)
+        rate_db_s = drop_db / decay_s  # [b] dB/s, how fast the hit decays now
+        f = _log_uniform(*self.decay_factor, b, dev)
+        slope = rate_db_s * (1.0 - 1.0 / f)  # [b] dB/s of gain: > 0 lengthens
+        boost = _uniform(*self.max_boost_db, b, dev)
+        # gain in nepers per sample after t0, built in place ([b, N] passes are the cost);
+        # -23 Np = -200 dB floor: far below float32's resolution of the hit, no denormals
+        np_per_db = math.log(10.0) / 20.0
+        gain = (torch.arange(n, device=dev, dtype=x.dtype)[None, :] - t0[:, None]).clamp_(min=0)
+        gain.mul_((slope * np_per_db / self.sample_rate_hz)[:, None]).clamp_(min=-23.0)
+        gain = torch.minimum(gain, (boost * np_per_db)[:, None], out=gain).exp_()  # [b, N] linear
+        return x * gain[:, None, :], lengths
 
 
 # --------------------------------------------------------------------------- pitch and timing
@@ -465,6 +578,13 @@ class EQConfig:
 
 
 @dataclass
+class DecayConfig:
+    p: float = 0.0
+    decay_factor: list[float] = field(default_factory=lambda: [0.25, 4.0])
+    max_boost_db: list[float] = field(default_factory=lambda: [12.0, 30.0])
+
+
+@dataclass
 class PitchShiftConfig:
     p: float = 0.5
     semitones: list[float] = field(default_factory=lambda: [-5.0, 5.0])
@@ -520,6 +640,7 @@ class NoiseConfig:
 class AugmentConfig:
     gain: GainConfig = field(default_factory=GainConfig)
     eq: EQConfig = field(default_factory=EQConfig)
+    decay: DecayConfig = field(default_factory=DecayConfig)
     pitch_shift: PitchShiftConfig = field(default_factory=PitchShiftConfig)
     time_shift: TimeShiftConfig = field(default_factory=TimeShiftConfig)
     distortion: DistortionConfig = field(default_factory=DistortionConfig)
@@ -542,6 +663,8 @@ def _check_ranges(cfg: AugmentConfig) -> None:
                                   f"got {value}")
             if (key == "p" or key.endswith("_p")) and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"augment.{name}.{key} is a probability, got {value}")
+    if cfg.decay.decay_factor[0] <= 0:
+        raise ConfigError(f"augment.decay.decay_factor must be > 0, got {cfg.decay.decay_factor}")
     level = cfg.mp3.compression_level
     if not (0.0 <= level[0] and level[1] < 1.0):
         raise ConfigError(f"augment.mp3.compression_level must be within [0, 1), got {level}")
@@ -581,6 +704,7 @@ class Augmenter(nn.Module):
             Gain(c.gain.p, c.gain.gain_db),
             RandomEQ(c.eq.p, sr, c.eq.tilt_db, c.eq.tilt_low_hz, c.eq.tilt_high_hz, c.eq.num_bumps,
                      c.eq.bump_gain_db, c.eq.bump_freq_hz, c.eq.bump_q),
+            DecayReshape(c.decay.p, sr, c.decay.decay_factor, c.decay.max_boost_db),
             PitchShift(c.pitch_shift.p, c.pitch_shift.semitones, c.pitch_shift.step_semitones),
             TimeShift(c.time_shift.p, sr, c.time_shift.max_delay_ms, c.time_shift.max_advance_ms),
             Distortion(c.distortion.p, c.distortion.drive_db, c.distortion.hard_clip_p),
@@ -599,8 +723,8 @@ class Augmenter(nn.Module):
 
 
 __all__ = [
-    "AddNoise", "AugmentConfig", "Augmenter", "ChannelSwap", "Distortion", "Gain",
+    "AddNoise", "AugmentConfig", "Augmenter", "ChannelSwap", "DecayReshape", "Distortion", "Gain",
     "ItemAugmentation", "Mp3Compression", "PitchShift", "Polarity", "RandomEQ",
     "RandomTruncate", "StereoImage", "TimeShift", "load_augment_config", "valid_mask",
-    "zero_beyond_length",
+    "decay_time_s", "fft_convolve", "zero_beyond_length",
 ]

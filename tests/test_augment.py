@@ -15,6 +15,7 @@ from drumclassifier.augment import (
     AugmentConfig,
     Augmenter,
     ChannelSwap,
+    DecayReshape,
     Distortion,
     Gain,
     Mp3Compression,
@@ -24,6 +25,7 @@ from drumclassifier.augment import (
     RandomTruncate,
     StereoImage,
     TimeShift,
+    decay_time_s,
     load_augment_config,
     valid_mask,
     zero_beyond_length,
@@ -92,6 +94,7 @@ def harmonic_ratio_db(x: torch.Tensor, f0_hz: float, h: int) -> float:
 FACTORIES = {
     "gain": lambda p: Gain(p, (-12.0, -3.0)),
     "eq": lambda p: RandomEQ(p, SR),
+    "decay": lambda p: DecayReshape(p, SR, (0.3, 0.5)),
     "pitch_shift": lambda p: PitchShift(p, (-5.0, 5.0)),
     "time_shift": lambda p: TimeShift(p, SR, max_delay_ms=10.0, max_advance_ms=2.0),
     "distortion": lambda p: Distortion(p, (6.0, 24.0)),
@@ -383,6 +386,50 @@ def test_eq_matches_time_domain_biquads_and_is_causal():
         ref = lfilter(ref, aq[0], bq[0], clamp=False)
     assert y[:, :, :1000].abs().max() < 1e-5
     torch.testing.assert_close(y.double(), ref, atol=1e-4, rtol=0)
+
+
+def fitted_decay_s(y: torch.Tensor, frame: int = 256) -> float:
+    """Time constant (s) of the amplitude envelope, from a least-squares line through the
+    log energy of frames from the peak down to -40 dB; y: [C, n]. Independent of the
+    energy-decay-curve estimate the augmentation uses."""
+    e = y.double().square().sum(0)
+    e = e[:e.shape[0] // frame * frame].reshape(-1, frame).sum(-1)
+    k0 = int(e.argmax())
+    level = 10 * torch.log10(e[k0:] / e[k0] + 1e-30)
+    keep = level > -40
+    t = torch.arange(level.shape[0], dtype=torch.float64)[keep] * frame / SR
+    slope_db_s = float(torch.linalg.lstsq(torch.stack([t, torch.ones_like(t)], 1),
+                                          level[keep][:, None]).solution[0])
+    return -20 * math.log10(math.e) / slope_db_s  # energy falls 2/tau nepers per second
+
+
+@pytest.mark.parametrize("factor", [0.25, 0.5, 2.0, 3.0])
+def test_decay_reshape_scales_the_decay_time(factor):
+    tau = 0.05
+    tone = sine(200.0, SR, amp=0.8, decay_s=tau)
+    x = torch.stack([tone, 0.5 * tone])[None]  # [1, 2, SR]
+    lengths = torch.tensor([SR])
+    module = DecayReshape(1.0, SR, (factor, factor), max_boost_db=(80.0, 80.0)).train()
+    y, new_lengths = module(x, lengths)
+    assert torch.equal(new_lengths, lengths)
+    assert fitted_decay_s(x[0]) == pytest.approx(tau, rel=0.03)
+    assert fitted_decay_s(y[0]) == pytest.approx(tau * factor, rel=0.08)
+    _, measured = decay_time_s(x, lengths, SR)  # the estimator itself: 10 dB in 1.15 tau
+    assert float(measured[0]) == pytest.approx(tau * math.log(10) / 2, rel=0.03)
+
+
+def test_decay_reshape_keeps_the_attack_and_caps_the_boost():
+    n = SR // 2
+    t = torch.arange(n) / SR
+    env = torch.minimum(t / 0.005, torch.ones(())) * torch.exp(-t / 0.02)  # 5 ms attack
+    x = (torch.randn(1, 2, n) * env).float()
+    lengths = torch.tensor([n])
+    y, _ = DecayReshape(1.0, SR, (4.0, 4.0), max_boost_db=(12.0, 12.0)).train()(x, lengths)
+    t0 = int(x.square().sum(1).argmax())
+    torch.testing.assert_close(y[..., :t0 - 32], x[..., :t0 - 32])  # the attack is untouched
+    gain = (y[..., t0:] / x[..., t0:]).abs()
+    gain = gain[x[..., t0:].abs() > 1e-6]
+    assert float(gain.max()) == pytest.approx(10 ** (12 / 20), rel=1e-3)  # capped at 12 dB
 
 
 # --------------------------------------------------------------------------- chain and config
