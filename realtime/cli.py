@@ -47,8 +47,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="MIDI system for the ports (default: config, auto = try each)")
     g.add_argument("--midi-file", metavar="OUT.mid", help="write the session as a MIDI file")
     g.add_argument("--events", metavar="OUT.csv",
-                   help="write time_s,label,confidence,velocity,latency_ms,wall_latency_ms "
-                        "(+ piece,note with --kit)")
+                   help="write time_s,label,confidence,velocity,latency_ms,wall_latency_ms,"
+                        "context_ms (+ piece,note with --kit)")
     g.add_argument("--session", metavar="DIR",
                    help="record a practice session into DIR (events.csv, session.json) and "
                         "write its report there at the end (report.html, timeline.png); DIR "
@@ -70,7 +70,15 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("--blocksize", type=int, metavar="N",
                    help="frames per audio block (default: 128 from configs/realtime.yaml)")
     e.add_argument("--context-ms", type=float, metavar="X",
-                   help="audio after each onset given to the model (default: 30)")
+                   help="audio after each onset given to the model (default: 20)")
+    e.add_argument("--anytime-ms", type=float, nargs="+", metavar="X",
+                   help="anytime decisions: classify each hit at these contexts (ms, "
+                        "ascending, e.g. 5 10 20 40 80) and send it at the first sure one "
+                        "(decision.min_confidence), at the latest at the last; replaces "
+                        "--context-ms (default: off)")
+    e.add_argument("--min-confidence", type=float, metavar="P",
+                   help="with --anytime-ms: how sure a decision must be to go out before "
+                        "the last context (default: 0.8)")
     e.add_argument("--rt-config", metavar="FILE",
                    help="real-time config YAML (default: built in, = configs/realtime.yaml)")
     add_model_args(p)
@@ -108,7 +116,7 @@ def configure_stream(p: argparse.ArgumentParser) -> None:
 
 def _config(args):
     from .config import load_realtime_config
-    o: dict = {"audio": {}, "slicer": {}, "midi": {}}
+    o: dict = {"audio": {}, "slicer": {}, "decision": {}, "midi": {}}
     if getattr(args, "sample_rate", None):
         o["audio"]["sample_rate_hz"] = args.sample_rate
     if getattr(args, "channels", None):
@@ -117,6 +125,10 @@ def _config(args):
         o["audio"]["blocksize"] = args.blocksize
     if args.context_ms:
         o["slicer"]["context_ms"] = args.context_ms
+    if getattr(args, "anytime_ms", None):
+        o["slicer"]["anytime_ms"] = args.anytime_ms
+    if getattr(args, "min_confidence", None) is not None:
+        o["decision"]["min_confidence"] = args.min_confidence
     if args.midi_api:
         o["midi"]["api"] = args.midi_api
     return load_realtime_config(args.rt_config, o)
@@ -161,6 +173,7 @@ def _run(args, source, cfg) -> int:
                                 or getattr(source, "device_spec", None) or "default input",
                                 "weights": str(args.weights or "shipped"),
                                 "context_ms": cfg.slicer.context_ms,
+                                "anytime_ms": list(cfg.slicer.anytime_ms),
                                 "command": " ".join(["drumclassifier"] + sys.argv[1:])})
     sinks = _sinks(args, cfg)
     clf = DrumClassifier(args.weights, args.config, args.device)
@@ -194,13 +207,17 @@ def _kit_classify(args, clf, source, cfg):
     from drumclassifier.kit import KitClassify, KitProfile, file_sha256
     prof = KitProfile.load(args.kit, file_sha256(clf.weights_path), clf.labels)
     ctx = prof.fit.get("contexts_ms") or []
-    if ctx and not min(ctx) <= cfg.slicer.context_ms <= max(ctx):
-        print(f"warning: context {cfg.slicer.context_ms:g} ms is outside the contexts the kit "
-              f"profile was fitted on ({min(ctx):g}-{max(ctx):g} ms)", file=sys.stderr)
+    live = cfg.slicer.contexts_ms
+    if ctx and not min(ctx) <= min(live) <= max(live) <= max(ctx):
+        span = f"{min(live):g}-{max(live):g}" if len(live) > 1 else f"{live[0]:g}"
+        print(f"warning: context {span} ms is outside the contexts the kit profile was fitted on ({min(ctx):g}-"
+              f"{max(ctx):g} ms)", file=sys.stderr)
     if not args.quiet:
         print(f"kit: {args.kit}: " + ", ".join(f"{p.name} ({p.note})" for p in prof.pieces),
               file=sys.stderr, flush=True)
-    return KitClassify(clf, prof, source.sample_rate_hz)
+    d = cfg.decision
+    return KitClassify(clf, prof, source.sample_rate_hz, d.min_confidence, d.max_pieces,
+                       d.extra_piece_min)
 
 
 def run_listen(args) -> int:

@@ -47,7 +47,29 @@ class OnsetConfig:
 @dataclass
 class SlicerConfig:
     context_ms: float = 20.0        # audio after the onset given to the model (latency floor)
+    # anytime decisions: classify each hit at these contexts (ms after the onset, ascending)
+    # and send it at the first one whose decision is sure enough (decision.min_confidence),
+    # at the latest at the last; context_ms is then unused. [] = off: one fixed context_ms.
+    anytime_ms: list[float] = field(default_factory=list)
     history_s: float = 1.0          # audio kept for slicing (must exceed the detection delay)
+
+    @property
+    def contexts_ms(self) -> list[float]:
+        """The contexts a hit is classified at: the ladder, or [context_ms]."""
+        return list(self.anytime_ms) or [self.context_ms]
+
+
+@dataclass
+class DecisionConfig:
+    # anytime (slicer.anytime_ms): a hit is sent at its first rung at least this sure
+    # (drumclassifier/anytime.py: generic = its least sure class, threshold-centred;
+    # kit profile = the top piece's probability)
+    min_confidence: float = 0.8
+    # kit profile: pieces sent per hit, at most; a piece besides the top one needs this
+    # probability (kick + hihat: the head may split its mass between the two pieces).
+    # 1: measured, the runner-up of a pair rarely gets the mass (drumclassifier/kit.py)
+    max_pieces: int = 1
+    extra_piece_min: float = 0.35
 
 
 @dataclass
@@ -81,6 +103,7 @@ class RealtimeConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     onset: OnsetConfig = field(default_factory=OnsetConfig)
     slicer: SlicerConfig = field(default_factory=SlicerConfig)
+    decision: DecisionConfig = field(default_factory=DecisionConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     velocity: VelocityConfig = field(default_factory=VelocityConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
@@ -108,6 +131,12 @@ def validate(cfg: RealtimeConfig, source: str = "realtime config") -> None:
         bad("onset.hop_size must be positive and at most onset.frame_size")
     if cfg.slicer.context_ms <= 0:
         bad("slicer.context_ms must be positive")
+    lad = list(cfg.slicer.anytime_ms)
+    if lad and (lad[0] <= 0 or any(b <= a for a, b in zip(lad, lad[1:]))):
+        bad(f"slicer.anytime_ms must be positive and ascending, got {lad}")
+    d = cfg.decision
+    if not 0 <= d.min_confidence <= 1 or not 0 <= d.extra_piece_min <= 1 or d.max_pieces < 1:
+        bad("decision.min_confidence and extra_piece_min must be in 0-1, max_pieces >= 1")
     if cfg.worker.drop_policy not in ("oldest", "newest"):
         bad(f"worker.drop_policy must be oldest or newest, got {cfg.worker.drop_policy!r}")
     if cfg.worker.queue_size < 1 or cfg.worker.max_batch < 1:

@@ -74,15 +74,15 @@ class Engine:
         self.sr = sr
         self.ring = RingBuffer(max(int(self.cfg.audio.ring_s * sr), 4 * source.blocksize), ch)
         self.detector = OnsetDetector(sr, self.cfg.onset)
-        self.slicer = Slicer(sr, ch, self.cfg.slicer.context_ms, self.cfg.slicer.history_s)
+        self.slicer = Slicer(sr, ch, self.cfg.slicer.contexts_ms, self.cfg.slicer.history_s)
         self.queue = HitQueue(self.cfg.worker.queue_size, self.cfg.worker.drop_policy)
-        self.worker = Worker(self.queue, classify or Classify(clf, sr), self.sinks,
-                             self.cfg.velocity, sr, self.cfg.worker.max_batch)
+        classify = classify or Classify(clf, sr, self.cfg.decision.min_confidence)
+        self.worker = Worker(self.queue, classify, self.sinks, self.cfg.velocity, sr,
+                             self.cfg.worker.max_batch)
         self.poll_s = poll_ms / 1000
         self._stop = threading.Event()
         self._analysis = threading.Thread(target=self._analyse, name="drumclassifier-analysis",
                                           daemon=True)
-        self._n_hits = 0
         self._pos = 0
         self.analysis_done = threading.Event()
         self.analysis_error = None
@@ -185,17 +185,20 @@ class Engine:
 
     def _queue(self, slices) -> None:
         now = time.perf_counter()
-        for onset, audio, partial in slices:
+        for sl in slices:
+            onset, audio = sl.track.onset, sl.audio
+            # the rung's audio was complete at the end of the block holding its last sample
+            # (or at detection, if the detector fired later): the latency counts from there
             ready = max(onset.detect_sample, onset.sample + len(audio))
             ready_sample = self.ring.block_end(ready - 1)
             t_block = self.ring.arrival_time(onset.sample)
             t_onset = (None if t_block is None else
                        t_block - (self.ring.block_end(onset.sample) - onset.sample) / self.sr)
             peak = float(np.abs(audio).max()) if len(audio) else 0.0
-            hit = Hit(index=self._n_hits, onset=onset, audio=audio,
+            hit = Hit(index=sl.track.index, onset=onset, audio=audio,
                       peak_db=20 * np.log10(max(peak, 1e-10)), ready_sample=ready_sample,
-                      t_onset_wall=t_onset, t_ready=now, partial=partial)
-            self._n_hits += 1
+                      t_onset_wall=t_onset, t_ready=now, partial=sl.partial, final=sl.final,
+                      track=sl.track)
             self.queue.put(hit)
 
     # ---- counters -----------------------------------------------------------------------
@@ -205,7 +208,7 @@ class Engine:
             if e:
                 errs.append(e)
         st = self.source.status()
-        return Stats(seconds=self._pos / self.sr, hits=self._n_hits,
+        return Stats(seconds=self._pos / self.sr, hits=self.slicer.hits,
                      classified=self.worker.classified, events=self.worker.events,
                      overflow_frames=self.ring.overflow_frames,
                      overflow_events=self.ring.overflow_events,

@@ -17,7 +17,8 @@ from drumclassifier.errors import DrumClassifierError
 
 from .config import MidiConfig
 
-CSV_COLUMNS = ["time_s", "label", "confidence", "velocity", "latency_ms", "wall_latency_ms"]
+CSV_COLUMNS = ["time_s", "label", "confidence", "velocity", "latency_ms", "wall_latency_ms",
+               "context_ms"]   # context_ms: audio after the onset the decision used
 KIT_COLUMNS = ["piece", "note"]     # appended with a kit profile (--kit)
 
 
@@ -98,8 +99,9 @@ class ConsoleSink(Sink):
 
 
 class EventsCsvSink(Sink):
-    """time_s,label,confidence,velocity,latency_ms,wall_latency_ms (+ piece,note with
-    kit_columns, i.e. a kit profile); flushed after each batch."""
+    """time_s,label,confidence,velocity,latency_ms,wall_latency_ms,context_ms (+ piece,note
+    with kit_columns, i.e. a kit profile); flushed after each batch. Rows are in the order
+    the notes went out: with anytime decisions a quick hit can overtake a slower one."""
 
     def __init__(self, path: str | Path, force: bool = False, kit_columns: bool = False):
         self.path, self.force, self.kit_columns = Path(path), force, kit_columns
@@ -122,7 +124,8 @@ class EventsCsvSink(Sink):
     def emit(self, events) -> None:
         for e in events:
             row = [f"{e.time_s:.6f}", e.label, f"{e.confidence:.4f}", e.velocity,
-                   f"{e.latency_ms:.2f}", f"{e.wall_latency_ms:.2f}"]
+                   f"{e.latency_ms:.2f}", f"{e.wall_latency_ms:.2f}",
+                   f"{getattr(e, 'context_ms', float('nan')):.2f}"]
             if self.kit_columns:
                 note = getattr(e, "note", None)
                 row += [getattr(e, "piece", ""), "" if note is None else note]

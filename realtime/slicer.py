@@ -5,6 +5,15 @@ The model's 4 s window is implicitly zero-padded: DrumClassifier.predict compute
 the frames covering the content, and its output equals that of the slice zero-padded to
 the full window (tests/test_foundation.py::test_padded_window_equals_unpadded checks it),
 so the padding is never materialised.
+
+Anytime decisions: with a ladder of contexts (slicer.anytime_ms, e.g. 5, 10, 20, 40,
+80 ms) one onset is cut once per rung, each time its audio reaches the rung, and every
+rung goes to the worker as its own Hit; all rungs of one onset share a Track (same
+hit index). The worker sends the note at the first confident rung and sets
+`track.decided`; the slicer then cuts no further rungs of it (and the worker skips any
+already queued). The analysis thread never waits for the worker: a decision it has not
+seen yet costs at most one skipped slice. Without a ladder there is one rung,
+context_ms, and each hit is final at once: the single fixed-context behaviour.
 """
 from __future__ import annotations
 
@@ -17,9 +26,28 @@ from .onset import Onset
 
 
 @dataclass
+class Track:
+    """One onset on its way up the ladder; shared by the Hits of all its rungs."""
+    index: int                 # the hit index, 0, 1, 2... in order of detection
+    onset: Onset
+    rung: int = 0              # the next rung to cut
+    decided: bool = False      # set by the worker once the hit's note is out (or judged)
+
+
+@dataclass
+class Slice:
+    """One rung of one onset: audio [n, channels] from the onset (n = the rung's context,
+    or less when `partial`: cut short by the end of the stream or a gap)."""
+    track: Track
+    audio: np.ndarray
+    partial: bool
+    final: bool                # no more context will come for this onset
+
+
+@dataclass
 class Hit:
-    """One detected hit, ready for the model."""
-    index: int                 # 0, 1, 2... in order of detection
+    """One detected hit (one rung of it with anytime decisions), ready for the model."""
+    index: int                 # 0, 1, 2... in order of detection (shared by its rungs)
     onset: Onset
     audio: np.ndarray          # [n, channels] float32 at the stream rate, from the onset
     peak_db: float             # peak level over the slice (dBFS): the velocity's input
@@ -28,19 +56,30 @@ class Hit:
     t_ready: float = 0.0       # perf_counter time the hit was handed to the worker queue
     partial: bool = False      # cut short by the end of the stream
     meta: dict = field(default_factory=dict)
+    final: bool = True         # the last rung: decide now, confident or not
+    track: Track | None = None  # anytime: the onset's shared state (None: a lone hit)
 
 
 class Slicer:
-    """Keeps the last `history_s` of audio and cuts onset + context slices from it."""
+    """Keeps the last `history_s` of audio and cuts onset + context slices from it.
 
-    def __init__(self, sample_rate_hz: int, channels: int, context_ms: float,
+    contexts_ms: the rungs (ascending), e.g. [20.0] (one fixed context) or the anytime
+    ladder [5, 10, 20, 40, 80].
+    """
+
+    def __init__(self, sample_rate_hz: int, channels: int, contexts_ms: float | list[float],
                  history_s: float = 1.0):
         self.sr = sample_rate_hz
-        self.context = max(1, int(round(context_ms * sample_rate_hz / 1000)))
+        ladder = [contexts_ms] if isinstance(contexts_ms, (int, float)) else list(contexts_ms)
+        # rung lengths in samples, ascending: [R]
+        self.rungs = [max(1, int(round(c * sample_rate_hz / 1000))) for c in ladder]
+        self.context = self.rungs[-1]    # the longest slice cut
         self.size = max(int(history_s * sample_rate_hz), 4 * self.context)
         self._hist = np.zeros((self.size, channels), np.float32)
         self._end = 0                    # stream position after the newest sample held
-        self._pending: deque[Onset] = deque()
+        self._pending: deque[Onset] = deque()   # onsets not cut yet
+        self._tracks: list[Track] = []   # onsets cut at least once, not at their last rung
+        self.hits = 0                    # onsets cut at least once (= hit indices given)
         self.lost = 0                    # onsets whose audio had already left the history
 
     def reset(self, position: int) -> None:
@@ -64,29 +103,51 @@ class Slicer:
     def add(self, onsets) -> None:
         self._pending.extend(onsets)
 
-    def ready(self) -> list[tuple[Onset, np.ndarray, bool]]:
-        """Slices whose context is complete: (onset, audio [context, ch], partial=False)."""
+    def ready(self) -> list[Slice]:
+        """Every rung whose audio is complete, oldest onset first (partial=False)."""
+        while self._pending and self._pending[0].sample + self.rungs[0] <= self._end:
+            self._start(self._pending.popleft())
         out = []
-        while self._pending and self._pending[0].sample + self.context <= self._end:
-            o = self._pending.popleft()
-            a = self._cut(o.sample, o.sample + self.context)
-            if a is not None:
-                out.append((o, a, False))
+        for t in self._tracks:
+            while not t.decided and t.rung < len(self.rungs) and \
+                    t.onset.sample + self.rungs[t.rung] <= self._end:
+                out += self._cut(t, self.rungs[t.rung], partial=False)
+        self._drop_done()
         return out
 
-    def flush(self) -> list[tuple[Onset, np.ndarray, bool]]:
-        """At the end of the stream (or a gap): pending onsets with whatever audio there is."""
-        out = []
-        while self._pending:
-            o = self._pending.popleft()
-            a = self._cut(o.sample, min(self._end, o.sample + self.context))
-            if a is not None and len(a):
-                out.append((o, a, True))
+    def flush(self) -> list[Slice]:
+        """At the end of the stream (or a gap): every undecided onset's final slice with
+        whatever audio there is (up to the longest rung)."""
+        out = self.ready()
+        while self._pending:    # not even their first rung yet
+            self._start(self._pending.popleft())
+        for t in self._tracks:
+            if not t.decided:
+                n = min(self._end - t.onset.sample, self.context)
+                if n > 0:
+                    out += self._cut(t, n, partial=True, final=True)
+        self._tracks = []
         return out
 
-    def _cut(self, a: int, b: int) -> np.ndarray | None:
-        if a < self._end - self.size:
+    def _start(self, o: Onset) -> None:
+        """A track (and a hit index) for an onset whose audio is still held, else lost."""
+        if o.sample < self._end - self.size:
             self.lost += 1
-            return None
-        idx = np.arange(a, b) % self.size
-        return self._hist[idx]
+            return
+        self._tracks.append(Track(self.hits, o))
+        self.hits += 1
+
+    def _cut(self, t: Track, n: int, partial: bool, final: bool = False) -> list[Slice]:
+        """The first n samples from t's onset; advances t to its next rung."""
+        a = t.onset.sample
+        t.rung += 1
+        final = final or t.rung >= len(self.rungs)
+        if a < self._end - self.size:   # only if a block outgrew the history: counted
+            self.lost += 1
+            t.rung = len(self.rungs)
+            return []
+        idx = np.arange(a, a + n) % self.size
+        return [Slice(t, self._hist[idx], partial, final)]
+
+    def _drop_done(self) -> None:
+        self._tracks = [t for t in self._tracks if not t.decided and t.rung < len(self.rungs)]

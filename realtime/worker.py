@@ -11,6 +11,15 @@ on stderr at once and in `errors`, and is not called again: the other sinks go o
 model call that raises loses its batch, counted in `failed`; each distinct message is
 reported once. Every queued hit ends up counted once: classified + unclassifiable +
 failed (+ the queue's own dropped) = hits queued.
+
+Anytime decisions (slicer.anytime_ms): each rung of a hit is queued as its own Hit
+(sharing the hit's Track). `classify` answers None for a hit it is not yet sure of
+(and not at its last rung): nothing is sent and the next rung decides again. The first
+sure rung (or the last) sends the note and marks the track decided; later rungs are
+skipped without a model call. Rungs of one hit that land in one batch are judged in
+order, so the decision does not depend on how the batches fall (paced = fast).
+Counting rungs: classified (hits decided) + waiting (rungs not sure yet) + superseded
+(rungs after the decision) + unclassifiable + failed (+ dropped) = rungs queued.
 """
 from __future__ import annotations
 
@@ -19,6 +28,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+
+from drumclassifier.anytime import class_confidence
 
 from .config import VelocityConfig
 from .slicer import Hit
@@ -42,6 +53,7 @@ class Event:
     onset_sample: int
     peak_db: float
     partial: bool = False
+    context_ms: float = 0.0    # audio after the onset the decision used (ms): the rung
     piece: str = ""            # with a kit profile: the piece's name ("floor tom")
     note: int | None = None    # with a kit profile: the piece's MIDI note (else the class's)
 
@@ -104,22 +116,28 @@ class HitQueue:
 class Classify:
     """Hits -> per-hit probabilities with a DrumClassifier (resampling/channel policy applied).
 
-    Per hit: every class at or above its threshold; if none is, the top class.
+    Per hit: every class at or above its threshold; if none is, the top class. A hit
+    before its last rung (anytime) whose decision is less sure than min_confidence
+    (drumclassifier.anytime.class_confidence) gets None: wait for more context.
     """
 
-    def __init__(self, clf, stream_rate_hz: int):
-        self.clf, self.sr = clf, stream_rate_hz
+    def __init__(self, clf, stream_rate_hz: int, min_confidence: float = 0.8):
+        self.clf, self.sr, self.min_confidence = clf, stream_rate_hz, min_confidence
 
     def __call__(self, hits: list[Hit]):
         import torch
 
-        waves, keep = self.clf.prepare_hits(hits, self.sr)
+        waves, keep = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
         if not waves:
             return [], []
         probs = self.clf.predict(waves)            # [B, n_labels] on the CPU
         th = self.clf.thresholds
+        sure = (class_confidence(probs, th) >= self.min_confidence).tolist()   # [B]
         out = []
-        for p in probs:
+        for h, p, ok in zip(keep, probs, sure):
+            if not (ok or h.final):
+                out.append(None)
+                continue
             idx = [int(i) for i in torch.nonzero(p >= th).flatten()] or [int(p.argmax())]
             idx.sort(key=lambda i: -float(p[i]))
             out.append([(self.clf.labels[i], float(p[i])) for i in idx])
@@ -137,7 +155,9 @@ class Worker(threading.Thread):
                                                    flush=True))
         self.queue, self.classify, self.sinks = queue, classify, sinks
         self.velocity, self.sr, self.max_batch = velocity, sample_rate_hz, max_batch
-        self.classified = 0
+        self.classified = 0                 # hits decided (each once, at one rung)
+        self.waiting = 0                    # anytime: rungs not sure yet (more context came)
+        self.superseded = 0                 # anytime: rungs after their hit's decision
         self.unclassifiable = 0
         self.events = 0
         self.errors: list[str] = []
@@ -169,22 +189,40 @@ class Worker(threading.Thread):
             self.report(msg)
 
     def process(self, hits: list[Hit]) -> list[Event]:
+        # rungs of hits decided in an earlier batch need no model call
+        todo = [h for h in hits if h.track is None or not h.track.decided]
+        self.superseded += len(hits) - len(todo)
+        if not todo:
+            return []
         t0 = time.perf_counter()
-        kept, labels = self.classify(hits)
-        if len(kept) != len(labels) or len(kept) > len(hits):
+        kept, labels = self.classify(todo)
+        if len(kept) != len(labels) or len(kept) > len(todo):
             raise RuntimeError(f"classify returned {len(labels)} results for {len(kept)} "
-                               f"kept of {len(hits)} hits")
+                               f"kept of {len(todo)} hits")
         t1 = time.perf_counter()
         infer_ms = (t1 - t0) * 1000
         self.batches += 1
         self.infer_ms.append(infer_ms)
         self.batch_sizes.append(len(kept))
-        self.classified += len(kept)
-        self.unclassifiable += len(hits) - len(kept)
+        kept_ids = {id(h) for h in kept}
+        left_out = [h for h in todo if id(h) not in kept_ids]   # e.g. digital silence
+        self.unclassifiable += sum(h.final for h in left_out)
+        self.waiting += sum(not h.final for h in left_out)      # a later rung may do
         events = []
         t_emit = time.perf_counter()
         for h, present in zip(kept, labels):
+            if h.track is not None and h.track.decided:   # an earlier rung of this batch
+                self.superseded += 1
+                continue
+            if present is None:                           # not sure yet: the next rung
+                self.waiting += 1
+                continue
+            if h.track is not None:
+                h.track.decided = True
+            self.classified += 1
             o = h.onset
+            # stream time from the onset to the end of the block that completed this
+            # rung's audio: the context actually waited for, detection and the block
             stream_ms = (h.ready_sample - o.sample) / self.sr * 1000
             wall = ((t_emit - h.t_onset_wall) * 1000 if h.t_onset_wall is not None
                     else float("nan"))
@@ -199,8 +237,8 @@ class Worker(threading.Thread):
                     detect_ms=(o.detect_sample - o.sample) / self.sr * 1000,
                     queue_ms=(t0 - h.t_ready) * 1000, infer_ms=infer_ms, batch_size=len(kept),
                     hit_index=h.index, onset_sample=o.sample, peak_db=h.peak_db,
-                    partial=h.partial, piece=extra.get("piece", ""),
-                    note=extra.get("note")))
+                    partial=h.partial, context_ms=len(h.audio) / self.sr * 1000,
+                    piece=extra.get("piece", ""), note=extra.get("note")))
         self.events += len(events)
         for s in self.sinks:
             if id(s) in self.failed_sinks:

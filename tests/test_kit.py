@@ -63,7 +63,7 @@ def kit(tmp_path_factory):
     sf.write(d / "play.wav", recording(4, seed=1), SR)     # held-back hits, same kit
     out = d / "my.kit"
     rc = main(["calibrate", "--from-file", str(d / "calib.wav"), "--pieces", ",".join(ORDER),
-               "--hits-per-piece", "6", "--augment", "8", "--out", str(out), "-d", "cpu"])
+               "--hits-per-piece", "6", "--augment", "8", "--out", str(out), "--model-device", "cpu"])
     assert rc == 0
     return d, out
 
@@ -158,7 +158,7 @@ def test_stream_without_kit_unchanged(kit, tmp_path):
     assert main(["stream", str(d / "play.wav"), "--fast", "--quiet", "--events", str(ev),
                  "--model-device", "cpu"]) == 0
     assert ev.read_text().splitlines()[0] == \
-        "time_s,label,confidence,velocity,latency_ms,wall_latency_ms"
+        "time_s,label,confidence,velocity,latency_ms,wall_latency_ms,context_ms"
 
 
 def test_pieces_notes_and_velocity():
@@ -189,8 +189,75 @@ def test_folder_calibration_and_notes(tmp_path):
             sf.write(tmp_path / "kit" / sub / f"{i}.wav", burst(kind, rng, 0.5), SR)
     out = tmp_path / "f.kit"
     assert main(["calibrate", "--from-folder", str(tmp_path / "kit"), "--notes", "kick=35",
-                 "--augment", "4", "--out", str(out), "-d", "cpu"]) == 0
+                 "--augment", "4", "--out", str(out), "--model-device", "cpu"]) == 0
     prof = KitProfile.load(out)
     assert {p.name: p.note for p in prof.pieces} == {"kick": 35, "open hat": 46, "snare": 38}
     assert main(["calibrate", "--from-folder", str(tmp_path / "kit"), "--notes", "cowbell=56",
                  "--out", str(tmp_path / "g.kit")]) == 2
+
+
+# ---- several pieces per onset, anytime decisions with a profile ---------------------------
+def fixed_profile(dim: int, probs: list[float]) -> KitProfile:
+    """A profile whose head gives `probs` over its pieces whatever the embedding."""
+    labels = ["kick", "snare", "hihat", "toms", "cymbals"]
+    pieces = [Piece("kick", "kick", 36, gate_db=-90.0), Piece("hihat", "hihat", 42, gate_db=-90.0),
+              Piece("floor tom", "toms", 41, gate_db=-90.0)][:len(probs)]
+    head = {"mean": torch.zeros(dim), "std": torch.ones(dim),
+            "weight": torch.zeros(len(probs), dim), "bias": torch.tensor(probs).log()}
+    return KitProfile(pieces, head, labels, "0" * 64)
+
+
+def hits_of(n: int, final: bool):
+    from realtime.slicer import Hit
+    rng = np.random.default_rng(0)
+    return [Hit(i, None, (0.1 * rng.standard_normal((441, 1))).astype(np.float32), -20.0, 441,
+                final=final) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoint):
+    from drumclassifier import DrumClassifier
+    return DrumClassifier(tiny_checkpoint, None, "cpu")
+
+
+def test_several_pieces_per_onset(tiny):
+    from drumclassifier.kit import KitClassify
+    dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
+    prof = fixed_profile(dim, [0.5, 0.4, 0.1])              # a kick + hihat hit
+    hits = hits_of(2, final=True)
+    pieces = lambda out: [[x[2]["piece"] for x in o] for o in out]   # noqa: E731
+    _, out = KitClassify(tiny, prof, SR, max_pieces=2, extra_piece_min=0.35)(hits)
+    assert pieces(out) == [["kick", "hihat"]] * 2
+    assert [x[2]["note"] for x in out[0]] == [36, 42]
+    assert out[0][0][1] == pytest.approx(0.5) and out[0][1][1] == pytest.approx(0.4)
+    _, out = KitClassify(tiny, prof, SR, max_pieces=1)(hits)   # the default: one piece
+    assert pieces(out) == [["kick"]] * 2
+    _, out = KitClassify(tiny, prof, SR, max_pieces=3, extra_piece_min=0.45)(hits)
+    assert pieces(out) == [["kick"]] * 2                      # the runner-up under the floor
+    prof.pieces[1].min_confidence = 0.45                      # a piece's own floor counts too
+    _, out = KitClassify(tiny, prof, SR, max_pieces=2, extra_piece_min=0.35)(hits)
+    assert pieces(out) == [["kick"]] * 2
+
+
+def test_kit_anytime_waits_until_sure_or_last(tiny):
+    from drumclassifier.kit import KitClassify
+    dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
+    unsure, sure = fixed_profile(dim, [0.6, 0.3, 0.1]), fixed_profile(dim, [0.9, 0.05, 0.05])
+    early, last = hits_of(1, final=False), hits_of(1, final=True)
+    assert KitClassify(tiny, unsure, SR, min_confidence=0.8)(early)[1] == [None]
+    assert KitClassify(tiny, unsure, SR, min_confidence=0.8)(last)[1][0][0][2]["piece"] == "kick"
+    assert KitClassify(tiny, sure, SR, min_confidence=0.8)(early)[1][0][0][2]["piece"] == "kick"
+
+
+def test_pick_pieces_rule():
+    from drumclassifier.anytime import class_confidence, first_confident, pick_pieces
+    p = torch.tensor([0.1, 0.5, 0.4])
+    assert pick_pieces(p, [0.0] * 3, 0.35, 2) == [1, 2]
+    assert pick_pieces(p, [0.0] * 3, 0.35, 1) == [1]
+    assert pick_pieces(p, [0.6, 0.6, 0.6], 0.35, 2) == []     # the top piece under its floor
+    conf = torch.tensor([[0.5, 0.9, 0.1], [0.95, 0.2, 0.1], [0.1, 0.1, 0.1]])  # [R, N]
+    assert first_confident(conf, 0.8).tolist() == [1, 0, 2]   # unsure throughout: the last
+    th = torch.tensor([0.5, 0.5])
+    # nothing present is no decision; one class clearly present, the other clearly not: sure
+    assert class_confidence(torch.tensor([[0.01, 0.01]]), th) < 0.5
+    assert class_confidence(torch.tensor([[0.99, 0.01]]), th) > 0.95

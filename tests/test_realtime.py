@@ -258,7 +258,7 @@ def test_csv_and_midi_file_outputs(clf, tmp_path):
                          MidiFileSink(tmp_path / "ev.mid", cfg.midi)], cfg)
     rows = list(csv.DictReader((tmp_path / "ev.csv").open()))
     assert list(rows[0]) == ["time_s", "label", "confidence", "velocity", "latency_ms",
-                             "wall_latency_ms"]
+                             "wall_latency_ms", "context_ms"]
     assert [(float(r["time_s"]), r["label"], int(r["velocity"])) for r in rows] == \
         [(round(e.time_s, 6), e.label, e.velocity) for e in sink.events]
     mid = mido.MidiFile(tmp_path / "ev.mid")
@@ -421,3 +421,134 @@ def test_music_config_stops_a_sustained_bass_note_from_firing():
     music = load_realtime_config(REPO / "configs" / "realtime-music.yaml").onset
     assert len(OnsetDetector(SR).process(saw)) > 20
     assert len(OnsetDetector(SR, music).process(saw)) <= 2   # the note's own start, at most
+
+
+# ---- anytime decisions ----------------------------------------------------------------
+LADDER = [5.0, 10.0, 20.0, 40.0, 80.0]
+
+
+def rung_ms(ms: float) -> float:
+    """The context (ms) a rung of `ms` holds at the stream rate (whole samples)."""
+    return round(ms * SR / 1000) / SR * 1000
+
+
+def anytime_cfg(**over):
+    return load_realtime_config(None, {"slicer": {"anytime_ms": LADDER}, **over})
+
+
+@pytest.fixture()
+def thresholds(clf):
+    """Set the tiny model's class thresholds for one test (restored after)."""
+    saved = clf.thresholds.clone()
+
+    def put(value: float):
+        import torch
+        clf.thresholds = torch.full((len(clf.labels),), value)
+    yield put
+    clf.thresholds = saved
+
+
+def test_slicer_cuts_each_rung_once_and_stops_after_the_decision():
+    from realtime.onset import Onset
+    from realtime.slicer import Slicer
+    sl = Slicer(SR, 1, [1.0, 2.0, 4.0])                    # 44, 88, 176 samples
+    x = np.arange(1000, dtype=np.float32)[:, None]
+    sl.push(x[:100], 0)
+    sl.add([Onset(sample=10, detect_sample=12, strength=1.0)])
+    got = sl.ready()                                        # 54 and 98 are in: two rungs
+    assert [len(s.audio) for s in got] == [44, 88] and [s.final for s in got] == [False, False]
+    assert np.array_equal(got[1].audio[:, 0], x[10:98, 0]) and got[0].track is got[1].track
+    sl.push(x[100:300], 100)
+    last = sl.ready()
+    assert [(len(s.audio), s.final) for s in last] == [(176, True)] and sl.hits == 1
+    # a second onset decided at its first rung: no further rung is cut, nothing at flush
+    sl.add([Onset(sample=250, detect_sample=252, strength=1.0)])
+    first = sl.ready()
+    assert [len(s.audio) for s in first] == [44] and first[0].track.index == 1
+    first[0].track.decided = True
+    sl.push(x[300:600], 300)
+    assert sl.ready() == [] and sl.flush() == []
+
+
+def test_slicer_flush_gives_the_undecided_a_final_partial_slice():
+    from realtime.onset import Onset
+    from realtime.slicer import Slicer
+    sl = Slicer(SR, 1, [1.0, 4.0])
+    sl.push(np.ones((100, 1), np.float32), 0)
+    sl.add([Onset(sample=20, detect_sample=22, strength=1.0)])
+    assert [len(s.audio) for s in sl.ready()] == [44]
+    out = sl.flush()                                        # the stream ends at 100
+    assert [(len(s.audio), s.partial, s.final) for s in out] == [(80, True, True)]
+
+
+def test_anytime_sends_at_the_first_confident_rung_and_records_it(clf, tmp_path, thresholds):
+    path = tmp_path / "b.wav"
+    write_bursts(path, seconds=2.0, seed=9)
+    thresholds(0.0)                 # every class surely present: sure at the first rung
+    sink = Collect()
+    eng, stats = run_file(clf, path, [sink], anytime_cfg())
+    assert stats.hits > 3 and stats.classified == stats.hits and not stats.errors
+    assert len(hit_times(sink.events)) == stats.hits       # one decision per hit
+    for e in sink.events:
+        assert e.context_ms == pytest.approx(rung_ms(5.0))
+        assert e.latency_ms >= e.context_ms                 # it waited for that much audio
+    assert eng.worker.waiting == 0
+
+
+def test_anytime_never_confident_goes_out_at_the_last_rung(clf, tmp_path, thresholds):
+    path = tmp_path / "b.wav"
+    truth = write_bursts(path, seconds=2.0, seed=9)
+    thresholds(1.0)                 # nothing ever present: never sure
+    sink = Collect()
+    eng, stats = run_file(clf, path, [sink], anytime_cfg())
+    assert stats.classified == stats.hits == len(hit_times(sink.events))
+    assert max(match(hit_times(sink.events), truth)) <= TOLERANCE_S
+    assert {round(e.context_ms, 6) for e in sink.events} == {round(rung_ms(80.0), 6)}
+    assert min(e.latency_ms for e in sink.events) >= rung_ms(80.0) - 1e-9
+    # every hit was judged, unsure, at the four shorter rungs first
+    assert eng.worker.waiting == 4 * stats.hits and eng.worker.superseded == 0
+
+
+def test_anytime_decision_at_a_middle_rung_is_the_same_paced_or_fast(clf, tmp_path):
+    path = tmp_path / "b.wav"
+    write_bursts(path, seconds=1.2, seed=4)
+    inner = Classify(clf, SR, min_confidence=0.0)         # always sure...
+
+    def sure_from_20ms(hits):   # a rule that is sure from 20 ms of audio on
+        keep, out = inner(hits)
+        return keep, [o if h.final or len(h.audio) >= rung_ms(20.0) * SR / 1000 else None
+                      for h, o in zip(keep, out)]
+
+    runs = []
+    for fast in (True, False):
+        sink = Collect()
+        run_file(clf, path, [sink], anytime_cfg(), fast=fast, classify=sure_from_20ms)
+        runs.append([(e.time_s, e.label, round(e.context_ms, 6)) for e in sink.events])
+        assert len(hit_times(sink.events)) == len({e.hit_index for e in sink.events})
+    assert runs[0] and sorted(runs[0]) == sorted(runs[1])
+    assert {c for _, _, c in runs[0]} == {round(rung_ms(20.0), 6)}
+
+
+def test_anytime_off_is_one_fixed_context(clf, tmp_path):
+    path = tmp_path / "b.wav"
+    write_bursts(path, seconds=1.5, seed=5)
+    sink = Collect()
+    cfg = load_realtime_config(None, {"slicer": {"context_ms": 30.0}})
+    assert cfg.slicer.anytime_ms == [] and cfg.slicer.contexts_ms == [30.0]
+    eng, stats = run_file(clf, path, [sink], cfg)
+    assert stats.classified == stats.hits == len(hit_times(sink.events))
+    assert {round(e.context_ms, 6) for e in sink.events} == {round(rung_ms(30.0), 6)}
+    assert eng.worker.waiting == eng.worker.superseded == 0
+    with pytest.raises(ConfigError, match="ascending"):
+        load_realtime_config(None, {"slicer": {"anytime_ms": [10.0, 5.0]}})
+
+
+def test_events_csv_carries_the_context(clf, tmp_path):
+    path = tmp_path / "b.wav"
+    write_bursts(path, seconds=1.5, seed=5)
+    sink = Collect()
+    run_file(clf, path, [sink, EventsCsvSink(tmp_path / "ev.csv")], anytime_cfg())
+    rows = list(csv.DictReader((tmp_path / "ev.csv").open()))
+    assert len(rows) == len(sink.events) > 0
+    assert [float(r["context_ms"]) for r in rows] == \
+        pytest.approx([e.context_ms for e in sink.events], abs=0.006)

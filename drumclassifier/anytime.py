@@ -1,0 +1,73 @@
+"""Anytime decisions: how sure a hit's decision is, and which classes or pieces to send.
+
+The live path may classify a hit at growing post-onset context (a ladder such as 5, 10,
+20, 40, 80 ms) and send its note at the first rung whose decision is sure enough, at
+the latest at the last rung. Here are the rules, shared by the live worker
+(realtime/worker.py, drumclassifier/kit.py KitClassify) and the benchmark
+(bench/calibration.py), so what is measured is what runs:
+
+  - generic model (independent sigmoid per class, each with its own threshold): a
+    decision is the SET of classes at or above their thresholds; it is as sure as its
+    least sure class. Per class q = sigmoid(logit(p) - logit(threshold)), which is 0.5
+    at the threshold and moves like p elsewhere; the class's decision is sure with
+    max(q, 1 - q); the hit's confidence is the minimum over classes, and at most the top
+    class's q: "no class present" is no decision for a hit (at short contexts every
+    probability is low, which would otherwise look sure).
+  - kit profile (softmax over the kit's pieces): the top piece's probability.
+
+A hit is sent at its first rung with confidence >= min_confidence.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def class_confidence(probs: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Generic model: [B, C] presence probabilities, [C] thresholds -> [B] in [0, 1]."""
+    eps = 1e-6
+    p = probs.float().clamp(eps, 1 - eps)
+    th = thresholds.float().clamp(eps, 1 - eps)
+    q = torch.sigmoid(torch.logit(p) - torch.logit(th))       # [B, C], 0.5 at the threshold
+    sure = torch.maximum(q, 1 - q).min(dim=-1).values           # [B]
+    return torch.minimum(sure, q.max(dim=-1).values)
+
+
+def piece_confidence(probs: torch.Tensor) -> torch.Tensor:
+    """Kit profile: [B, P] softmax probabilities -> [B] the top piece's probability."""
+    return probs.max(dim=-1).values
+
+
+def first_confident(conf: torch.Tensor, min_confidence: float) -> torch.Tensor:
+    """[R, N] confidence of N hits at R rungs (ascending context) -> [N] rung index of
+    each hit's decision: its first rung with conf >= min_confidence, else the last."""
+    ok = conf >= min_confidence
+    ok[-1] = True                      # never confident: decided at the ladder's maximum
+    return ok.float().argmax(dim=0)    # argmax returns the first maximal index
+
+
+def pick_pieces(probs: torch.Tensor, min_prob: Sequence[float], extra_min: float,
+                max_pieces: int) -> list[int]:
+    """Kit profile, one hit: [P] softmax probabilities -> indices of the pieces to send.
+
+    The top piece if it reaches its own min_prob; then, up to max_pieces in all, every
+    other piece with probability >= max(extra_min, its min_prob), most probable first.
+    Why a second piece at all: a kick + hihat hit is not among the calibration hits, so
+    the head splits its mass between the two pieces (say 0.55 / 0.40) instead of
+    naming both; a floor on the runner-up's probability recovers the pair. Why a floor
+    well above chance: a single hit the head hesitates on (snare 0.6 / tom 0.3) would
+    otherwise send a false second note. With extra_min > 1/3 at most two pieces can
+    pass (the probabilities sum to 1), whatever max_pieces says.
+    """
+    order = torch.argsort(probs, descending=True).tolist()
+    top = order[0]
+    if float(probs[top]) < min_prob[top]:
+        return []
+    out = [top]
+    for i in order[1:]:
+        if len(out) >= max_pieces:
+            break
+        if float(probs[i]) >= max(extra_min, min_prob[i]):
+            out.append(i)
+    return out
