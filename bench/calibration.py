@@ -11,7 +11,19 @@ kit's other hits are then classified at 5, 10, 20, 30 ms and the full window, by
 profile and by the generic model (argmax). Per-class recall is pooled over kits within a
 draw; the table gives mean +- standard deviation over draws.
 
-    .venv/bin/python bench/calibration.py --draws 10 --out docs/calibration.png
+Anytime decisions (drumclassifier/anytime.py, as the live worker decides with
+`slicer.anytime_ms`): each test hit is classified at every rung of the ladder
+(--anytime-ms) and decided at its first rung whose confidence reaches --min-confidence
+(generic: the least sure class, threshold-centred; calibrated: the top piece's
+probability), else at the last rung. Reported per confidence: per-class recall (mean +-
+sd over draws) and the median and 90th percentile of the decision context (ms: the audio
+after the onset waited for; the live latency adds detection, the audio block and
+inference on top). Several pieces per onset: kick + hihat pairs of one kit's test hits,
+mixed, through the calibrated head at the anytime decision: how often both pieces are
+sent (pick_pieces with --extra-min), and how often a single test hit gets a false
+second piece.
+
+    .venv/bin/python bench/calibration.py --draws 5 --threads 1 --out docs/calibration.png
 
 CPU only, a few minutes. Clean sampled hits: a best case (no bleed, no overlapping hits,
 no room); the onset is the file's start, jittered only in the calibration augmentation.
@@ -29,6 +41,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from drumclassifier.anytime import (
+    class_confidence,
+    first_confident,
+    pick_pieces,
+    piece_confidence,
+)
 from drumclassifier.classifier import DrumClassifier
 from drumclassifier.dataset import ClipBank, read_manifest
 from drumclassifier.kit import (
@@ -54,12 +72,22 @@ def main(argv=None) -> int:
     ap.add_argument("--per-context-heads", action="store_true",
                     help="fit one head per test context on hits cut to that context (default: "
                          "one head for all contexts, as `drumclassifier calibrate` does)")
+    ap.add_argument("--anytime-ms", type=float, nargs="+", default=[5, 10, 20, 40, 80],
+                    help="the anytime ladder (ms after the onset)")
+    ap.add_argument("--min-confidence", type=float, nargs="+",
+                    default=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
+                    help="anytime: decide at the first rung at least this confident")
+    ap.add_argument("--extra-min", type=float, nargs="+", default=[0.25, 0.35],
+                    help="several pieces per onset: the runner-up's probability floor")
+    ap.add_argument("--pieces-at-confidence", type=float, default=0.8,
+                    help="several pieces per onset: measured at this anytime confidence")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--out", default=str(ROOT / "docs/calibration.png"))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
+    rng_pairs = np.random.default_rng(args.seed + 1)
 
     clf = DrumClassifier(args.weights, device="cpu")
     labels, sr = clf.labels, clf.cfg.sample_rate_hz
@@ -71,13 +99,40 @@ def main(argv=None) -> int:
     ctx_names = [f"{c:g} ms" for c in args.contexts_ms] + ["full"]
     ctx_samples = [int(round(c * sr / 1000)) for c in args.contexts_ms] + [None]
 
+    def probs_batched(w):       # generic presence probabilities [n, C]
+        return torch.cat([clf.predict(w[s:s + 64]) for s in range(0, len(w), 64)])
+
     # test-side embeddings and generic predictions, per context: [n, D], [n]
     emb_ctx, gen_ctx = [], []
     for cs in ctx_samples:
         w = [h if cs is None else h[:, :cs] for h in hits]
         emb_ctx.append(embed_batched(clf, w))
-        gen_ctx.append(np.concatenate([clf.predict(w[s:s + 64]).argmax(1).numpy()
-                                       for s in range(0, len(w), 64)]))
+        gen_ctx.append(probs_batched(w).argmax(1).numpy())
+    # the anytime ladder: embeddings [R, n, D] and generic probabilities [R, n, C]
+    ladder = np.asarray(args.anytime_ms, float)
+    lad_samples = [int(round(c * sr / 1000)) for c in ladder]
+    lad_emb = torch.stack([embed_batched(clf, [h[:, :cs] for h in hits]) for cs in lad_samples])
+    lad_gen = torch.stack([probs_batched([h[:, :cs] for h in hits]) for cs in lad_samples])
+    gen_conf = torch.stack([class_confidence(p, clf.thresholds) for p in lad_gen])  # [R, n]
+    # several pieces per onset: kick + hihat of one kit mixed (onsets aligned, levels as
+    # recorded), at most 16 pairs per kit; embeddings [R, pairs, D]
+    pairs = []                                           # (kit, kick hit, hihat hit)
+    for kit in sorted(set(kits)):
+        kk = np.flatnonzero((kits == kit) & (y_all == labels.index("kick")))
+        hh = np.flatnonzero((kits == kit) & (y_all == labels.index("hihat")))
+        combos = [(kit, i, j) for i in kk for j in hh]
+        pick = rng_pairs.permutation(len(combos))[:16] if combos else []
+        pairs += [combos[q] for q in pick]
+
+    def mix(i, j):
+        n = max(hits[i].shape[-1], hits[j].shape[-1])
+        x = torch.zeros(2, n)
+        x[:, :hits[i].shape[-1]] += hits[i]
+        x[:, :hits[j].shape[-1]] += hits[j]
+        return x.clamp(-1, 1)
+    mixed = [mix(i, j) for _, i, j in pairs]
+    pair_emb = (torch.stack([embed_batched(clf, [m[:, :cs] for m in mixed])
+                             for cs in lad_samples]) if pairs else None)
     # calibration-side: each hit's augmented variants, embedded once
     rng = np.random.default_rng(args.seed)
     fit_ctx = args.fit_contexts_ms or DEFAULT_CONTEXTS_MS
@@ -98,6 +153,15 @@ def main(argv=None) -> int:
     shape = (len(args.k), args.draws, X, C)
     cal_ok, gen_ok, tot = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     taught = {k: [] for k in args.k}
+    # anytime: [system (0 generic, 1 calibrated), K, min_confidence, draw, class]
+    M, E = len(args.min_confidence), len(args.extra_min)
+    any_ok = np.zeros((2, len(args.k), M, args.draws, C))
+    any_tot = np.zeros_like(any_ok)
+    dec_ms: dict[tuple, list] = {}       # (system, K index, confidence index) -> ms per hit
+    # several pieces per onset, per K and extra_min: pairs with both sent, singles with two
+    pair_both, single_two = np.zeros((len(args.k), E)), np.zeros((len(args.k), E))
+    pair_n, single_n = np.zeros(len(args.k)), np.zeros(len(args.k))
+    pair_ms: dict[int, list] = {ki: [] for ki in range(len(args.k))}
     fit_s = []
     for ki, K in enumerate(args.k):
         for d in range(args.draws):
@@ -125,6 +189,44 @@ def main(argv=None) -> int:
                     fit_s.append(time.perf_counter() - t0)
                 test = np.asarray(test)
                 yt = y_all[test]
+                tt = torch.from_numpy(test)
+                # anytime: every rung's probabilities, decided at the first confident rung
+                head = heads[id(aug[-1])]
+                cal_p = torch.stack([head_probs(head, e[tt]) for e in lad_emb])   # [R, n, P]
+                on = torch.arange(len(test))
+                for si, (p, conf) in enumerate([(lad_gen[:, tt], gen_conf[:, tt]),
+                                                (cal_p, piece_confidence(cal_p))]):
+                    for mi, mc in enumerate(args.min_confidence):
+                        rung = first_confident(conf, mc)                         # [n]
+                        pred = p[rung, on].argmax(1).numpy()
+                        if si == 1:
+                            pred = np.asarray(classes)[pred]
+                        dec_ms.setdefault((si, ki, mi), []).extend(ladder[rung.numpy()])
+                        for c in classes:
+                            m = yt == c
+                            any_tot[si, ki, mi, d, c] += m.sum()
+                            any_ok[si, ki, mi, d, c] += (pred[m] == c).sum()
+                # several pieces per onset: false second pieces on single hits, both
+                # pieces on kick + hihat mixes of this kit's test hits
+                no_floor = [0.0] * len(classes)
+                rung = first_confident(piece_confidence(cal_p), args.pieces_at_confidence)
+                single_n[ki] += len(test)
+                for ei, e in enumerate(args.extra_min):
+                    single_two[ki, ei] += sum(len(pick_pieces(cal_p[r, q], no_floor, e, 2)) > 1
+                                              for q, r in enumerate(rung.tolist()))
+                in_test = set(test.tolist())
+                mine = [q for q, (kt, i, j) in enumerate(pairs)
+                        if kt == kit and i in in_test and j in in_test]
+                if mine:
+                    pp = torch.stack([head_probs(head, e[mine]) for e in pair_emb])  # [R, m, P]
+                    rung = first_confident(piece_confidence(pp), args.pieces_at_confidence)
+                    want = {piece_of[labels.index("kick")], piece_of[labels.index("hihat")]}
+                    pair_n[ki] += len(mine)
+                    pair_ms[ki] += ladder[rung.numpy()].tolist()
+                    for ei, e in enumerate(args.extra_min):
+                        pair_both[ki, ei] += sum(want <= set(pick_pieces(pp[r, q], no_floor,
+                                                                         e, 2))
+                                                 for q, r in enumerate(rung.tolist()))
                 for x in range(X):
                     head = heads[id(aug[x])]
                     pred = np.asarray(classes)[head_probs(head, emb_ctx[x][test]).argmax(1)]
@@ -161,15 +263,38 @@ def main(argv=None) -> int:
               f"min {min(taught[K])} (kits with fewer hits keep one back for testing)")
     print(f"test hits per class per draw (K={args.k[-1]}): "
           + ", ".join(f"{lab} {int(tot[-1, 0, 0, c])}" for c, lab in enumerate(labels)))
+    print(f"\nanytime decisions, ladder {' '.join(f'{c:g}' for c in ladder)} ms (decision "
+          "context = audio after the onset waited for)")
+    print("| K | system | min confidence | " + " | ".join(labels)
+          + " | mean | median ms | p90 ms |")
+    print("|---|---|---|" + "---|" * (C + 3))
+    for ki, K in enumerate(args.k):
+        for si, name in enumerate(("generic", f"calibrated K={K}")):
+            for mi, mc in enumerate(args.min_confidence):
+                r = any_ok[si, ki, mi] / np.maximum(any_tot[si, ki, mi], 1)   # [draw, class]
+                ms = np.asarray(dec_ms[(si, ki, mi)])
+                cells = " | ".join(f"{r[:, c].mean():.2f} ± {r[:, c].std():.2f}"
+                                   for c in range(C))
+                print(f"| {K} | {name} | {mc:g} | {cells} | {r.mean(1).mean():.2f} | "
+                      f"{np.median(ms):g} | {np.percentile(ms, 90):g} |")
+    print(f"\nseveral pieces per onset (calibrated, anytime at confidence "
+          f"{args.pieces_at_confidence:g}, at most 2 pieces):")
+    for ki, K in enumerate(args.k):
+        for ei, e in enumerate(args.extra_min):
+            print(f"K={K}, runner-up floor {e:g}: kick+hihat mixes with both pieces sent "
+                  f"{pair_both[ki, ei] / max(pair_n[ki], 1):.2f} (of {int(pair_n[ki])}, median "
+                  f"decision {np.median(pair_ms[ki]) if pair_ms[ki] else float('nan'):g} ms); "
+                  f"single hits with a false second piece "
+                  f"{single_two[ki, ei] / max(single_n[ki], 1):.3f} (of {int(single_n[ki])})")
     print(f"head fit: median {np.median(fit_s) * 1000:.0f} ms; total run "
           f"{time.perf_counter() - t_start:.0f} s")
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, C, figsize=(3.2 * C, 3.2), sharey=True)
+    fig, axes = plt.subplots(2, C, figsize=(3.2 * C, 6.6), sharey=True)
     xs = np.arange(X)
-    for c, ax in enumerate(axes):
+    for c, ax in enumerate(axes[0]):
         ax.plot(xs, curves[("generic", args.k[0], c)], "k--o", label="generic model")
         for ki, K in enumerate(args.k):
             m = [stat(cal_ok, ki, x, c)[0] for x in range(X)]
@@ -179,9 +304,23 @@ def main(argv=None) -> int:
         ax.set_xticks(xs, ctx_names, rotation=45)
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"recall (mean ± sd, {args.draws} draws)")
-    axes[-1].legend(loc="lower right", fontsize=8)
-    fig.suptitle("Held-out kits: generic model vs per-kit calibration, by post-onset context")
+    axes[0, 0].set_ylabel(f"recall, fixed context\n(mean ± sd, {args.draws} draws)")
+    axes[0, -1].legend(loc="lower right", fontsize=8)
+    # anytime: one point per min confidence, at its median decision context
+    systems = [(0, len(args.k) - 1, "generic model", "k--o")] + [
+        (1, ki, f"calibrated, K={K}", "-o") for ki, K in enumerate(args.k)]
+    for c, ax in enumerate(axes[1]):
+        for si, ki, name, style in systems:
+            med = [np.median(dec_ms[(si, ki, mi)]) for mi in range(M)]
+            r = any_ok[si, ki, :, :, c] / np.maximum(any_tot[si, ki, :, :, c], 1)  # [M, draw]
+            ax.errorbar(med, r.mean(1), yerr=r.std(1), fmt=style, capsize=3, label=name)
+        ax.axhline(0.95, color="grey", lw=0.8, ls=":")
+        ax.axvline(15, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("median decision context (ms)")
+        ax.grid(alpha=0.3)
+    axes[1, 0].set_ylabel("recall, anytime\n(one point per min confidence)")
+    fig.suptitle("Held-out kits: generic model vs per-kit calibration; top: by post-onset "
+                 f"context; bottom: anytime ladder {' '.join(f'{c:g}' for c in ladder)} ms")
     fig.tight_layout()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)
