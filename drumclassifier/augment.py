@@ -12,10 +12,10 @@ returns a batch that keeps the zero-beyond-length invariant. Randomness comes fr
 global torch RNG (on x's device), so ``torch.manual_seed`` makes a run repeatable.
 
 ``Augmenter.from_config(cfg.augment, sample_rate_hz)`` chains them in the order of a
-plausible signal chain: level and tone first, then the drum's decay, then pitch and
-onset timing, then saturation and codec, then the stereo picture, then the cut the live
+plausible signal chain: level and tone first, then the drum's decay, then pitch, the
+room and onset timing, then saturation and codec, then the stereo picture, then the cut the live
 path makes, and noise last so it stays inside the (possibly truncated) length.
-The stages added for generalisation (decay, ...) are off (p = 0) by default; a stage at
+The stages added for generalisation (decay, room, ...) are off (p = 0) by default; a stage at
 p = 0 draws no random numbers, so adding one leaves a seeded run exactly as it was.
 """
 from __future__ import annotations
@@ -369,6 +369,78 @@ class PitchShift(ItemAugmentation):
         return y, new_lengths
 
 
+class RoomReverb(ItemAugmentation):
+    """Convolution with a synthesised room impulse response: direct sound + decaying noise.
+
+    Each batch draws ``num_rooms`` rooms (fewer for a smaller batch) and each item gets one
+    of them. A room: RT60 log-uniform in ``rt60_s``
+    (s for the tail to fall 60 dB) and air/wall damping, a causal one-pole low-pass on the
+    tail with its cutoff log-uniform in ``damping_hz``. IR h [2, m], m = RT60 samples
+    (capped at N): h[0] = 1 (the direct sound, so the onset stays at its sample and
+    keeps its level), h[1:] = Gaussian noise times exp(-6.91 t / RT60), independent per
+    channel (a stereo room: decorrelated tails), low-passed, scaled so its energy is DRR
+    dB below the direct sound's (per channel; DRR uniform in ``drr_db``).
+    The tail rings past the item's end: lengths grow by the IR length (capped at N).
+    Cost: two FFTs of length N + m over the chosen items (the longest RT60 drawn sets m)
+    and one product; rooms are shared so that their noise and FFT are paid once per room.
+    """
+
+    num_rooms = 8
+
+    def __init__(self, p: float, sample_rate_hz: int, rt60_s=(0.1, 1.2), drr_db=(-3.0, 12.0),
+                 damping_hz=(2000.0, 12000.0)):
+        super().__init__(p)
+        if rt60_s[0] <= 0 or damping_hz[0] <= 0:
+            raise ConfigError(f"RoomReverb: rt60_s and damping_hz must be > 0, got {rt60_s}, "
+                              f"{damping_hz}")
+        self.sample_rate_hz = sample_rate_hz
+        self.rt60_s, self.drr_db, self.damping_hz = tuple(rt60_s), tuple(drr_db), tuple(damping_hz)
+
+    def room_tails(self, k: int, c: int, n: int, device) -> tuple[Tensor, Tensor, int]:
+        """k rooms' reverberant tails (h[1:] above, unit energy per channel), as rfft spectra.
+
+        Returns (spectra complex [k, c, n_fft // 2 + 1], ir_len [k] samples, n_fft), n_fft
+        long enough that convolving N samples with any of them does not wrap.
+        """
+        sr = self.sample_rate_hz
+        rt60 = _log_uniform(*self.rt60_s, k, device)  # [k] s
+        ir_len = (rt60 * sr).ceil().long().clamp(2, n)  # [k] samples to -60 dB
+        m = int(ir_len.max())
+        t = torch.arange(m, device=device)
+        env = torch.exp(-math.log(1000.0) * t[None, :] / (rt60[:, None] * sr))  # [k, m], 60 dB
+        env = env * (t[None, :] >= 1) * (t[None, :] < ir_len[:, None])  # h[0] is the direct sound
+        n_fft = _fast_fft_len(n + m - 1)  # linear convolution: nothing wraps into [0, N)
+        spec = torch.fft.rfft(torch.randn(k, c, m, device=device) * env[:, None, :], n=n_fft)
+        # causal one-pole low-pass (1 - a) / (1 - a e^{-jw}), a = exp(-2 pi fc / sr)
+        a = torch.exp(-2 * math.pi * _log_uniform(*self.damping_hz, k, device) / sr)[:, None, None]
+        w = torch.arange(spec.shape[-1], device=device) * (2 * math.pi / n_fft)
+        spec = spec * (1 - a) / (1 - a * torch.exp(-1j * w))
+        # energy by Parseval (rfft bins other than DC and Nyquist stand for two)
+        weight = torch.full((spec.shape[-1],), 2.0, device=device)
+        weight[0] = 1.0
+        if n_fft % 2 == 0:
+            weight[-1] = 1.0
+        energy = (spec.abs().square() * weight).sum(-1, keepdim=True) / n_fft  # [k, c, 1]
+        return spec / energy.clamp(min=1e-20).sqrt(), ir_len, n_fft
+
+    def augment(self, x, lengths):
+        b, c, n = x.shape
+        k = min(b, self.num_rooms)
+        tails, ir_len, n_fft = self.room_tails(k, c, n, x.device)
+        tail_gain = 10.0 ** (-_uniform(*self.drr_db, k, x.device) / 20.0)  # [k] tail amplitude
+        spec_ir = tails.mul_(tail_gain[:, None, None]).add_(1.0)  # [k, C, F]: direct + tail
+        # the items come in random order, so contiguous groups are a random assignment of
+        # rooms; multiplying slice by slice in place avoids a [B, C, F] gather per batch
+        spec = torch.fft.rfft(x, n=n_fft)  # [b, C, F]
+        bounds = [round(j * b / k) for j in range(k + 1)]
+        room_of = torch.empty(b, dtype=torch.long, device=x.device)
+        for j in range(k):
+            spec[bounds[j]:bounds[j + 1]].mul_(spec_ir[j])
+            room_of[bounds[j]:bounds[j + 1]] = j
+        y = torch.fft.irfft(spec, n=n_fft)[..., :n]
+        return y, (lengths + ir_len[room_of]).clamp(max=n)
+
+
 class TimeShift(ItemAugmentation):
     """Onset jitter: shift each item by a non-zero integer number of samples, uniform in
     [-max_advance_ms, +max_delay_ms].
@@ -592,6 +664,14 @@ class PitchShiftConfig:
 
 
 @dataclass
+class RoomConfig:
+    p: float = 0.0
+    rt60_s: list[float] = field(default_factory=lambda: [0.1, 1.2])
+    drr_db: list[float] = field(default_factory=lambda: [-3.0, 12.0])
+    damping_hz: list[float] = field(default_factory=lambda: [2000.0, 12000.0])
+
+
+@dataclass
 class TimeShiftConfig:
     p: float = 0.7
     max_delay_ms: float = 10.0
@@ -642,6 +722,7 @@ class AugmentConfig:
     eq: EQConfig = field(default_factory=EQConfig)
     decay: DecayConfig = field(default_factory=DecayConfig)
     pitch_shift: PitchShiftConfig = field(default_factory=PitchShiftConfig)
+    room: RoomConfig = field(default_factory=RoomConfig)
     time_shift: TimeShiftConfig = field(default_factory=TimeShiftConfig)
     distortion: DistortionConfig = field(default_factory=DistortionConfig)
     mp3: Mp3Config = field(default_factory=Mp3Config)
@@ -663,8 +744,10 @@ def _check_ranges(cfg: AugmentConfig) -> None:
                                   f"got {value}")
             if (key == "p" or key.endswith("_p")) and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"augment.{name}.{key} is a probability, got {value}")
-    if cfg.decay.decay_factor[0] <= 0:
-        raise ConfigError(f"augment.decay.decay_factor must be > 0, got {cfg.decay.decay_factor}")
+    for key, value in (("decay.decay_factor", cfg.decay.decay_factor),
+                       ("room.rt60_s", cfg.room.rt60_s), ("room.damping_hz", cfg.room.damping_hz)):
+        if value[0] <= 0:
+            raise ConfigError(f"augment.{key} must be > 0 (log-uniform), got {value}")
     level = cfg.mp3.compression_level
     if not (0.0 <= level[0] and level[1] < 1.0):
         raise ConfigError(f"augment.mp3.compression_level must be within [0, 1), got {level}")
@@ -706,6 +789,7 @@ class Augmenter(nn.Module):
                      c.eq.bump_gain_db, c.eq.bump_freq_hz, c.eq.bump_q),
             DecayReshape(c.decay.p, sr, c.decay.decay_factor, c.decay.max_boost_db),
             PitchShift(c.pitch_shift.p, c.pitch_shift.semitones, c.pitch_shift.step_semitones),
+            RoomReverb(c.room.p, sr, c.room.rt60_s, c.room.drr_db, c.room.damping_hz),
             TimeShift(c.time_shift.p, sr, c.time_shift.max_delay_ms, c.time_shift.max_advance_ms),
             Distortion(c.distortion.p, c.distortion.drive_db, c.distortion.hard_clip_p),
             Mp3Compression(c.mp3.p, sr, c.mp3.compression_level),
@@ -724,7 +808,7 @@ class Augmenter(nn.Module):
 
 __all__ = [
     "AddNoise", "AugmentConfig", "Augmenter", "ChannelSwap", "DecayReshape", "Distortion", "Gain",
-    "ItemAugmentation", "Mp3Compression", "PitchShift", "Polarity", "RandomEQ",
+    "ItemAugmentation", "Mp3Compression", "PitchShift", "Polarity", "RandomEQ", "RoomReverb",
     "RandomTruncate", "StereoImage", "TimeShift", "load_augment_config", "valid_mask",
     "decay_time_s", "fft_convolve", "zero_beyond_length",
 ]

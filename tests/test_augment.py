@@ -23,6 +23,7 @@ from drumclassifier.augment import (
     Polarity,
     RandomEQ,
     RandomTruncate,
+    RoomReverb,
     StereoImage,
     TimeShift,
     decay_time_s,
@@ -96,6 +97,7 @@ FACTORIES = {
     "eq": lambda p: RandomEQ(p, SR),
     "decay": lambda p: DecayReshape(p, SR, (0.3, 0.5)),
     "pitch_shift": lambda p: PitchShift(p, (-5.0, 5.0)),
+    "room": lambda p: RoomReverb(p, SR, (0.1, 0.3)),
     "time_shift": lambda p: TimeShift(p, SR, max_delay_ms=10.0, max_advance_ms=2.0),
     "distortion": lambda p: Distortion(p, (6.0, 24.0)),
     "mp3": lambda p: Mp3Compression(p, SR),
@@ -430,6 +432,39 @@ def test_decay_reshape_keeps_the_attack_and_caps_the_boost():
     gain = (y[..., t0:] / x[..., t0:]).abs()
     gain = gain[x[..., t0:].abs() > 1e-6]
     assert float(gain.max()) == pytest.approx(10 ** (12 / 20), rel=1e-3)  # capped at 12 dB
+
+
+def test_room_keeps_the_onset_sample_and_grows_the_length():
+    x, lengths = hits(b=4, n=SR // 2, short=False, min_length=SR // 10)
+    x[:, :, :1000] = 0  # onset at 1000
+    x[:, :, 1000] = 0.5
+    y, new_lengths = RoomReverb(1.0, SR, (0.2, 0.2), drr_db=(0.0, 0.0)).train()(x, lengths)
+    assert y[:, :, :1000].abs().max() < 1e-5  # causal: nothing before the onset
+    torch.testing.assert_close(y[:, :, 1000], x[:, :, 1000], atol=1e-5, rtol=0)  # direct = 1
+    assert (new_lengths == (lengths + round(0.2 * SR)).clamp(max=x.shape[-1])).all()
+
+
+def test_room_impulse_response_rt60_drr_and_decorrelation():
+    n = SR
+    x = torch.zeros(3, 2, n)
+    x[:, :, 0] = 1.0  # the output is the impulse response itself
+    lengths = torch.full((3,), n)
+    rt60, drr = 0.5, 6.0
+    y, _ = RoomReverb(1.0, SR, (rt60, rt60), (drr, drr), damping_hz=(8000.0, 8000.0)).train()(
+        x, lengths)
+    tail = y[..., 1:].double()
+    for b in range(3):
+        for ch in range(2):
+            got_drr = 10 * math.log10(1.0 / float(tail[b, ch].square().sum()))
+            assert got_drr == pytest.approx(drr, abs=0.05)
+            # Schroeder EDC: -5 to -25 dB slope, extrapolated to 60 dB (T20)
+            edc = tail[b, ch].square().flip(0).cumsum(0).flip(0)
+            level = 10 * torch.log10(edc / edc[0])
+            t5, t25 = int((level > -5).sum()), int((level > -25).sum())
+            assert 3 * (t25 - t5) / SR == pytest.approx(rt60, rel=0.1)
+        left, right = tail[b, 0], tail[b, 1]
+        corr = float((left * right).sum() / (left.norm() * right.norm()))
+        assert abs(corr) < 0.2  # a stereo room: decorrelated channels
 
 
 # --------------------------------------------------------------------------- chain and config
