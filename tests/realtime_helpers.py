@@ -1,6 +1,9 @@
 """Shared helpers for the real-time tests: burst signals with known hit times."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import soundfile as sf
 
@@ -10,6 +13,24 @@ from .conftest import SR, hihat_like, kick_like
 
 TOLERANCE_S = 0.010   # stated tolerance: an onset within 10 ms of the true hit time
 # (measured: median error < 0.3 ms; quiet low kicks under tails are placed up to ~8 ms early)
+
+
+def alsa_file_env(tmp_path: Path, raw: Path) -> dict:
+    """An environment whose ALSA device "injected" plays the raw file `raw` (S16_LE mono,
+    44.1 kHz) into the real PortAudio callback, unpaced: a temporary HOME with an .asoundrc
+    (ALSA `file` plugin; exact with dtype int16, see ENV.md). The device reads `raw` from
+    its start each time a stream opens. Use it in a subprocess: PortAudio reads the
+    configuration once, when it initialises."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".asoundrc").write_text(
+        'pcm.nullpcm { type null }\n'
+        f'pcm.filein {{ type file; slave.pcm "nullpcm"; file "/dev/null"; infile "{raw}"; '
+        'format "raw" }\n'
+        'pcm.injected { type plug; slave { pcm "filein"; format S16_LE; rate 44100; '
+        'channels 1 } }\n')
+    return dict(os.environ, HOME=str(home), JACK_NO_START_SERVER="1",
+                JACK_DEFAULT_SERVER="drumclassifier-test-none")
 
 
 def faded(x: np.ndarray, fade_s: float = 0.02) -> np.ndarray:

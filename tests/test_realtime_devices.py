@@ -3,7 +3,7 @@
 - ALSA `file` plugin: a temporary HOME with an .asoundrc feeds a raw file through the real
   sounddevice InputStream callback (int16, exact, unpaced). Run in a subprocess so the
   environment (HOME) is set before PortAudio initialises.
-- JACK dummy server, started by the `jack_server` fixture under a private server name:
+- JACK dummy server, started by the `jack_server` fixture (conftest.py) under a private name:
   a paced real-time PortAudio device (its input is silence) and real MIDI ports.
 If jackd is not installed these tests FAIL (setup.sh installs jackd2); they never skip.
 The model is the UNTRAINED tiny checkpoint: timing, counts and plumbing only.
@@ -11,19 +11,16 @@ The model is the UNTRAINED tiny checkpoint: timing, counts and plumbing only.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from .conftest import SR
-from .realtime_helpers import TOLERANCE_S, burst_signal, match
+from .realtime_helpers import TOLERANCE_S, alsa_file_env, burst_signal, match
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,16 +60,7 @@ def test_alsa_file_plugin_through_the_real_callback(tiny_checkpoint, tmp_path):
     pcm = np.clip(np.round(x[:, 0] * 32768), -32768, 32767).astype("<i2")
     raw = tmp_path / "in.raw"
     pcm.tofile(raw)
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / ".asoundrc").write_text(
-        'pcm.nullpcm { type null }\n'
-        f'pcm.filein {{ type file; slave.pcm "nullpcm"; file "/dev/null"; infile "{raw}"; '
-        'format "raw" }\n'
-        'pcm.injected { type plug; slave { pcm "filein"; format S16_LE; rate 44100; '
-        'channels 1 } }\n')
-    env = dict(os.environ, HOME=str(home), JACK_NO_START_SERVER="1",
-               JACK_DEFAULT_SERVER="drumclassifier-test-none")
+    env = alsa_file_env(tmp_path, raw)
     # unpaced (hundreds of times real time): a ring buffer that holds the whole take
     res = run_device_script(env, tiny_checkpoint, "injected", "int16", len(pcm) / SR, 10)
     assert res["device_name"] == "injected" and res["callbacks"] > 0
@@ -94,49 +82,7 @@ def test_alsa_file_plugin_through_the_real_callback(tiny_checkpoint, tmp_path):
     assert sorted({e.time_s for e in events}) == res["times"]
 
 
-# ---- JACK dummy server ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def jack_server(tmp_path_factory):
-    """A private JACK dummy server (44.1 kHz, 256-frame periods); yields its env."""
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        pytest.fail("jackd is not installed: the device and MIDI tests need a JACK server "
-                    "(sudo apt-get install jackd2; setup.sh does it)")
-    name = f"drumclassifier-test-{os.getpid()}"
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    log = tmp_path_factory.mktemp("jack") / "jackd.log"
-    with open(log, "w") as logf:
-        proc = subprocess.Popen([jackd, "--no-realtime", "-n", name, "-d", "dummy", "-r", "44100",
-                                 "-p", "256"], env=env, stdout=logf, stderr=subprocess.STDOUT)
-    try:
-        lsp = shutil.which("jack_lsp")
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jackd exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            ok = lsp and subprocess.run([lsp], env=env, capture_output=True).returncode == 0
-            if ok or (not lsp and time.monotonic() > deadline - 17):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"jackd did not come up: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-        os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")  # in-process MIDI
-        yield env
-    finally:
-        for k, v in locals().get("saved", {}).items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
+# ---- JACK dummy server (the jack_server fixture is in conftest.py) ----------------------
 def test_jack_device_callback_runs_paced_and_silence_gives_no_hits(tiny_checkpoint, jack_server):
     res = run_device_script(jack_server, tiny_checkpoint, "system", "float32", 0.5, 2)
     assert "system" in res["device_name"]
