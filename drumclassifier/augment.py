@@ -13,10 +13,12 @@ global torch RNG (on x's device), so ``torch.manual_seed`` makes a run repeatabl
 
 ``Augmenter.from_config(cfg.augment, sample_rate_hz)`` chains them in the order of a
 plausible signal chain: level and tone first, then the drum's decay, then pitch, the
-room and onset timing, then saturation and codec, then the stereo picture, then the cut the live
-path makes, and noise last so it stays inside the (possibly truncated) length.
-The stages added for generalisation (decay, room, ...) are off (p = 0) by default; a stage at
-p = 0 draws no random numbers, so adding one leaves a seeded run exactly as it was.
+room and onset timing, then bandwidth and resolution (low-pass, bit-crush), then
+saturation and codec, then the stereo picture, then the cut the live path makes, and
+noise last so it stays inside the (possibly truncated) length.
+The stages added for generalisation (decay, room, lowpass, bitcrush) are off (p = 0) by
+default; a stage at p = 0 draws no random numbers, so adding one leaves a seeded run
+exactly as it was. Saturation is the Distortion stage (tanh / hard clip).
 """
 from __future__ import annotations
 
@@ -471,6 +473,78 @@ class TimeShift(ItemAugmentation):
         return y, (lengths + shift).clamp(0, n)
 
 
+# --------------------------------------------------------------------------- bandwidth and resolution
+
+def _biquad_lowpass(f0_hz: Tensor, q: Tensor, sample_rate_hz: int):
+    """RBJ audio-EQ-cookbook low-pass. Inputs Float[b]. Returns (b, a) coefficients [b, 3]."""
+    w0 = 2 * math.pi * f0_hz / sample_rate_hz
+    alpha = torch.sin(w0) / (2 * q)
+    cos = torch.cos(w0)
+    b = torch.stack([(1 - cos) / 2, 1 - cos, (1 - cos) / 2], -1)
+    a_ = torch.stack([1 + alpha, -2 * cos, 1 - alpha], -1)
+    return b, a_
+
+
+class LowPass(ItemAugmentation):
+    """Butterworth low-pass of even ``order`` (6 dB/octave per pole), cutoff log-uniform in
+    ``cutoff_hz`` (capped at 0.45 x the sample rate): a dull mic, a low-rate sample, a
+    blanket in the kick. A cascade of order/2 biquads with the Butterworth Qs
+    1 / (2 cos((2k - 1) pi / (2 order))), applied causally like RandomEQ (exact response's
+    impulse response, FFT convolution), so nothing moves before the onset.
+    """
+
+    def __init__(self, p: float, sample_rate_hz: int, cutoff_hz=(1000.0, 16000.0), order: int = 4):
+        super().__init__(p)
+        if order < 2 or order % 2 or cutoff_hz[0] <= 0:
+            raise ConfigError(f"LowPass: order must be even and >= 2 and cutoff_hz > 0, got "
+                              f"{order}, {cutoff_hz}")
+        self.sample_rate_hz, self.order = sample_rate_hz, order
+        self.cutoff_hz = tuple(min(f, 0.45 * sample_rate_hz) for f in cutoff_hz)
+        self.qs = [1.0 / (2 * math.cos((2 * k - 1) * math.pi / (2 * order)))
+                   for k in range(1, order // 2 + 1)]
+        self.ir_samples = _biquad_ir_samples(self.cutoff_hz[0], max(self.qs), 0.0, sample_rate_hz)
+
+    def augment(self, x, lengths):
+        b, dev = x.shape[0], x.device
+        fc = _log_uniform(*self.cutoff_hz, b, dev).double()
+        filters = [_biquad_lowpass(fc, torch.full_like(fc, q), self.sample_rate_hz) for q in self.qs]
+        return fft_convolve(x, _biquads_impulse_response(filters, self.ir_samples)), lengths
+
+
+class BitCrush(ItemAugmentation):
+    """Low-resolution sampler: sample-and-hold at a lower rate, then fewer bits.
+
+    Rate r log-uniform in ``rate_hz``: each output sample holds the input sample at the
+    start of its 1/r period (no anti-alias filter, as cheap samplers did: aliases fold
+    down). Bits uniform in ``bits`` (fractional allowed): rounding to a step of
+    peak / 2**(bits - 1), relative to the item's peak so the loss of resolution does not
+    depend on the level (like a sample normalised before it was stored). Digital silence
+    stays exactly 0, so the onset stays at its sample.
+    """
+
+    def __init__(self, p: float, sample_rate_hz: int, bits=(4.0, 12.0), rate_hz=(4000.0, 44100.0)):
+        super().__init__(p)
+        if bits[0] < 1 or rate_hz[0] <= 0:
+            raise ConfigError(f"BitCrush: bits must be >= 1 and rate_hz > 0, got {bits}, {rate_hz}")
+        self.sample_rate_hz = sample_rate_hz
+        self.bits = tuple(bits)
+        self.rate_hz = tuple(min(r, sample_rate_hz) for r in rate_hz)
+
+    def augment(self, x, lengths):
+        b, n, dev = x.shape[0], x.shape[-1], x.device
+        lo, hi = math.log(self.rate_hz[0]), math.log(self.rate_hz[1])  # float64 draw: see below
+        rate_hz = torch.exp(lo + (hi - lo) * torch.rand(b, device=dev, dtype=torch.float64))
+        step = self.sample_rate_hz / rate_hz  # [b] input samples per held sample, >= 1
+        t = torch.arange(n, device=dev, dtype=torch.float64)[None, :]
+        # period k = floor(t / step), held sample floor(k * step); the 1e-6 keeps an integer
+        # step that float64 rounding made 3.999999999 from dropping a sample
+        held = (t / step[:, None]).add_(1e-6).floor_().mul_(step[:, None]).add_(1e-6).floor_()
+        y = x.gather(2, held.long().clamp_(max=n - 1)[:, None, :].expand_as(x))  # [b, C, N]
+        peak = y.abs().amax(dim=(1, 2), keepdim=True).clamp(min=1e-8)
+        q = peak / 2.0 ** (_uniform(*self.bits, b, dev)[:, None, None] - 1)  # [b, 1, 1] step
+        return y.div_(q).round_().mul_(q), lengths
+
+
 # --------------------------------------------------------------------------- saturation and codec
 
 class Distortion(ItemAugmentation):
@@ -679,6 +753,20 @@ class TimeShiftConfig:
 
 
 @dataclass
+class LowPassConfig:
+    p: float = 0.0
+    cutoff_hz: list[float] = field(default_factory=lambda: [1000.0, 16000.0])
+    order: int = 4
+
+
+@dataclass
+class BitCrushConfig:
+    p: float = 0.0
+    bits: list[float] = field(default_factory=lambda: [4.0, 12.0])
+    rate_hz: list[float] = field(default_factory=lambda: [4000.0, 44100.0])
+
+
+@dataclass
 class DistortionConfig:
     p: float = 0.2
     drive_db: list[float] = field(default_factory=lambda: [0.0, 24.0])
@@ -724,6 +812,8 @@ class AugmentConfig:
     pitch_shift: PitchShiftConfig = field(default_factory=PitchShiftConfig)
     room: RoomConfig = field(default_factory=RoomConfig)
     time_shift: TimeShiftConfig = field(default_factory=TimeShiftConfig)
+    lowpass: LowPassConfig = field(default_factory=LowPassConfig)
+    bitcrush: BitCrushConfig = field(default_factory=BitCrushConfig)
     distortion: DistortionConfig = field(default_factory=DistortionConfig)
     mp3: Mp3Config = field(default_factory=Mp3Config)
     stereo_image: StereoImageConfig = field(default_factory=StereoImageConfig)
@@ -745,9 +835,15 @@ def _check_ranges(cfg: AugmentConfig) -> None:
             if (key == "p" or key.endswith("_p")) and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"augment.{name}.{key} is a probability, got {value}")
     for key, value in (("decay.decay_factor", cfg.decay.decay_factor),
-                       ("room.rt60_s", cfg.room.rt60_s), ("room.damping_hz", cfg.room.damping_hz)):
+                       ("room.rt60_s", cfg.room.rt60_s), ("room.damping_hz", cfg.room.damping_hz),
+                       ("lowpass.cutoff_hz", cfg.lowpass.cutoff_hz),
+                       ("bitcrush.rate_hz", cfg.bitcrush.rate_hz)):
         if value[0] <= 0:
             raise ConfigError(f"augment.{key} must be > 0 (log-uniform), got {value}")
+    if cfg.lowpass.order < 2 or cfg.lowpass.order % 2:
+        raise ConfigError(f"augment.lowpass.order must be even and >= 2, got {cfg.lowpass.order}")
+    if cfg.bitcrush.bits[0] < 1:
+        raise ConfigError(f"augment.bitcrush.bits must be >= 1, got {cfg.bitcrush.bits}")
     level = cfg.mp3.compression_level
     if not (0.0 <= level[0] and level[1] < 1.0):
         raise ConfigError(f"augment.mp3.compression_level must be within [0, 1), got {level}")
@@ -791,6 +887,8 @@ class Augmenter(nn.Module):
             PitchShift(c.pitch_shift.p, c.pitch_shift.semitones, c.pitch_shift.step_semitones),
             RoomReverb(c.room.p, sr, c.room.rt60_s, c.room.drr_db, c.room.damping_hz),
             TimeShift(c.time_shift.p, sr, c.time_shift.max_delay_ms, c.time_shift.max_advance_ms),
+            LowPass(c.lowpass.p, sr, c.lowpass.cutoff_hz, c.lowpass.order),
+            BitCrush(c.bitcrush.p, sr, c.bitcrush.bits, c.bitcrush.rate_hz),
             Distortion(c.distortion.p, c.distortion.drive_db, c.distortion.hard_clip_p),
             Mp3Compression(c.mp3.p, sr, c.mp3.compression_level),
             StereoImage(c.stereo_image.p, c.stereo_image.width, c.stereo_image.mono_p),
@@ -807,8 +905,8 @@ class Augmenter(nn.Module):
 
 
 __all__ = [
-    "AddNoise", "AugmentConfig", "Augmenter", "ChannelSwap", "DecayReshape", "Distortion", "Gain",
-    "ItemAugmentation", "Mp3Compression", "PitchShift", "Polarity", "RandomEQ", "RoomReverb",
+    "AddNoise", "AugmentConfig", "Augmenter", "BitCrush", "ChannelSwap", "DecayReshape", "Distortion", "Gain",
+    "ItemAugmentation", "LowPass", "Mp3Compression", "PitchShift", "Polarity", "RandomEQ", "RoomReverb",
     "RandomTruncate", "StereoImage", "TimeShift", "load_augment_config", "valid_mask",
     "decay_time_s", "fft_convolve", "zero_beyond_length",
 ]

@@ -14,10 +14,12 @@ from drumclassifier.augment import (
     AddNoise,
     AugmentConfig,
     Augmenter,
+    BitCrush,
     ChannelSwap,
     DecayReshape,
     Distortion,
     Gain,
+    LowPass,
     Mp3Compression,
     PitchShift,
     Polarity,
@@ -99,6 +101,8 @@ FACTORIES = {
     "pitch_shift": lambda p: PitchShift(p, (-5.0, 5.0)),
     "room": lambda p: RoomReverb(p, SR, (0.1, 0.3)),
     "time_shift": lambda p: TimeShift(p, SR, max_delay_ms=10.0, max_advance_ms=2.0),
+    "lowpass": lambda p: LowPass(p, SR, (1000.0, 4000.0)),
+    "bitcrush": lambda p: BitCrush(p, SR, (4.0, 8.0), (4000.0, 22050.0)),
     "distortion": lambda p: Distortion(p, (6.0, 24.0)),
     "mp3": lambda p: Mp3Compression(p, SR),
     "stereo_image": lambda p: StereoImage(p),
@@ -465,6 +469,56 @@ def test_room_impulse_response_rt60_drr_and_decorrelation():
         left, right = tail[b, 0], tail[b, 1]
         corr = float((left * right).sum() / (left.norm() * right.norm()))
         assert abs(corr) < 0.2  # a stereo room: decorrelated channels
+
+
+def band_energy_db(y: torch.Tensor, lo_hz: float, hi_hz: float) -> float:
+    spec = magnitude(y).square()
+    f = torch.fft.rfftfreq(y.shape[-1], 1.0 / SR)
+    return 10 * math.log10(float(spec[..., (f >= lo_hz) & (f < hi_hz)].sum()) + 1e-30)
+
+
+@pytest.mark.parametrize("order", [2, 4, 8])
+def test_lowpass_removes_energy_above_its_cutoff(order):
+    fc = 2000.0
+    x = torch.randn(2, 2, SR // 2) * 0.1
+    x[:, :, :1000] = 0  # onset at 1000
+    x[:, :, -2000:] = 0  # the filter's ringing ends inside the buffer (no cut to leak)
+    lengths = torch.full((2,), SR // 2)
+    y, _ = LowPass(1.0, SR, (fc, fc), order).train()(x, lengths)
+    assert y[:, :, :1000].abs().max() < 1e-5  # causal
+    # Butterworth: -3 dB at fc, -6 dB per octave per pole above
+    assert band_energy_db(y, 0, fc / 4) - band_energy_db(x, 0, fc / 4) == pytest.approx(0, abs=0.5)
+    above = band_energy_db(y, 4 * fc, SR / 2) - band_energy_db(x, 4 * fc, SR / 2)
+    assert above < -10 * order  # two octaves and more above: at least 2/3 of the slope
+    # the same as running the biquads sample by sample (the FFT length holds the whole IR)
+    from torchaudio.functional import lfilter
+
+    from drumclassifier.augment import _biquad_lowpass
+    module = LowPass(1.0, SR, (fc, fc), order)
+    ref = x.double()
+    for q in module.qs:
+        bq, aq = _biquad_lowpass(torch.tensor([fc], dtype=torch.float64),
+                                 torch.tensor([q], dtype=torch.float64), SR)
+        ref = lfilter(ref, aq[0], bq[0], clamp=False)
+    torch.testing.assert_close(y.double(), ref, atol=1e-5, rtol=0)
+
+
+def test_bitcrush_holds_samples_and_quantises():
+    x, lengths = hits(b=4, n=SR // 4, short=False, min_length=SR // 8)
+    y, new_lengths = BitCrush(1.0, SR, bits=(4.0, 4.0), rate_hz=(SR / 4, SR / 4)).train()(x, lengths)
+    assert torch.equal(new_lengths, lengths)
+    for b in range(4):
+        n = int(lengths[b]) // 4 * 4
+        blocks = y[b, :, :n].reshape(2, -1, 4)
+        assert (blocks == blocks[..., :1]).all()  # each value held for 4 samples (11025 Hz)
+        torch.testing.assert_close(blocks[..., 0], x[b, :, :n:4], atol=float(x[b].abs().max()) / 16,
+                                   rtol=0)  # the held value is the period's first sample, rounded
+        levels = y[b, :, :n].unique()
+        assert len(levels) <= 2 ** 4 + 1  # 4 bits: steps of peak / 8 within +-peak
+        step = float(y[b].abs().max()) / 8
+        torch.testing.assert_close(levels / step, torch.round(levels / step), atol=1e-4, rtol=0)
+    silent = torch.zeros(1, 2, 100)
+    assert torch.equal(BitCrush(1.0, SR).train()(silent, torch.tensor([100]))[0], silent)
 
 
 # --------------------------------------------------------------------------- chain and config
