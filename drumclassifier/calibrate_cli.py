@@ -222,8 +222,16 @@ def fit_and_report(clf, pieces, raw, args, live_ms: float, say):
     hits = [clf.prepare(torch.from_numpy(np.ascontiguousarray(x.T)), r, src)
             for _, x, r, src in raw]
     say(f"fitting the kit profile: {len(pieces)} pieces, {len(hits)} hits...")
-    prof = fit_profile(clf, hits, [g for g, *_ in raw], pieces, augment=args.augment,
-                       live_context_ms=live_ms, seed=args.seed)
+    # one thread: the embedding of short clips and the head's L-BFGS are many small ops that
+    # OpenMP hand-offs slow down (measured, 40 hits on 2 busy cores: 80 s with 2 threads,
+    # 6-11 s with 1, and a tenth of the CPU time)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        prof = fit_profile(clf, hits, [g for g, *_ in raw], pieces, augment=args.augment,
+                           live_context_ms=live_ms, seed=args.seed)
+    finally:
+        torch.set_num_threads(threads)
     f = prof.fit
     if f["cv_folds"]:
         say(f"cross-validated accuracy at {live_ms:g} ms ({f['cv_folds']}-fold over hits): "

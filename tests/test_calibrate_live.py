@@ -62,13 +62,24 @@ print(json.dumps({"rc": rc, "transcript": prompter.transcript, "left": plan["ans
 """
 
 
+def hit(kind: str, rng: np.random.Generator, gain: float) -> np.ndarray:
+    """tests/test_kit.py's generated hits, and a cymbal: bright noise, slow decay, 0.3 s,
+    faded out."""
+    if kind != "cymbal":
+        return burst(kind, rng, gain)
+    n = int(0.3 * SR)
+    x = np.diff(rng.standard_normal(n + 1)) * np.exp(-np.arange(n) / SR * 5)
+    x = x * np.minimum(1, (n - np.arange(n)) / (0.1 * SR))
+    return (gain * x / np.abs(x).max()).astype(np.float32)
+
+
 def take_file(path: Path, kind: str, gains_db, seed: int) -> Path:
     """A take: 0.3 s of silence, one hit every 0.5 s at gains_db (dBFS peaks), then more
     silence than a take lasts (past the file's end the plugin repeats stale audio)."""
     rng = np.random.default_rng(seed)
     parts = [np.zeros(int(0.3 * SR), np.float32)]
     for g in gains_db:
-        h = burst(kind, rng, 10 ** (g / 20))
+        h = hit(kind, rng, 10 ** (g / 20))
         parts += [h, np.zeros(int(0.5 * SR) - len(h), np.float32)]
     parts.append(np.zeros(int((TAKE_S + 1) * SR), np.float32))
     x = np.concatenate(parts)
