@@ -64,6 +64,9 @@ class TrainConfig:
     mix_sizes: list[int] = field(default_factory=lambda: [2, 3])
     mix_gain_db: list[float] = field(default_factory=lambda: [-12.0, 0.0])
     mix_offset_ms: list[float] = field(default_factory=lambda: [0.0, 10.0])
+    p_bleed: float = 0.0                  # share of batch items that get a quiet bleed hit
+    bleed_gain_db: list[float] = field(default_factory=lambda: [-30.0, -12.0])
+    bleed_offset_ms: list[float] = field(default_factory=lambda: [-100.0, 100.0])
     val_context_ms: float = 20.0          # the short context of the selection score
     val_mixtures: int = 200               # seeded val mixtures (thresholds, mixture F1)
     val_batch_size: int = 64
@@ -119,8 +122,13 @@ def load_train_config(path: str | Path | None, overrides: list[str] = ()):
     for k in ("batch_size", "steps_per_epoch", "epochs"):
         if getattr(t, k) < 1:
             raise ConfigError(f"train.{k} must be >= 1, got {getattr(t, k)}")
-    if not 0 <= t.p_mix <= 1 or not 0 <= t.select_short_weight <= 1:
-        raise ConfigError("train.p_mix and train.select_short_weight must be in [0, 1]")
+    for k in ("p_mix", "select_short_weight", "p_bleed"):
+        if not 0 <= getattr(t, k) <= 1:
+            raise ConfigError(f"train.{k} must be in [0, 1], got {getattr(t, k)}")
+    for k in ("bleed_gain_db", "bleed_offset_ms"):
+        v = getattr(t, k)
+        if len(v) != 2 or v[0] > v[1]:
+            raise ConfigError(f"train.{k} must be [low, high] with low <= high, got {v}")
     if not t.mix_sizes or min(t.mix_sizes) < 2:
         raise ConfigError(f"train.mix_sizes must list sizes >= 2, got {t.mix_sizes}")
     return cfg
@@ -142,7 +150,16 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------- sampling
 
 class BatchSampler:
-    """Class-balanced single hits and same-kit mixtures, as [B, 2, N] + multi-hot [B, C]."""
+    """Class-balanced single hits and same-kit mixtures, as [B, 2, N] + multi-hot [B, C].
+
+    With probability ``p_bleed`` an item (single or mixture) also gets bleed: another hit
+    of the same kit, as another drum of the kit leaks into this drum's close mic. Its
+    peak is ``bleed_gain_db`` (uniform) below the item's peak and its onset is offset by
+    ``bleed_offset_ms`` (uniform; negative = the ringing tail of a hit that came before,
+    positive = a hit that comes after). Its class is NOT added to the target: the model
+    should name the loud hit and ignore quiet leakage. All draws come from ``rng``, and
+    none are made at p_bleed = 0, so the batches of a seeded run stay as they were.
+    """
 
     def __init__(self, bank, labels: list[str], t: TrainConfig):
         from .dataset import MixtureSampler
@@ -153,6 +170,7 @@ class BatchSampler:
         self.mixer = MixtureSampler(bank.labels, bank.kits, bank.sample_rate_hz, t.mix_sizes,
                                     t.mix_gain_db, t.mix_offset_ms)
         self.can_mix = set(self.mixer.multi_kit())
+        self.bleed_offsets = tuple(round(ms * 1e-3 * bank.sample_rate_hz) for ms in t.bleed_offset_ms)
 
     def sample(self, rng):
         import numpy as np
@@ -170,12 +188,37 @@ class BatchSampler:
                 for j in spec.indices:
                     target[b, self.labels.index(self.bank.labels[j])] = 1.0
                 single.append(len(spec.indices) == 1)
+                used = spec.indices
             else:
                 waves.append(self.bank.get(i))
                 target[b, c] = 1.0
                 single.append(True)
+                used = [i]
+            if self.t.p_bleed > 0 and rng.random() < self.t.p_bleed:
+                waves[-1] = self.add_bleed(rng, waves[-1], used)
         x, lengths = pad_batch(waves, self.max_len)
         return x, lengths, torch.from_numpy(target), torch.tensor(single)
+
+    def add_bleed(self, rng, wave, used: list[int]):
+        """wave [2, n] plus a quiet hit of the same kit not in ``used`` -> [2, n'] (n' >= n).
+
+        The wave comes back unchanged when the kit has no other hit or either is silent.
+        """
+        import math
+
+        from .dataset import mix
+        pool = [j for j in self.mixer.by_kit[self.bank.kits[used[0]]] if j not in used]
+        if not pool:
+            return wave
+        bleed = self.bank.get(pool[int(rng.integers(len(pool)))])
+        gain_db = float(rng.uniform(*self.t.bleed_gain_db))
+        offset = int(rng.integers(self.bleed_offsets[0], self.bleed_offsets[1] + 1))
+        if offset < 0:  # the tail of a hit that started -offset samples before this onset
+            bleed, offset = bleed[:, -offset:], 0
+        peak, peak_bleed = float(wave.abs().max()), float(bleed.abs().max()) if bleed.numel() else 0.0
+        if peak == 0.0 or peak_bleed == 0.0:
+            return wave
+        return mix([wave, bleed], [0.0, gain_db + 20 * math.log10(peak / peak_bleed)], [0, offset])
 
 
 # ------------------------------------------------------------------------------- the run

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 
 import numpy as np
 import pytest
@@ -173,3 +174,63 @@ def test_lr_schedule_warms_up_and_decays():
     assert lrs[0] < lrs[9] == pytest.approx(1.0)
     assert lrs[-1] < 0.01 and all(a >= b for a, b in itertools.pairwise(lrs[10:]))
     torch.manual_seed(0)
+
+
+class FakeBank:
+    """Hits as constant (DC) stereo blocks: class k has amplitude 0.03 * 2**k, kit 'a' hits
+    are positive and kit 'b' hits negative, so a sample's value tells what was added."""
+
+    sample_rate_hz = SR
+
+    def __init__(self):
+        self.labels = LABELS + LABELS[:3]
+        self.kits = ["a"] * 5 + ["b"] * 3
+        self.amp = [0.03 * 2 ** LABELS.index(lab) * (1 if kit == "a" else -1)
+                    for lab, kit in zip(self.labels, self.kits)]
+
+    def get(self, i):
+        return torch.full((2, 2000 + 300 * i), self.amp[i])
+
+
+def _sampler(**kw):
+    from drumclassifier.train import BatchSampler, TrainConfig
+    return BatchSampler(FakeBank(), LABELS, TrainConfig(batch_size=32, clip_s=0.1, **kw))
+
+
+def test_bleed_is_quiet_from_the_same_kit_and_leaves_the_target():
+    sampler = _sampler(p_mix=0.0, p_bleed=1.0, bleed_gain_db=[-30.0, -12.0],
+                       bleed_offset_ms=[-20.0, 20.0])
+    x, lengths, target, single = sampler.sample(np.random.default_rng(0))
+    assert (target.sum(1) == 1).all() and single.all()  # one class each: the bleed adds none
+    bank = sampler.bank
+    for b in range(x.shape[0]):
+        k = int(target[b].argmax())
+        peak = x[b].abs().max()
+        anchor = next(a for a, lab in zip(bank.amp, bank.labels) if lab == LABELS[k] and
+                      abs(a) <= peak <= abs(a) * (1 + 10 ** (-12 / 20)) + 1e-6)
+        extra = x[b, 0, :lengths[b]] - torch.where(torch.arange(int(lengths[b])) < 2000, anchor, 0.0)
+        assert extra.abs().max() > 0, "every item gets bleed"
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        i = int(rng.integers(len(bank.labels)))
+        wave = bank.get(i)
+        out = sampler.add_bleed(rng, wave, [i])
+        assert out.shape[-1] >= wave.shape[-1]
+        residual = out.clone()
+        residual[:, :wave.shape[-1]] -= wave
+        level = residual.abs().max() / wave.abs().max()
+        assert 10 ** (-30 / 20) - 1e-4 <= level <= 10 ** (-12 / 20) + 1e-4
+        nz = residual[residual.abs() > 1e-9]
+        assert (torch.sign(nz) == math.copysign(1, bank.amp[i])).all()  # the same kit's hit
+
+
+def test_bleed_off_leaves_batches_unchanged():
+    a = _sampler(p_mix=0.3).sample(np.random.default_rng(5))
+    b = _sampler(p_mix=0.3, p_bleed=0.0, bleed_gain_db=[-6.0, -3.0]).sample(np.random.default_rng(5))
+    for u, v in zip(a, b):
+        assert torch.equal(u, v)
+    from drumclassifier.errors import ConfigError
+    from drumclassifier.train import load_train_config
+    for bad in ("train.p_bleed=1.5", "train.bleed_gain_db=[-6,-30]", "train.bleed_gaindb=[-6,-3]"):
+        with pytest.raises(ConfigError):
+            load_train_config(None, [bad])
