@@ -18,7 +18,8 @@ COMMANDS = {
     "stream": ("realtime.cli", "a file through the live engine (paced, --fast or --play)"),
     "train": ("drumclassifier.train", "train the classifier on the corpus manifest"),
     "calibrate": ("drumclassifier.calibrate_cli",
-                  "learn your own kit from a recording or folders of hits: a kit profile"),
+                  "learn your own kit (a guided live session, a recording or folders of "
+                  "hits): a kit profile"),
     "evaluate": ("drumclassifier.evaluate", "score a checkpoint: per-class metrics, context curves"),
     "report": ("realtime.report", "a practice session report (HTML + PNG) from a session folder"),
 }
