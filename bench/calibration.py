@@ -49,13 +49,31 @@ from drumclassifier.anytime import (
 )
 from drumclassifier.classifier import DrumClassifier
 from drumclassifier.dataset import ClipBank, read_manifest
-from drumclassifier.kit import (
-    DEFAULT_CONTEXTS_MS,
-    augment_hits,
-    embed_batched,
-    fit_head,
-    head_probs,
-)
+from drumclassifier.kit import FitOptions, augment_hits, embed_batched, fit_heads, pick_head
+
+# Variants of how a profile is fitted and decided, measured on the same draws. "shipped"
+# is what `drumclassifier calibrate` fits (kit.FitOptions()); the others change one or
+# two things. rung_min: an extra per-rung floor on the confidence (ladder order), so the
+# decision can be stricter early than late.
+VARIANTS: dict[str, dict] = {
+    "v1": dict(contexts_ms=(5, 10, 20, 30, 50, 1000)),      # the version-1 profile
+    "shipped": {},
+    "ladder-ctx": dict(contexts_ms=(5, 10, 20, 40, 80, 1000)),
+    "temp": dict(temperature=True),
+    "per-ctx": dict(per_context=True, augment=120),
+    "per-ctx-temp": dict(per_context=True, augment=120, temperature=True),
+    "aug120": dict(augment=120),
+    "norm": dict(normalise=True),
+    "proto": dict(kind="prototype"),
+    "proto-temp": dict(kind="prototype", temperature=True),
+    "l2-0.1": dict(l2=0.1),
+    "l2-1": dict(l2=1.0),
+    "l2-0.001": dict(l2=1e-3),
+    "jitter-wide": dict(jitter_ms=(-1.5, 3.0)),
+    "eq6": dict(eq_db=6.0),
+    "eq6-aug60": dict(eq_db=6.0, augment=60),
+    "strict-early": dict(rung_min=(0.95, 0.9, 0, 0, 0)),
+}
 
 
 def main(argv=None) -> int:
@@ -65,13 +83,10 @@ def main(argv=None) -> int:
     ap.add_argument("-w", "--weights", default=None, help="default: the shipped model")
     ap.add_argument("--k", type=int, nargs="+", default=[3, 8], help="hits taught per piece")
     ap.add_argument("--draws", type=int, default=10)
-    ap.add_argument("--augment", type=int, default=20)
     ap.add_argument("--contexts-ms", type=float, nargs="+", default=[5, 10, 20, 30])
-    ap.add_argument("--fit-contexts-ms", type=float, nargs="+", default=None,
-                    help="contexts the calibration hits are cut to (default: the profile's)")
-    ap.add_argument("--per-context-heads", action="store_true",
-                    help="fit one head per test context on hits cut to that context (default: "
-                         "one head for all contexts, as `drumclassifier calibrate` does)")
+    ap.add_argument("--variants", nargs="+", default=["shipped"], choices=list(VARIANTS),
+                    help="fitting/decision variants to compare on the same draws (the first "
+                         "one fills the fixed-context table, the pairs and the figure)")
     ap.add_argument("--anytime-ms", type=float, nargs="+", default=[5, 10, 20, 40, 80],
                     help="the anytime ladder (ms after the onset)")
     ap.add_argument("--min-confidence", type=float, nargs="+",
@@ -133,29 +148,56 @@ def main(argv=None) -> int:
     mixed = [mix(i, j) for _, i, j in pairs]
     pair_emb = (torch.stack([embed_batched(clf, [m[:, :cs] for m in mixed])
                              for cs in lad_samples]) if pairs else None)
-    # calibration-side: each hit's augmented variants, embedded once
+    full_ms = clf.cfg.analysis_s * 1000
+    emb_at: dict[float, torch.Tensor] = {}    # context (ms) -> [n, D], every hit cut to it
+
+    def hits_emb(c_ms: float) -> torch.Tensor:
+        if c_ms not in emb_at:
+            cs = int(round(min(c_ms, full_ms) * sr / 1000))
+            emb_at[c_ms] = embed_batched(clf, [h[:, :cs] for h in hits])
+        return emb_at[c_ms]
+    aug_at: dict[tuple, tuple] = {}           # augmentation -> (emb [V, D], ctx [V], src [V])
+
+    def aug_emb(o: FitOptions) -> tuple:
+        key = (o.contexts_ms, o.augment, o.jitter_ms, o.eq_db)
+        if key not in aug_at:
+            var, src, ctx = augment_hits(hits, o.augment, sr, o.contexts_ms,
+                                         np.random.default_rng(args.seed), o.jitter_ms, o.eq_db)
+            aug_at[key] = (embed_batched(clf, var), np.asarray(ctx), np.asarray(src))
+        return aug_at[key]
+    variants = []                             # (name, FitOptions, rung floors [R])
+    for name in args.variants:
+        spec = dict(VARIANTS[name])
+        rung_min = torch.tensor(spec.pop("rung_min", (0.0,) * len(ladder)))[:, None]
+        if "contexts_ms" in spec:
+            spec["contexts_ms"] = tuple(float(c) for c in spec["contexts_ms"])
+        variants.append((name, FitOptions(**spec), rung_min))
+    # the draws, shared by every variant: (K index, draw, kit) -> (calibration, test hits)
     rng = np.random.default_rng(args.seed)
-    fit_ctx = args.fit_contexts_ms or DEFAULT_CONTEXTS_MS
-    if args.per_context_heads:   # [context] -> (variants' embeddings, source hit of each)
-        full_ms = clf.cfg.analysis_s * 1000
-        aug = []
-        for c in list(args.contexts_ms) + [full_ms]:
-            var, src = augment_hits(hits, args.augment, sr, [c], rng)
-            aug.append((embed_batched(clf, var), np.asarray(src)))
-    else:
-        var, src = augment_hits(hits, args.augment, sr, fit_ctx, rng)
-        aug = [(embed_batched(clf, var), np.asarray(src))] * len(ctx_samples)
+    taught = {k: [] for k in args.k}
+    plan = {}
+    for ki, K in enumerate(args.k):
+        for d in range(args.draws):
+            for kit in sorted(set(kits)):
+                idx = np.flatnonzero(kits == kit)
+                cal, test = [], []
+                for c in sorted(set(y_all[idx])):
+                    own = rng.permutation(idx[y_all[idx] == c])
+                    n_cal = len(own) if len(own) == 1 else min(K, len(own) - 1)
+                    cal += own[:n_cal].tolist()
+                    test += own[n_cal:].tolist()
+                    taught[K].append(n_cal)
+                plan[ki, d, kit] = np.asarray(cal), np.asarray(test)
     print(f"{len(hits)} held-out hits in {len(set(kits))} kits; embeddings in "
           f"{time.perf_counter() - t_start:.0f} s", file=sys.stderr)
 
-    C, X = len(labels), len(ctx_samples)
+    C, X, V = len(labels), len(ctx_samples), len(variants)
     # [K, draw, context, class] correct / total; generic on the same test hits
     shape = (len(args.k), args.draws, X, C)
     cal_ok, gen_ok, tot = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-    taught = {k: [] for k in args.k}
-    # anytime: [system (0 generic, 1 calibrated), K, min_confidence, draw, class]
+    # anytime: [system (0 generic, 1.. the variants), K, min_confidence, draw, class]
     M, E = len(args.min_confidence), len(args.extra_min)
-    any_ok = np.zeros((2, len(args.k), M, args.draws, C))
+    any_ok = np.zeros((1 + V, len(args.k), M, args.draws, C))
     any_tot = np.zeros_like(any_ok)
     dec_ms: dict[tuple, list] = {}       # (system, K index, confidence index) -> ms per hit
     # several pieces per onset, per K and extra_min: pairs with both sent, singles with two
@@ -163,78 +205,74 @@ def main(argv=None) -> int:
     pair_n, single_n = np.zeros(len(args.k)), np.zeros(len(args.k))
     pair_ms: dict[int, list] = {ki: [] for ki in range(len(args.k))}
     fit_s = []
-    for ki, K in enumerate(args.k):
-        for d in range(args.draws):
-            for kit in sorted(set(kits)):
-                idx = np.flatnonzero(kits == kit)
-                classes = sorted(set(y_all[idx]))
-                cal, test = [], []
-                for c in classes:
-                    own = rng.permutation(idx[y_all[idx] == c])
-                    n_cal = len(own) if len(own) == 1 else min(K, len(own) - 1)
-                    cal += own[:n_cal].tolist()
-                    test += own[n_cal:].tolist()
-                    taught[K].append(n_cal)
-                piece_of = {c: i for i, c in enumerate(classes)}
-                heads = {}
-                for x in range(X):
-                    if id(aug[x]) in heads:
-                        continue
-                    emb_aug, src = aug[x]
-                    tr = np.isin(src, cal)
-                    t0 = time.perf_counter()
-                    heads[id(aug[x])] = fit_head(
-                        emb_aug[tr], torch.tensor([piece_of[c] for c in y_all[src[tr]]]),
-                        len(classes))
-                    fit_s.append(time.perf_counter() - t0)
-                test = np.asarray(test)
-                yt = y_all[test]
-                tt = torch.from_numpy(test)
-                # anytime: every rung's probabilities, decided at the first confident rung
-                head = heads[id(aug[-1])]
-                cal_p = torch.stack([head_probs(head, e[tt]) for e in lad_emb])   # [R, n, P]
-                on = torch.arange(len(test))
-                for si, (p, conf) in enumerate([(lad_gen[:, tt], gen_conf[:, tt]),
-                                                (cal_p, piece_confidence(cal_p))]):
-                    for mi, mc in enumerate(args.min_confidence):
-                        rung = first_confident(conf, mc)                         # [n]
-                        pred = p[rung, on].argmax(1).numpy()
-                        if si == 1:
-                            pred = np.asarray(classes)[pred]
-                        dec_ms.setdefault((si, ki, mi), []).extend(ladder[rung.numpy()])
-                        for c in classes:
-                            m = yt == c
-                            any_tot[si, ki, mi, d, c] += m.sum()
-                            any_ok[si, ki, mi, d, c] += (pred[m] == c).sum()
-                # several pieces per onset: false second pieces on single hits, both
-                # pieces on kick + hihat mixes of this kit's test hits
-                no_floor = [0.0] * len(classes)
-                rung = first_confident(piece_confidence(cal_p), args.pieces_at_confidence)
-                single_n[ki] += len(test)
+
+    def score(si, ki, d, p, conf, test, classes):
+        """Anytime decisions of one kit's test hits: p [R, n, P or C], conf [R, n]."""
+        yt, on = y_all[test], torch.arange(len(test))
+        for mi, mc in enumerate(args.min_confidence):
+            rung = first_confident(conf, mc)                                 # [n]
+            pred = np.asarray(classes)[p[rung, on].argmax(1).numpy()]
+            dec_ms.setdefault((si, ki, mi), []).extend(ladder[rung.numpy()])
+            for c in set(yt.tolist()):
+                m = yt == c
+                any_tot[si, ki, mi, d, c] += m.sum()
+                any_ok[si, ki, mi, d, c] += (pred[m] == c).sum()
+
+    for (ki, d, kit), (cal, test) in plan.items():
+        classes = sorted(set(y_all[cal]))
+        piece_of = {c: i for i, c in enumerate(classes)}
+        y_cal = np.array([piece_of[c] for c in y_all[cal]])
+        tt = torch.from_numpy(test)
+        score(0, ki, d, lad_gen[:, tt], gen_conf[:, tt], test, list(range(C)))
+        for vi, (name, opts, rung_min) in enumerate(variants):
+            emb_v, ctx_v, src_v = aug_emb(opts)
+            m = np.isin(src_v, cal)
+            local = {h: i for i, h in enumerate(cal.tolist())}
+            t0 = time.perf_counter()
+            heads, _, _ = fit_heads(
+                emb_v[m], ctx_v[m], np.array([local[s] for s in src_v[m]]), y_cal,
+                len(classes), {c: hits_emb(c)[cal] for c in sorted(set(opts.contexts_ms)
+                                                                   | {20.0})},
+                opts, 5 if opts.temperature else 0,   # the CV only matters for T here
+                np.random.default_rng([args.seed, ki, d]))
+            fit_s.append(time.perf_counter() - t0)
+            cal_p = torch.stack([pick_head(heads, c).probs(e[tt])
+                                 for c, e in zip(ladder, lad_emb)])          # [R, n, P]
+            conf = piece_confidence(cal_p)
+            score(1 + vi, ki, d, cal_p, torch.where(conf >= rung_min, conf, 0.0), test,
+                  classes)
+            if vi:
+                continue
+            # several pieces per onset: false second pieces on single hits, both pieces
+            # on kick + hihat mixes of this kit's test hits (the first variant only)
+            no_floor = [0.0] * len(classes)
+            rung = first_confident(conf, args.pieces_at_confidence)
+            single_n[ki] += len(test)
+            for ei, e in enumerate(args.extra_min):
+                single_two[ki, ei] += sum(len(pick_pieces(cal_p[r, q], no_floor, e, 2)) > 1
+                                          for q, r in enumerate(rung.tolist()))
+            in_test = set(test.tolist())
+            mine = [q for q, (kt, i, j) in enumerate(pairs)
+                    if kt == kit and i in in_test and j in in_test]
+            if mine:
+                pp = torch.stack([pick_head(heads, c).probs(e[mine])
+                                  for c, e in zip(ladder, pair_emb)])          # [R, m, P]
+                rung = first_confident(piece_confidence(pp), args.pieces_at_confidence)
+                want = {piece_of[labels.index("kick")], piece_of[labels.index("hihat")]}
+                pair_n[ki] += len(mine)
+                pair_ms[ki] += ladder[rung.numpy()].tolist()
                 for ei, e in enumerate(args.extra_min):
-                    single_two[ki, ei] += sum(len(pick_pieces(cal_p[r, q], no_floor, e, 2)) > 1
-                                              for q, r in enumerate(rung.tolist()))
-                in_test = set(test.tolist())
-                mine = [q for q, (kt, i, j) in enumerate(pairs)
-                        if kt == kit and i in in_test and j in in_test]
-                if mine:
-                    pp = torch.stack([head_probs(head, e[mine]) for e in pair_emb])  # [R, m, P]
-                    rung = first_confident(piece_confidence(pp), args.pieces_at_confidence)
-                    want = {piece_of[labels.index("kick")], piece_of[labels.index("hihat")]}
-                    pair_n[ki] += len(mine)
-                    pair_ms[ki] += ladder[rung.numpy()].tolist()
-                    for ei, e in enumerate(args.extra_min):
-                        pair_both[ki, ei] += sum(want <= set(pick_pieces(pp[r, q], no_floor,
-                                                                         e, 2))
-                                                 for q, r in enumerate(rung.tolist()))
-                for x in range(X):
-                    head = heads[id(aug[x])]
-                    pred = np.asarray(classes)[head_probs(head, emb_ctx[x][test]).argmax(1)]
-                    for c in classes:
-                        m = yt == c
-                        tot[ki, d, x, c] += m.sum()
-                        cal_ok[ki, d, x, c] += (pred[m] == c).sum()
-                        gen_ok[ki, d, x, c] += (gen_ctx[x][test][m] == c).sum()
+                    pair_both[ki, ei] += sum(want <= set(pick_pieces(pp[r, q], no_floor, e, 2))
+                                             for q, r in enumerate(rung.tolist()))
+            yt = y_all[test]
+            for x in range(X):
+                head = pick_head(heads, args.contexts_ms[x] if x < X - 1 else full_ms)
+                pred = np.asarray(classes)[head.probs(emb_ctx[x][test]).argmax(1)]
+                for c in classes:
+                    m = yt == c
+                    tot[ki, d, x, c] += m.sum()
+                    cal_ok[ki, d, x, c] += (pred[m] == c).sum()
+                    gen_ok[ki, d, x, c] += (gen_ctx[x][test][m] == c).sum()
 
     def stat(ok, ki, x, c):
         r = ok[ki, :, x, c] / np.maximum(tot[ki, :, x, c], 1)
@@ -254,9 +292,9 @@ def main(argv=None) -> int:
                     curves.setdefault((name, K, c), []).append(m)
                 lines.append(f"| {K} | {ctx_names[x]} | {name} | " + " | ".join(cells)
                              + f" | {np.mean(means):.2f} |")
-    print(f"heads: {'one per context' if args.per_context_heads else 'one for all contexts'}"
-          f" (fitting contexts: {'each test context' if args.per_context_heads else fit_ctx} "
-          f"ms), augment {args.augment}, {args.draws} draws, split {args.split}")
+    first = variants[0]
+    print(f"fixed contexts, pieces-per-onset and figure: variant {first[0]!r} ({first[1]}); "
+          f"{args.draws} draws, split {args.split}")
     print("\n".join(lines))
     for K in args.k:
         print(f"K={K}: hits actually taught per piece: mean {np.mean(taught[K]):.1f}, "
@@ -269,7 +307,7 @@ def main(argv=None) -> int:
           + " | mean | median ms | p90 ms |")
     print("|---|---|---|" + "---|" * (C + 3))
     for ki, K in enumerate(args.k):
-        for si, name in enumerate(("generic", f"calibrated K={K}")):
+        for si, name in enumerate(["generic"] + [f"{v[0]} K={K}" for v in variants]):
             for mi, mc in enumerate(args.min_confidence):
                 r = any_ok[si, ki, mi] / np.maximum(any_tot[si, ki, mi], 1)   # [draw, class]
                 ms = np.asarray(dec_ms[(si, ki, mi)])

@@ -4,25 +4,29 @@ A profile maps the model's hit embedding (`DrumClassifier.embed`, [B, D]) to the
 PIECES (kick, snare, "floor tom", "ride bell"...), each piece belonging to one of the
 model's classes and sending its own MIDI note. It holds:
 
-  - a multinomial logistic-regression head over the pieces on the standardised
-    embedding: probs = softmax(((emb - mean) / std) @ weight.T + bias), [B, P];
+  - one linear head over the pieces on the standardised embedding (or one per fitted
+    context: an embedding at 5 ms and at 80 ms mean different things), each with a
+    temperature: probs = softmax((((emb - mean) / std) @ weight.T + bias) / T), [B, P];
+    a hit goes through the head fitted nearest its context (pick_head);
   - per piece: the softest and hardest peak level heard in calibration (dBFS), which set
     its velocity curve, and a gate: hits quieter than `gate_db` are ignored (bleed);
   - the sha256 of the weights file the embedding came from: a profile fitted on other
     weights is meaningless and is refused.
 
-File format (JSON, UTF-8, no pickle; numbers as lists), version 1:
+File format (JSON, UTF-8, no pickle; numbers as lists), version 2 (version 1, with a
+single "head" and no temperature, is still read):
 
-    {"format": "drumclassifier-kit", "version": 1,
+    {"format": "drumclassifier-kit", "version": 2,
      "weights_sha256": "<hex of the model weights file>",
      "labels": ["kick", "snare", "hihat", "toms", "cymbals"],   # the model's classes
-     "embedding_dim": D,
+     "embedding_dim": D,                  # members * 64 for a seed ensemble
      "pieces": [{"name": "floor tom", "label": "toms", "note": 41,
                  "min_db": -30.1, "max_db": -4.2, "gate_db": -42.1,
                  "min_confidence": 0.0, "n_hits": 8, "cv_accuracy": 0.95}, ...],
-     "head": {"mean": [D], "std": [D], "weight": [[D] x P], "bias": [P]},
-     "fit": {"contexts_ms": [...], "augment": 20, "l2": ..., "seconds": ...,
-             "cv_folds": k, "cv_context_ms": ..., "cv_accuracy": ...},
+     "heads": [{"context_ms": 5.0 or null, "temperature": 1.7, "normalise": false,
+                "mean": [D], "std": [D], "weight": [[D] x P], "bias": [P]}, ...],
+     "fit": {"contexts_ms": [...], "augment": 20, "l2": ..., "per_context": ...,
+             "temperature": ..., "seconds": ..., "cv_folds": k, "cv_accuracy": ...},
      "created": "ISO time"}
 
 Fitting augments every calibration hit `augment` times (gain, -0.5..+1.5 ms onset
@@ -36,7 +40,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +49,8 @@ import torch
 from .anytime import pick_pieces, piece_confidence
 from .errors import DrumClassifierError
 
-FORMAT, VERSION = "drumclassifier-kit", 1
+FORMAT, VERSION = "drumclassifier-kit", 2
+READS = (1, 2)        # version 1: one head, no temperature; read as such
 # the live contexts, and the full 1 s window (measured in bench/calibration.py: without it
 # the full-window recall fell to 0.62 at K=8; short contexts unchanged within the spread)
 DEFAULT_CONTEXTS_MS = (5.0, 10.0, 20.0, 30.0, 50.0, 1000.0)
@@ -92,18 +97,75 @@ def file_sha256(path: str | Path) -> str:
 
 
 # ---- the head -----------------------------------------------------------------------------
+@dataclass
+class Head:
+    """One linear head over the pieces: logits = (z @ weight.T + bias) / temperature, with
+    z the standardised (optionally first L2-normalised) embedding. A nearest-class-mean
+    head is linear in z too, so both kinds share this form.
+
+    context_ms: the post-onset context this head was fitted for (None: every context);
+    a profile with several heads uses, for a hit, the head fitted nearest its context.
+    """
+    mean: torch.Tensor          # [D]
+    std: torch.Tensor           # [D]
+    weight: torch.Tensor        # [P, D]
+    bias: torch.Tensor          # [P]
+    temperature: float = 1.0
+    context_ms: float | None = None
+    normalise: bool = False
+
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        """[B, D] embeddings -> [B, P] logits before the temperature."""
+        x = emb.float()
+        if self.normalise:
+            x = torch.nn.functional.normalize(x, dim=-1)
+        return ((x - self.mean) / self.std) @ self.weight.T + self.bias
+
+    def probs(self, emb: torch.Tensor) -> torch.Tensor:
+        """[B, D] embeddings -> [B, P] piece probabilities."""
+        return torch.softmax(self.logits(emb) / self.temperature, dim=-1)
+
+    def to_dict(self) -> dict:
+        return {"context_ms": self.context_ms, "temperature": self.temperature,
+                "normalise": self.normalise,
+                **{k: getattr(self, k).tolist() for k in HEAD_TENSORS}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Head:
+        ctx = d.get("context_ms")
+        return cls(*(torch.tensor(d[k], dtype=torch.float32) for k in HEAD_TENSORS),
+                   temperature=float(d.get("temperature", 1.0)),
+                   context_ms=None if ctx is None else float(ctx),
+                   normalise=bool(d.get("normalise", False)))
+
+
+HEAD_TENSORS = ("mean", "std", "weight", "bias")
+
+
 def fit_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-2,
-             steps: int = 50) -> dict:
-    """Multinomial logistic regression on standardised features, L-BFGS on the CPU.
+             steps: int = 50, kind: str = "logistic", normalise: bool = False,
+             context_ms: float | None = None) -> Head:
+    """A head on standardised features, on the CPU.
 
     Args:
-        x: [N, D] embeddings; y: [N] class indices in [0, n_classes).
-        l2: weight of 0.5 * ||W||^2 added to the mean cross-entropy.
-    Returns {"mean": [D], "std": [D], "weight": [P, D], "bias": [P]} as tensors.
+        x: [N, D] embeddings; y: [N] class indices in [0, n_classes), each present.
+        kind: "logistic" (multinomial logistic regression, L-BFGS; l2 weighs
+            0.5 * ||W||^2 added to the mean cross-entropy) or "prototype" (nearest class
+            mean in z: -||z - mu_c||^2 / D, which is linear in z).
+        normalise: L2-normalise each embedding before standardising.
     """
     x = x.float()
+    if normalise:
+        x = torch.nn.functional.normalize(x, dim=-1)
     mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
     z = (x - mean) / std
+    if kind == "prototype":
+        mu = torch.stack([z[y == c].mean(0) for c in range(n_classes)])     # [P, D]
+        # -||z - mu||^2 / D = (2 z.mu - ||mu||^2) / D - ||z||^2 / D, the last term shared
+        return Head(mean, std, 2 * mu / x.shape[1], -(mu * mu).sum(1) / x.shape[1],
+                    context_ms=context_ms, normalise=normalise)
+    if kind != "logistic":
+        raise ValueError(f"head kind {kind!r}: use 'logistic' or 'prototype'")
     w = torch.zeros(n_classes, x.shape[1], dtype=torch.float32, requires_grad=True)
     b = torch.zeros(n_classes, dtype=torch.float32, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=steps, line_search_fn="strong_wolfe")
@@ -115,44 +177,61 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-2,
         return loss
     with torch.enable_grad():
         opt.step(closure)
-    return {"mean": mean.float(), "std": std.float(), "weight": w.detach().float(),
-            "bias": b.detach().float()}
+    return Head(mean, std, w.detach().float(), b.detach().float(), context_ms=context_ms,
+                normalise=normalise)
 
 
-def head_probs(head: dict, emb: torch.Tensor) -> torch.Tensor:
+def head_probs(head: Head, emb: torch.Tensor) -> torch.Tensor:
     """[B, D] embeddings -> [B, P] piece probabilities."""
-    z = (emb.float() - head["mean"]) / head["std"]
-    return torch.softmax(z @ head["weight"].T + head["bias"], dim=-1)
+    return head.probs(emb)
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """The temperature T minimising the cross-entropy of softmax(logits / T) on held-out
+    predictions ([N, P] logits, [N] targets): a grid over T in 0.25..32 (log-spaced),
+    so that a probability of 0.8 is right about 80% of the time on hits the head did not
+    see. Over-confident heads (fitted on 20 near-copies of a few hits) get T > 1."""
+    grid = torch.logspace(math.log10(0.25), math.log10(32), 49)
+    nll = torch.stack([torch.nn.functional.cross_entropy(logits / t, y) for t in grid])
+    return float(grid[int(nll.argmin())])
 
 
 # ---- augmentation -------------------------------------------------------------------------
 def augment_hits(waves: Sequence[torch.Tensor], n_aug: int, sample_rate_hz: int,
-                 contexts_ms: Sequence[float], rng: np.random.Generator
-                 ) -> tuple[list[torch.Tensor], list[int]]:
+                 contexts_ms: Sequence[float], rng: np.random.Generator,
+                 jitter_ms: tuple[float, float] = (-0.5, 1.5), eq_db: float = 0.0
+                 ) -> tuple[list[torch.Tensor], list[int], list[float]]:
     """Each [2, n] hit (onset at sample 0) -> n_aug variants, each cut to a live context.
 
-    Per variant: gain -10..+6 dB (clipped at full scale), onset jitter -0.5..+1.5 ms
+    Per variant: gain -10..+6 dB (clipped at full scale), onset jitter in jitter_ms
     (negative: the detector fired early, zeros before the hit; positive: late, the
-    attack's start is lost), white noise 35-60 dB below the hit's peak, and truncation to
-    one of `contexts_ms` (cycled, so each context gets its share).
-    Returns (variants, index of the source hit of each).
+    attack's start is lost), with eq_db > 0 one peaking EQ band of +-eq_db at 60 Hz-10 kHz
+    (log-uniform, Q 0.7-2: another mic position or room), white noise 35-60 dB below the
+    hit's peak, and truncation to one of `contexts_ms` (cycled, so each context gets its
+    share). Returns (variants, index of the source hit of each, context of each in ms).
     """
-    out, src = [], []
+    import torchaudio.functional as AF
+    out, src, ctx_ms = [], [], []
     for i, w in enumerate(waves):
         w = w.float()
         peak = float(w.abs().max()) or 1e-6
         for k in range(n_aug):
-            jit = int(round(rng.uniform(-0.5, 1.5) * sample_rate_hz / 1000))
+            jit = int(round(rng.uniform(*jitter_ms) * sample_rate_hz / 1000))
             v = torch.cat([torch.zeros(2, -jit), w], 1) if jit < 0 else w[:, jit:]
-            ctx = int(round(contexts_ms[(k + i) % len(contexts_ms)] * sample_rate_hz / 1000))
-            v = v[:, :max(ctx, 16)].clone()
+            c_ms = float(contexts_ms[(k + i) % len(contexts_ms)])
+            v = v[:, :max(int(round(c_ms * sample_rate_hz / 1000)), 16)].clone()
+            if eq_db > 0:      # causal, so filtering after the cut changes nothing kept
+                v = AF.equalizer_biquad(v, sample_rate_hz, float(np.exp(rng.uniform(
+                    np.log(60), np.log(10000)))), rng.uniform(-eq_db, eq_db),
+                    rng.uniform(0.7, 2.0))
             v *= 10 ** (rng.uniform(-10, 6) / 20)
             snr = rng.uniform(35, 60)
             v += torch.from_numpy(rng.standard_normal(v.shape).astype(np.float32)) * (
                 peak * 10 ** (-snr / 20))
             out.append(v.clamp(-1, 1))
             src.append(i)
-    return out, src
+            ctx_ms.append(c_ms)
+    return out, src, ctx_ms
 
 
 def embed_batched(clf, waves: Sequence[torch.Tensor], batch_size: int = 128) -> torch.Tensor:
@@ -187,10 +266,20 @@ class Piece:
         return int(round(1 + 126 * x))
 
 
+def pick_head(heads: Sequence[Head], context_ms: float | None) -> Head:
+    """The head for a hit of context_ms: the one fitted nearest it in log-context (a head
+    fitted for every context, context_ms None, is always nearest); the last head when the
+    hit's context is unknown."""
+    if context_ms is None or len(heads) == 1:
+        return heads[-1]
+    return min(heads, key=lambda h: 0.0 if h.context_ms is None
+               else abs(math.log(max(context_ms, 1e-3) / h.context_ms)))
+
+
 @dataclass
 class KitProfile:
     pieces: list[Piece]
-    head: dict                  # tensors: mean [D], std [D], weight [P, D], bias [P]
+    heads: list[Head]           # one (every context) or one per fitted context, ascending
     labels: list[str]
     weights_sha256: str
     fit: dict = field(default_factory=dict)
@@ -200,17 +289,20 @@ class KitProfile:
     def names(self) -> list[str]:
         return [p.name for p in self.pieces]
 
-    def probs(self, emb: torch.Tensor) -> torch.Tensor:
-        """[B, D] embeddings -> [B, P] piece probabilities."""
-        return head_probs(self.head, emb)
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.heads[0].mean.numel())
+
+    def probs(self, emb: torch.Tensor, context_ms: float | None = None) -> torch.Tensor:
+        """[B, D] embeddings of hits of context_ms after the onset -> [B, P] probabilities."""
+        return pick_head(self.heads, context_ms).probs(emb)
 
     # ---- file ----
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "weights_sha256": self.weights_sha256,
-                "labels": list(self.labels),
-                "embedding_dim": int(self.head["mean"].numel()),
+                "labels": list(self.labels), "embedding_dim": self.embedding_dim,
                 "pieces": [asdict(p) for p in self.pieces],
-                "head": {k: v.tolist() for k, v in self.head.items()},
+                "heads": [h.to_dict() for h in self.heads],
                 "fit": self.fit, "created": self.created}
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
@@ -228,26 +320,30 @@ class KitProfile:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise KitError(f"{source}: not a DrumClassifier kit profile (no "
                            f"'format: {FORMAT}'); make one with `drumclassifier calibrate`")
-        if d.get("version") != VERSION:
+        if d.get("version") not in READS:
             raise KitError(f"{source}: kit profile version {d.get('version')!r} is not "
-                           f"supported (this release reads version {VERSION}); re-run "
-                           "`drumclassifier calibrate`")
+                           f"supported (this release reads versions "
+                           f"{', '.join(map(str, READS))}); re-run `drumclassifier calibrate`")
         try:
             pieces = [Piece(**p) for p in d["pieces"]]
-            head = {k: torch.tensor(d["head"][k], dtype=torch.float32)
-                    for k in ("mean", "std", "weight", "bias")}
+            # version 1: a single head for every context, no temperature
+            raw_heads = [d["head"]] if d["version"] == 1 else list(d["heads"])
+            heads = [Head.from_dict(h) for h in raw_heads]
             labels = [str(x) for x in d["labels"]]
             sha = str(d["weights_sha256"])
             dim = int(d["embedding_dim"])
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise KitError(f"{source}: corrupt kit profile ({type(e).__name__}: {e})") from None
         p = len(pieces)
-        shapes_ok = (p >= 1 and head["mean"].shape == (dim,) and head["std"].shape == (dim,)
-                     and head["weight"].shape == (p, dim) and head["bias"].shape == (p,))
+        shapes_ok = p >= 1 and len(heads) >= 1 and all(
+            h.mean.shape == (dim,) and h.std.shape == (dim,) and h.weight.shape == (p, dim)
+            and h.bias.shape == (p,) for h in heads)
         if not shapes_ok:
             raise KitError(f"{source}: corrupt kit profile (head shapes do not fit "
                            f"{p} pieces x {dim} dims)")
-        if not all(torch.isfinite(v).all() for v in head.values()) or (head["std"] <= 0).any():
+        finite = all(torch.isfinite(getattr(h, k)).all() for h in heads for k in HEAD_TENSORS)
+        if (not finite or any((h.std <= 0).any() for h in heads)
+                or not all(math.isfinite(h.temperature) and h.temperature > 0 for h in heads)):
             raise KitError(f"{source}: corrupt kit profile (non-finite head values)")
         for pc in pieces:
             if pc.label not in labels or not 0 <= int(pc.note) <= 127:
@@ -255,7 +351,7 @@ class KitProfile:
                                f"{pc.label!r} or note {pc.note!r} invalid)")
         if len({x.name for x in pieces}) != p:
             raise KitError(f"{source}: corrupt kit profile (duplicate piece names)")
-        return cls(pieces, head, labels, sha, dict(d.get("fit") or {}), str(d.get("created", "")))
+        return cls(pieces, heads, labels, sha, dict(d.get("fit") or {}), str(d.get("created", "")))
 
     @classmethod
     def load(cls, path: str | Path, weights_sha256: str | None = None,
@@ -290,21 +386,94 @@ def peak_db(wave: torch.Tensor, context_samples: int) -> float:
 
 
 def _folds(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Stratified fold index per hit (each piece's hits spread over the k folds)."""
-    fold = np.zeros(len(y), int)
+    """Stratified fold index per hit (each piece's hits spread over the k folds); a piece
+    with a single hit gets -1: never held out (a head must know every piece)."""
+    fold = np.full(len(y), -1)
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
-        rng.shuffle(idx)
-        fold[idx] = np.arange(len(idx)) % k
+        if len(idx) >= 2:
+            rng.shuffle(idx)
+            fold[idx] = np.arange(len(idx)) % k
     return fold
 
 
+@dataclass
+class FitOptions:
+    """How a profile is fitted (bench/calibration.py measures the alternatives).
+
+    contexts_ms: the contexts calibration variants are cut to (ms after the onset);
+        with per_context, one head per context. augment: variants per calibration hit
+        (in all, shared over the contexts). temperature: fit each head's temperature on
+        the cross-validation's held-out predictions. kind, normalise, l2: see fit_head.
+    """
+    contexts_ms: tuple[float, ...] = DEFAULT_CONTEXTS_MS
+    augment: int = 20
+    per_context: bool = False
+    temperature: bool = False
+    kind: str = "logistic"
+    normalise: bool = False
+    l2: float = 1e-2
+    jitter_ms: tuple[float, float] = (-0.5, 1.5)
+    eq_db: float = 0.0
+
+
+def fit_heads(emb: torch.Tensor, var_ctx: np.ndarray, var_hit: np.ndarray, y: np.ndarray,
+              n_pieces: int, hit_emb: dict[float, torch.Tensor], opts: FitOptions,
+              cv_folds: int, rng: np.random.Generator
+              ) -> tuple[list[Head], dict[float, torch.Tensor], np.ndarray]:
+    """The heads of a profile, and their cross-validated predictions.
+
+    Args:
+        emb: [V, D] embeddings of the calibration hits' augmented variants; var_ctx: [V]
+            the context of each (ms); var_hit: [V] the calibration hit it came from.
+        y: [H] piece index of each calibration hit.
+        hit_emb: context (ms) -> [H, D] embeddings of the calibration hits themselves cut
+            to that context (unaugmented): where the CV tests.
+        cv_folds: k of the k-fold CV over hits (a hit's variants stay together; capped by
+            the largest piece's hit count; no CV under 2).
+    Returns (heads, context -> [H, P] held-out probabilities (NaN where a hit was never
+    held out; empty without CV), fold of each hit (-1: never held out)).
+    """
+    ctxs = sorted(set(float(c) for c in var_ctx)) if opts.per_context else [None]
+
+    def fit_all(keep: np.ndarray) -> list[Head]:
+        heads = []
+        for c in ctxs:
+            m = keep if c is None else keep & (var_ctx == c)
+            heads.append(fit_head(emb[m], torch.from_numpy(y[var_hit[m]]).long(), n_pieces,
+                                  opts.l2, kind=opts.kind, normalise=opts.normalise,
+                                  context_ms=c))
+        return heads
+
+    k = int(min(cv_folds, np.bincount(y, minlength=n_pieces).max()))
+    fold = _folds(y, k, rng) if k >= 2 else np.full(len(y), -1)
+    logits = {c: torch.full((len(y), n_pieces), float("nan")) for c in hit_emb}  # [H, P]
+    for f in range(k if k >= 2 else 0):
+        out = np.flatnonzero(fold == f)
+        heads = fit_all(~np.isin(var_hit, out))
+        for c, e in hit_emb.items():
+            logits[c][out] = pick_head(heads, c).logits(e[out])
+    heads = fit_all(np.ones(len(var_hit), bool))
+    held = fold >= 0
+    if opts.temperature and held.any():
+        for h in heads:     # per head: the held-out predictions it would have made
+            cs = [c for c in hit_emb if pick_head(heads, c) is h]
+            if cs:
+                h.temperature = fit_temperature(
+                    torch.cat([logits[c][held] for c in cs]),
+                    torch.from_numpy(np.tile(y[held], len(cs))).long())
+    probs = {c: torch.softmax(v / pick_head(heads, c).temperature, -1)
+             for c, v in logits.items()} if k >= 2 else {}
+    return heads, probs, fold
+
+
 def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
-                pieces: list[Piece], *, augment: int = 20,
-                contexts_ms: Sequence[float] = DEFAULT_CONTEXTS_MS,
-                live_context_ms: float = 20.0, l2: float = 1e-2, cv_folds: int = 5,
-                seed: int = 0, weights_sha256: str | None = None) -> KitProfile:
-    """Calibration hits -> a KitProfile (head, velocity ranges, gates, CV accuracy).
+                pieces: list[Piece], *, augment: int | None = None,
+                contexts_ms: Sequence[float] | None = None,
+                live_context_ms: float = 20.0, l2: float | None = None, cv_folds: int = 5,
+                seed: int = 0, weights_sha256: str | None = None,
+                options: FitOptions | None = None) -> KitProfile:
+    """Calibration hits -> a KitProfile (heads, velocity ranges, gates, CV accuracy).
 
     Args:
         clf: a DrumClassifier (its embedding, sample rate and weights).
@@ -312,10 +481,15 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         piece_of_hit: index into `pieces` of each hit; every piece needs >= 1 hit.
         pieces: the kit's pieces (name, label, note); levels and CV are filled in here.
         live_context_ms: the context the live path will use: levels and the CV use it.
-        cv_folds: k of the stratified k-fold CV (capped by the smallest piece's hit
-            count; no CV if a piece has a single hit).
+        augment, contexts_ms, l2: override those of `options` (default FitOptions()).
+        cv_folds: k of the stratified k-fold CV; per-piece CV accuracy is reported only
+            when every piece has >= 2 hits.
     """
     t0 = time.perf_counter()
+    opts = replace(options or FitOptions(), **{k: v for k, v in (
+        ("augment", augment), ("l2", l2),
+        ("contexts_ms", None if contexts_ms is None else tuple(map(float, contexts_ms))))
+        if v is not None})
     sr = clf.cfg.sample_rate_hz
     y = np.asarray(piece_of_hit, int)
     counts = np.bincount(y, minlength=len(pieces))
@@ -327,39 +501,34 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         raise DrumClassifierError("a kit profile needs at least two pieces")
     rng = np.random.default_rng(seed)
     live = max(1, int(round(live_context_ms * sr / 1000)))
-    variants, src = augment_hits(hits, augment, sr, contexts_ms, rng)
-    emb = embed_batched(clf, variants)                       # [N * augment, D]
-    src = np.asarray(src)
-    ya = torch.from_numpy(y[src]).long()
-    # k-fold CV at the live context, grouped by hit (a hit's variants stay together)
-    k = int(min(cv_folds, counts.min()))
-    cv_per_piece = [None] * len(pieces)
-    cv_acc = None
-    if k >= 2:
-        test_emb = embed_batched(clf, [h[:, :live] for h in hits])
-        fold = _folds(y, k, rng)
-        pred = np.zeros(len(y), int)
-        for f in range(k):
-            tr = ~np.isin(src, np.flatnonzero(fold == f))
-            head = fit_head(emb[tr], ya[tr], len(pieces), l2)
-            te = np.flatnonzero(fold == f)
-            pred[te] = head_probs(head, test_emb[te]).argmax(1).numpy()
-        cv_per_piece = [float((pred[y == i] == i).mean()) for i in range(len(pieces))]
-        cv_acc = float((pred == y).mean())
-    head = fit_head(emb, ya, len(pieces), l2)
+    variants, src, var_ctx = augment_hits(hits, opts.augment, sr, opts.contexts_ms, rng,
+                                          opts.jitter_ms, opts.eq_db)
+    emb = embed_batched(clf, variants)                       # [V, D]
+    cv_ctx = sorted(set(opts.contexts_ms) | {float(live_context_ms)})
+    hit_emb = {c: embed_batched(clf, [h[:, :max(1, int(round(c * sr / 1000)))] for h in hits])
+               for c in cv_ctx}                               # context -> [H, D]
+    heads, cv_probs, fold = fit_heads(emb, np.asarray(var_ctx), np.asarray(src), y,
+                                      len(pieces), hit_emb, opts, cv_folds, rng)
+    # CV accuracy at the live context, reported when every piece was held out somewhere
+    cv_ok = bool(cv_probs) and counts.min() >= 2
+    pred = cv_probs[float(live_context_ms)].argmax(1).numpy() if cv_ok else None
     for i, pc in enumerate(pieces):
         levels = [peak_db(hits[j], live) for j in np.flatnonzero(y == i)]
         pc.min_db, pc.max_db = round(min(levels), 2), round(max(levels), 2)
         pc.gate_db = round(pc.min_db - 20.0, 2)
         pc.n_hits = int(counts[i])
-        pc.cv_accuracy = cv_per_piece[i]
+        pc.cv_accuracy = float((pred[y == i] == i).mean()) if cv_ok else None
     sha = weights_sha256 or file_sha256(clf.weights_path)
-    fit = {"contexts_ms": [float(c) for c in contexts_ms], "augment": augment, "l2": l2,
-           "live_context_ms": float(live_context_ms), "cv_folds": k if k >= 2 else 0,
-           "cv_accuracy": cv_acc, "seed": seed,
+    fit = {"contexts_ms": [float(c) for c in opts.contexts_ms], "augment": opts.augment,
+           "l2": opts.l2, "per_context": opts.per_context, "temperature": opts.temperature,
+           "kind": opts.kind, "normalise": opts.normalise,
+           "jitter_ms": list(opts.jitter_ms), "eq_db": opts.eq_db,
+           "live_context_ms": float(live_context_ms),
+           "cv_folds": int(fold.max()) + 1 if cv_ok else 0,
+           "cv_accuracy": float((pred == y).mean()) if cv_ok else None, "seed": seed,
            "seconds": round(time.perf_counter() - t0, 3),
            "weights_file": Path(clf.weights_path).name}
-    return KitProfile(pieces, head, list(clf.labels), sha, fit,
+    return KitProfile(pieces, heads, list(clf.labels), sha, fit,
                       time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
@@ -395,7 +564,10 @@ class KitClassify:
         waves, keep = self.clf.prepare_hits(hits, self.sr)     # [2, n] each, n = its context
         if not waves:
             return [], []
-        probs = self.profile.probs(self.clf.embed(waves))       # [B, P]
+        emb = self.clf.embed(waves)                               # [B, D]
+        # each hit through the head fitted nearest its context (ms of audio after onset)
+        ctx_ms = [1000.0 * h.audio.shape[0] / self.sr for h in keep]
+        probs = torch.stack([self.profile.probs(e[None], c)[0] for e, c in zip(emb, ctx_ms)])
         sure = (piece_confidence(probs) >= self.min_confidence).tolist()
         floors = [pc.min_confidence for pc in self.profile.pieces]
         out = []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,11 +13,16 @@ import torch
 from drumclassifier.cli import main
 from drumclassifier.kit import (
     FORMAT,
+    VERSION,
+    FitOptions,
+    Head,
     KitError,
     KitProfile,
     Piece,
     file_sha256,
     fit_head,
+    fit_heads,
+    fit_temperature,
     guess_note,
     parse_piece,
 )
@@ -97,11 +103,15 @@ def test_profile_round_trip(kit, tmp_path):
     prof = KitProfile.load(out)
     prof.save(tmp_path / "copy.kit")
     again = KitProfile.load(tmp_path / "copy.kit", prof.weights_sha256, prof.labels)
-    emb = torch.randn(7, prof.head["mean"].numel())
-    assert torch.allclose(prof.probs(emb), again.probs(emb), atol=1e-6)
+    emb = torch.randn(7, prof.embedding_dim)
+    for ctx in (5.0, 20.0, 80.0, None):
+        assert torch.allclose(prof.probs(emb, ctx), again.probs(emb, ctx), atol=1e-6)
+    assert [(h.context_ms, h.temperature) for h in again.heads] == \
+        [(h.context_ms, h.temperature) for h in prof.heads]
     assert again.pieces == prof.pieces and again.fit == prof.fit
     d = json.loads(out.read_text())
-    assert d["format"] == FORMAT and d["version"] == 1 and isinstance(d["head"]["weight"], list)
+    assert d["format"] == FORMAT and d["version"] == VERSION
+    assert isinstance(d["heads"][0]["weight"], list)
 
 
 def test_refuses_overwrite_without_force(kit, capsys):
@@ -134,7 +144,7 @@ def test_binary_and_tampered_profiles_refused(kit, tmp_path):
     with pytest.raises(KitError, match="corrupt kit profile"):
         KitProfile.load(p)
     d = json.loads(out.read_text())
-    d["head"]["bias"] = d["head"]["bias"][:-1]              # shapes no longer fit
+    d["heads"][0]["bias"] = d["heads"][0]["bias"][:-1]      # shapes no longer fit
     p.write_text(json.dumps(d))
     with pytest.raises(KitError, match="head shapes"):
         KitProfile.load(p)
@@ -202,9 +212,9 @@ def fixed_profile(dim: int, probs: list[float]) -> KitProfile:
     labels = ["kick", "snare", "hihat", "toms", "cymbals"]
     pieces = [Piece("kick", "kick", 36, gate_db=-90.0), Piece("hihat", "hihat", 42, gate_db=-90.0),
               Piece("floor tom", "toms", 41, gate_db=-90.0)][:len(probs)]
-    head = {"mean": torch.zeros(dim), "std": torch.ones(dim),
-            "weight": torch.zeros(len(probs), dim), "bias": torch.tensor(probs).log()}
-    return KitProfile(pieces, head, labels, "0" * 64)
+    head = Head(torch.zeros(dim), torch.ones(dim), torch.zeros(len(probs), dim),
+                torch.tensor(probs).log())
+    return KitProfile(pieces, [head], labels, "0" * 64)
 
 
 def hits_of(n: int, final: bool):
@@ -261,3 +271,130 @@ def test_pick_pieces_rule():
     # nothing present is no decision; one class clearly present, the other clearly not: sure
     assert class_confidence(torch.tensor([[0.01, 0.01]]), th) < 0.5
     assert class_confidence(torch.tensor([[0.99, 0.01]]), th) > 0.95
+
+
+# ---- how a profile is fitted: heads per context, temperature, prototypes, augmentation ----
+def test_version_1_profile_read_as_one_head(kit, tmp_path):
+    _, out = kit
+    d = json.loads(out.read_text())
+    h = d.pop("heads")[-1]
+    d |= {"version": 1, "head": {k: h[k] for k in ("mean", "std", "weight", "bias")}}
+    p = tmp_path / "v1.kit"
+    p.write_text(json.dumps(d))
+    old = KitProfile.load(p)
+    assert [(x.context_ms, x.temperature, x.normalise) for x in old.heads] == \
+        [(None, 1.0, False)]
+    emb = torch.randn(3, old.embedding_dim)
+    t = {k: torch.tensor(h[k]) for k in ("mean", "std", "weight", "bias")}
+    want = torch.softmax(((emb - t["mean"]) / t["std"]) @ t["weight"].T + t["bias"], -1)
+    assert torch.allclose(old.probs(emb, 5.0), want, atol=1e-5)
+
+
+def test_bad_temperature_refused(kit, tmp_path):
+    _, out = kit
+    d = json.loads(out.read_text())
+    d["heads"][0]["temperature"] = 0.0
+    p = tmp_path / "t.kit"
+    p.write_text(json.dumps(d))
+    with pytest.raises(KitError, match="non-finite head values"):
+        KitProfile.load(p)
+
+
+def test_pick_head_nearest_context():
+    from drumclassifier.kit import pick_head
+    heads = [Head(torch.zeros(2), torch.ones(2), torch.zeros(3, 2), torch.zeros(3),
+                  context_ms=c) for c in (5.0, 20.0, 80.0)]
+    assert [pick_head(heads, c).context_ms for c in (4.0, 6.0, 15.0, 50.0, 1000.0, None)] == \
+        [5.0, 5.0, 20.0, 80.0, 80.0, 80.0]
+
+
+def test_temperature_undoes_overconfidence():
+    g = torch.Generator().manual_seed(0)
+    true = 1.5 * torch.randn(4000, 3, generator=g)          # [N, P] calibrated logits
+    y = torch.multinomial(torch.softmax(true, -1), 1, generator=g)[:, 0]
+    assert fit_temperature(10 * true, y) == pytest.approx(10, rel=0.25)
+    assert fit_temperature(true, y) == pytest.approx(1, rel=0.25)
+
+
+def near_copies(n_hits: int, spread: float, seed: int):
+    """3 pieces, n_hits hits each (hit-to-hit spread around its piece's centre), 10
+    near-copies of each hit at two contexts: what augmentation gives the fit."""
+    g = torch.Generator().manual_seed(seed)
+    y = np.repeat(np.arange(3), n_hits)                                  # [H]
+    hit = torch.eye(3, 8)[y] * 2 + spread * torch.randn(len(y), 8, generator=g)  # [H, 8]
+    var_hit = np.repeat(np.arange(len(y)), 10)                           # [V]
+    var_ctx = np.tile([5.0, 80.0], len(var_hit) // 2)
+    emb = hit[var_hit] + 0.01 * torch.randn(len(var_hit), 8, generator=g)
+    return emb, var_ctx, var_hit, y, {5.0: hit, 80.0: hit}
+
+
+def test_fit_heads_per_context_and_temperature():
+    emb, var_ctx, var_hit, y, hit_emb = near_copies(6, 1.5, 0)
+    rng = np.random.default_rng(0)
+    opts = FitOptions(per_context=True, temperature=True, l2=1e-4)
+    heads, cv, fold = fit_heads(emb, var_ctx, var_hit, y, 3, hit_emb, opts, 3, rng)
+    assert [h.context_ms for h in heads] == [5.0, 80.0]
+    # near-copies of overlapping hits: a head sure on its training hits, not on others
+    assert all(h.temperature > 1 for h in heads)
+    assert sorted(cv) == [5.0, 80.0] and torch.isfinite(cv[5.0]).all()
+    assert set(fold.tolist()) == {0, 1, 2}
+    one, _, _ = fit_heads(emb, var_ctx, var_hit, y, 3, hit_emb, FitOptions(), 0, rng)
+    assert len(one) == 1 and one[0].context_ms is None and one[0].temperature == 1.0
+
+
+def test_single_hit_piece_never_held_out():
+    emb, var_ctx, var_hit, y, hit_emb = near_copies(3, 0.3, 1)
+    keep = (y != 2) | (np.arange(len(y)) == 6)           # piece 2 taught by one hit only
+    idx = np.flatnonzero(keep)
+    remap = {h: i for i, h in enumerate(idx)}
+    m = np.isin(var_hit, idx)
+    heads, cv, fold = fit_heads(emb[m], var_ctx[m], np.array([remap[h] for h in var_hit[m]]),
+                                y[idx], 3, {c: e[idx] for c, e in hit_emb.items()},
+                                FitOptions(temperature=True), 3, np.random.default_rng(0))
+    assert fold[y[idx] == 2].tolist() == [-1] and torch.isnan(cv[5.0][y[idx] == 2]).all()
+    assert (heads[0].probs(hit_emb[5.0][idx]).argmax(1).numpy() == y[idx]).all()
+
+
+@pytest.mark.parametrize("kind, normalise", [("prototype", False), ("prototype", True),
+                                             ("logistic", True)])
+def test_head_kinds_separate_clusters(kind, normalise):
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(20, 8, generator=g) + 3 * torch.eye(8)[i] * 3
+                   for i in range(3)])
+    y = torch.arange(3).repeat_interleave(20)
+    head = fit_head(x, y, 3, kind=kind, normalise=normalise)
+    assert (head.probs(x).argmax(1) == y).all()
+    again = Head.from_dict(json.loads(json.dumps(head.to_dict())))
+    assert torch.allclose(again.probs(x), head.probs(x), atol=1e-6)
+
+
+def test_augment_hits_contexts_jitter_and_eq():
+    from drumclassifier.kit import augment_hits
+    hit = torch.zeros(2, SR // 10)
+    hit[:, 0] = 1.0                                          # an impulse at the onset
+    var, src, ctx = augment_hits([hit, hit], 6, SR, [5.0, 20.0], np.random.default_rng(0),
+                                 jitter_ms=(-2.0, -1.0))
+    assert src == [0] * 6 + [1] * 6 and sorted(set(ctx)) == [5.0, 20.0]
+    assert [v.shape[-1] for v in var] == [round(c * SR / 1000) for c in ctx]
+    # the detector fired 1-2 ms early: the impulse sits 1-2 ms into every variant
+    at = [int(v[0].abs().argmax()) for v in var]
+    assert all(0.9e-3 * SR <= a <= 2.1e-3 * SR for a in at)
+    flat, _, _ = augment_hits([hit], 4, SR, [20.0], np.random.default_rng(1))
+    eq, _, _ = augment_hits([hit], 4, SR, [20.0], np.random.default_rng(1), eq_db=9.0)
+    spec = [torch.fft.rfft(v[0]).abs() for v in (flat[0], eq[0])]
+    assert not torch.allclose(spec[0], spec[1], rtol=0.05)
+
+
+def test_kit_classify_uses_the_head_fitted_nearest_the_context(tiny):
+    from drumclassifier.kit import KitClassify
+    from realtime.slicer import Hit
+    dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
+    prof = fixed_profile(dim, [0.9, 0.05, 0.05])
+    late = Head(torch.zeros(dim), torch.ones(dim), torch.zeros(3, dim),
+                torch.tensor([0.05, 0.9, 0.05]).log(), context_ms=80.0)
+    prof.heads = [replace(prof.heads[0], context_ms=5.0), late]
+    rng = np.random.default_rng(0)
+    hits = [Hit(i, None, (0.1 * rng.standard_normal((n, 1))).astype(np.float32), -20.0, n)
+            for i, n in enumerate([441, 3528])]               # 10 ms and 80 ms of audio
+    _, out = KitClassify(tiny, prof, SR)(hits)
+    assert [o[0][2]["piece"] for o in out] == ["kick", "hihat"]
