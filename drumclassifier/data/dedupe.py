@@ -3,7 +3,10 @@
 Two one-shots are duplicates when the maximum over lags (|lag| <= max_lag) of
 their normalised cross-correlation, over the first `window` samples in mono,
 exceeds `threshold` (0.99): gain changes, polarity and small offsets do not
-hide a copy. Comparison is within a label only. A cheap shift- and
+hide a copy. Comparison is within a label only. Two different recorded files of
+one kit (velocity layers, takes) may correlate 0.99-0.999 and are kept; they
+count as duplicates only above `same_kit_threshold` (a file copied at another
+gain correlates above 0.9999). A cheap shift- and
 gain-invariant prefilter (cosine of pooled magnitude spectra) picks the pairs
 worth the exact FFT correlation.
 """
@@ -21,8 +24,9 @@ def _pooled_spectrum(x, bands: int = 512):
 
 
 def find_duplicates(snippets: list[np.ndarray], order: list[int], threshold: float = 0.99,
-                    max_lag: int = 2205, prefilter: float = 0.9,
-                    batch: int = 256) -> dict[int, tuple[int, float]]:
+                    max_lag: int = 2205, prefilter: float = 0.9, batch: int = 256,
+                    same_kit: list | None = None,
+                    same_kit_threshold: float = 0.999) -> dict[int, tuple[int, float]]:
     """Duplicates among snippets of one label.
 
     Args:
@@ -30,6 +34,8 @@ def find_duplicates(snippets: list[np.ndarray], order: list[int], threshold: flo
         order: indices in keep-priority order: an earlier index is kept over a later one.
         threshold: correlation above which two snippets are duplicates.
         max_lag: largest alignment shift tried, in samples.
+        same_kit: per snippet, a kit id for recorded files (None for renders):
+            a pair with equal ids is a duplicate only above `same_kit_threshold`.
 
     Returns:
         {dropped index: (kept index, correlation)}.
@@ -58,7 +64,8 @@ def find_duplicates(snippets: list[np.ndarray], order: list[int], threshold: flo
         win = torch.cat([cc[:, : max_lag + 1], cc[:, -max_lag:]], dim=1).abs().amax(dim=1)
         corr = win / (norms[c[:, 0]] * norms[c[:, 1]])
         for (i, j), v in zip(c.tolist(), corr.tolist()):
-            if v > threshold:
+            strict = same_kit is not None and same_kit[i] is not None and same_kit[i] == same_kit[j]
+            if v > (same_kit_threshold if strict else threshold):
                 pairs.append((i, j, v))
     dropped: dict[int, tuple[int, float]] = {}
     # greedy in priority order: the better-ranked of each duplicate pair is kept

@@ -34,7 +34,7 @@ EXCLUDE = re.compile(
 # Ordered (label, pattern): the first match wins. Hihat before cymbals so that
 # "hi-hat" and Sonic Pi's drum_cymbal_closed/open/pedal land on hihat.
 RULES: list[tuple[str, re.Pattern]] = [
-    ("hihat", re.compile(r"hi ?hat|\bhat\b|\bhats\b|hat\b|\b[oc]?hh\d*\b|cymbal (closed|open|pedal)")),
+    ("hihat", re.compile(r"hi ?hat|\bhats?\b|(?<![tw])hat\b|\b[oc]?hh\d*\b|cymbal (closed|open|pedal)")),
     ("kick", re.compile(r"\bkick|bass ?drum|\bdrum bass\b|\bbd\b|\bbd\d|\bbassdrum")),
     ("snare", re.compile(r"\bsnare|\bsn\b|\bsn\d")),
     ("toms", re.compile(r"\btom")),
@@ -82,3 +82,51 @@ def check_label(label: str) -> str:
     if lab not in CLASSES:
         raise ValueError(f"unknown class {label!r}: expected one of {', '.join(CLASSES)}")
     return lab
+
+
+# DrumSynth preset names (lmms-common samples/drumsynth/<folder>/<name>.ds): terse
+# machine abbreviations. Each (pattern, replacement) runs on the normalised name
+# after CamelCase and letter/digit boundaries are split ("JazzSnr" -> "jazz snr",
+# "bouncy809bd" -> "bouncy 809 bd").
+DRUMSYNTH_WORDS: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"^k\b"), "kick"), (re.compile(r"^s\b"), "snare"), (re.compile(r"^h\b"), "hat"),
+    (re.compile(r"\bkik\b"), "kick"), (re.compile(r"\bsnr\b"), "snare"),
+    (re.compile(r"\boh\b"), "open hh"), (re.compile(r"\bhhh\b"), "hh"),
+    (re.compile(r"\bsyntom\b"), "tom"), (re.compile(r"cym"), "cymbal "),
+    (re.compile(r"(kick|snare|hihat)"), r" \1 "),
+]
+# Folders of melodic instruments, effects, latin percussion and claps: never one of the five.
+DRUMSYNTH_SKIP_FOLDERS = ("effects", "instrument", "magnetboy", "misc_fx", "misc_synth",
+                          "misc_claps", "latin")
+
+
+def drumsynth_name(stem: str) -> str:
+    """Normalised DrumSynth preset name with its abbreviations spelled out."""
+    s = re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])", " ", stem)
+    s = normalise_name(s)
+    for pattern, repl in DRUMSYNTH_WORDS:
+        s = pattern.sub(repl, s)
+    return re.sub(r"\s+", " ", s).strip()
+
+
+def label_from_drumsynth(folder: str, stem: str,
+                         overrides: dict[str, str | None] | None = None) -> str | None:
+    """Class of a DrumSynth preset from its folder and file stem, or None.
+
+    Args:
+        folder: the preset's folder under samples/drumsynth ("tr808", "misc_hats").
+        stem: the file name without ".ds" ("Hat_o", "JazzSnr").
+        overrides: hand-checked exceptions, keyed "folder/stem" in lower case.
+
+    Names with both a snare and a hat ("snare&hat") or no class word are left out.
+    """
+    key = f"{folder}/{stem}".lower()
+    if overrides and key in overrides:
+        return overrides[key]
+    if folder.lower() in DRUMSYNTH_SKIP_FOLDERS:
+        return None
+    n = drumsynth_name(stem)
+    if EXCLUDE.search(n):
+        return None
+    found = {label for label, pattern in RULES if pattern.search(n)}
+    return found.pop() if len(found) == 1 else None

@@ -10,15 +10,21 @@ from __future__ import annotations
 import re
 
 
-def group_of(source: str, kit: str, cfg: dict) -> str:
-    """The group of a kit: the first configured group one of whose patterns
-    fully matches "<source>/<kit>" (case-insensitive), else "<source>/<kit>"."""
+def first_match(source: str, kit: str, table: dict) -> str | None:
+    """The first name of `table` ({name: [patterns]}) one of whose patterns
+    fully matches "<source>/<kit>" (case-insensitive), else None."""
     key = f"{source}/{kit}"
-    for name, patterns in (cfg.get("groups") or {}).items():
+    for name, patterns in (table or {}).items():
         for pat in patterns:
             if re.fullmatch(pat, key, flags=re.IGNORECASE):
                 return name
-    return key
+    return None
+
+
+def group_of(source: str, kit: str, cfg: dict) -> str:
+    """The group of a kit: the first configured group matching "<source>/<kit>",
+    else "<source>/<kit>" itself."""
+    return first_match(source, kit, cfg.get("groups")) or f"{source}/{kit}"
 
 
 def assign_splits(rows: list[dict], cfg: dict) -> list[dict]:
