@@ -11,10 +11,13 @@ import soundfile as sf
 
 from drumclassifier.data import build as B
 from drumclassifier.data.dedupe import find_duplicates
-from drumclassifier.data.labels import label_from_gm_key, label_from_name
+from drumclassifier.data.labels import label_from_drumsynth, label_from_gm_key, label_from_name
 from drumclassifier.data.manifest import COLUMNS, read_manifest
 from drumclassifier.data.render import trim
+from drumclassifier.data.sf2 import cover_layers, velocity_layers
+from drumclassifier.data.sources import SynthRender, drumsynth_items, font_items, hydrogen_items
 from drumclassifier.data.splits import assign_splits, check_no_leak
+from drumclassifier.data.stats import corpus_stats, format_stats
 
 SR = 44100
 
@@ -64,6 +67,56 @@ def test_label_overrides_and_gm_keys():
         "kick", None, "snare", "hihat", "toms", "cymbals", "cymbals", None]
 
 
+@pytest.mark.parametrize("folder,stem,label", [
+    ("tr808", "Kick", "kick"), ("acoustic", "JazzKick", "kick"), ("linn", "linn_kik", "kick"),
+    ("r_n_b", "k_muffle", "kick"), ("misc", "bouncy809bd", "kick"), ("misc", "gabbakick", "kick"),
+    ("acoustic", "JazzSnr", "snare"), ("electro", "S_Linn", "snare"), ("r_n_b", "popsnare", "snare"),
+    ("misc", "amen_sn_1", "snare"), ("tr909", "Hat-o2", "hihat"), ("electro", "H_closed", "hihat"),
+    ("misc_hats", "live_sound_oh", "hihat"), ("misc_hats", "stack_hhh", "hihat"),
+    ("jorgensohn", "hihatopclo", "hihat"), ("tr606", "TR606_Tom_L", "toms"),
+    ("electro", "Syntom_1", "toms"), ("jorgensohn", "ramacymlong", "cymbals"),
+    ("misc_hats", "amen_ride", "cymbals"), ("tr77", "Tr77_cym", "cymbals"),
+    # claps, rims, cowbells, perc, mixed names and whole folders of effects/instruments: out
+    ("tr808", "Handclap", None), ("tr808", "Rimshot", None), ("tr808", "Cowbell", None),
+    ("r_n_b", "snare&hat", None), ("farfisa", "Fisa_K_H", None), ("acoustic", "Brush1", None),
+    ("misc_hats", "shaker_ride", None), ("misc_perc", "deep_cowbell", None),
+    ("misc_electro", "what_to_do_at_220", None), ("misc_synth", "it's_the_music_tom_c", None),
+    ("effects", "Gunshot", None), ("misc_claps", "clap2", None), ("misc", "neo808", None),
+])
+def test_drumsynth_labels(folder, stem, label):
+    assert label_from_drumsynth(folder, stem) == label
+
+
+def test_drumsynth_overrides_and_items(tmp_path):
+    cfg = B.load_config(B.default_config_path())
+    ov = cfg["drumsynth"]["overrides"]
+    assert label_from_drumsynth("misc", "sticky_q_kick") is None     # "stick" rule
+    assert label_from_drumsynth("misc", "sticky_q_kick", ov) == "kick"
+    assert label_from_drumsynth("misc", "tomita_clip") == "toms"
+    assert label_from_drumsynth("misc", "tomita_clip", ov) is None
+    for rel in ("tr808/Kick", "tr808/Clave", "effects/Laser", "misc_hats/hh"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"{rel}.ds").write_text("[General]\n")
+    items = drumsynth_items(tmp_path, SynthRender("", "/x/lmms", ("/x/lib",)), ov)
+    assert [(i.kit, i.name, i.label) for i in items] == [("misc_hats", "hh", "hihat"),
+                                                         ("tr808", "Kick", "kick")]
+    assert items[1].rel_path == "audio/drumsynth/tr808/Kick.flac"
+    assert items[1].render.preset.endswith("tr808/Kick.ds") and items[1].render.lib_dirs == ("/x/lib",)
+
+
+def test_hydrogen_old_format_kit(tmp_path):
+    # HardElectro1, Millo-Drums_v.1, rumpf: <filename> in the instrument, no <layer>
+    sf.write(tmp_path / "bd.wav", _kick(), SR)
+    sf.write(tmp_path / "cl.wav", _noise(), SR)
+    (tmp_path / "drumkit.xml").write_text(
+        "<drumkit_info><name>Old</name><instrumentList>"
+        "<instrument><id>0</id><filename>bd.wav</filename><name>Kick 1</name></instrument>"
+        "<instrument><id>1</id><filename>cl.wav</filename><name>Clap 1</name></instrument>"
+        "</instrumentList></drumkit_info>")
+    items = hydrogen_items(tmp_path)
+    assert [(i.name, i.label, i.velocity) for i in items] == [("Kick 1__bd", "kick", None)]
+
+
 # ------------------------------------------------------------------ trimming / dedupe
 def test_trim_puts_onset_at_zero():
     x = np.zeros((1000, 2), np.float32)
@@ -78,6 +131,42 @@ def test_duplicates_gain_and_offset_dropped_different_kept():
     other = _tone(120, decay=3)[: len(a)]  # a different low sound
     dropped = find_duplicates([a, copy, other], order=[0, 1, 2])
     assert set(dropped) == {1} and dropped[1][0] == 0 and dropped[1][1] > 0.99
+
+
+def test_two_takes_of_one_kit_kept_copies_dropped():
+    a = _kick()
+    rng = np.random.default_rng(0)
+    take = a + 0.012 * rng.standard_normal(len(a)).astype(np.float32)  # corr ~0.995
+    copy = 0.3 * a                                                      # corr 1
+    kw = {"order": [0, 1, 2], "same_kit_threshold": 0.999}
+    assert set(find_duplicates([a, take, copy], same_kit=["k", "k", "k"], **kw)) == {2}
+    # across kits (or for renders: None) the 0.99 threshold applies
+    assert set(find_duplicates([a, take, copy], same_kit=["k", "j", "k"], **kw)) == {1, 2}
+    assert set(find_duplicates([a, take, copy], same_kit=None, **kw)) == {1, 2}
+
+
+def test_drop_duplicates_keeps_baseline_hits_first():
+    cfg = B.load_config(None)
+    a = _kick()
+    rows = [{"path": p, "label": "kick", "source": s, "kit": "k", "velocity": None, "origin": "x#1"}
+            for p, s in [("audio/hydrogen/k/a.flac", "hydrogen"), ("audio/fluid/k/b.flac", "fluid")]]
+    kept, dropped = B.drop_duplicates(rows, [a, 0.5 * a], cfg)
+    assert [r["source"] for r in kept] == ["hydrogen"]
+    kept, dropped = B.drop_duplicates(rows, [a, 0.5 * a], cfg, keep_first={"audio/fluid/k/b.flac"})
+    assert [r["source"] for r in kept] == ["fluid"] and dropped[0]["source"] == "hydrogen"
+
+
+def test_baseline_diff_lists_held_out_changes():
+    base = [{"path": "a", "split": "test", "label": "kick", "kit": "k"},
+            {"path": "b", "split": "val", "label": "snare", "kit": "k"},
+            {"path": "c", "split": "train", "label": "toms", "kit": "k"}]
+    now = [base[0], {**base[1], "split": "train"}, base[2],
+           {"path": "d", "split": "test", "label": "hihat", "kit": "k2"},
+           {"path": "e", "split": "train", "label": "hihat", "kit": "k3"}]
+    diff = B.baseline_diff(now, base)
+    assert [(d["change"], d["split"], d["path"]) for d in diff] == [
+        ("moved", "val->train", "b"), ("added", "test", "d")]
+    assert B.baseline_diff(now[:1] + now[2:], base)[0]["change"] == "missing"
 
 
 # ------------------------------------------------------------------ splits
@@ -205,8 +294,9 @@ def test_build_end_to_end(fake_sources, tmp_path):
 
 
 # ------------------------------------------------------------------ soundfont rendering
-def _tiny_sf2(path: Path) -> None:
-    """A one-sample, one-preset (bank 128, preset 0) SoundFont 2 file."""
+def _tiny_sf2(path: Path, layers: bool = False) -> None:
+    """A one-sample, one-preset (bank 128, preset 0) SoundFont 2 file; with `layers`,
+    velocities 1-63 and 64-127 play two different sample records of keys 35-40."""
     t = np.arange(4000) / 22050
     smp = (0.6 * np.sin(2 * np.pi * 220 * t) * np.exp(-t * 10) * 32767).astype("<i2")
     smpl = smp.tobytes() + b"\0" * 92  # 46 zero samples after the sample data
@@ -230,8 +320,16 @@ def _tiny_sf2(path: Path) -> None:
     ibag = struct.pack("<HHHH", 0, 0, 1, 0)
     imod = b"\0" * 10
     igen = struct.pack("<HH", 53, 0) + struct.pack("<HH", 0, 0)
-    shdr = (name("s") + struct.pack("<IIIIIBbHH", 0, len(smp), 8, len(smp) - 8, 22050, 60, 0, 0, 1)
-            + name("EOS") + struct.pack("<IIIIIBbHH", 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    sample = name("s") + struct.pack("<IIIIIBbHH", 0, len(smp), 8, len(smp) - 8, 22050, 60, 0, 0, 1)
+    shdr = sample + name("EOS") + struct.pack("<IIIIIBbHH", 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    if layers:  # zones: global (keys 35-40), vel 1-63 -> sample 0, vel 64-127 -> sample 1
+        inst = name("Inst") + struct.pack("<H", 0) + name("EOI") + struct.pack("<H", 3)
+        ibag = struct.pack("<HH", 0, 0) + struct.pack("<HH", 1, 0) + struct.pack("<HH", 3, 0) \
+            + struct.pack("<HH", 5, 0)
+        gen = lambda op, a, b=None: struct.pack("<HBB", op, a, b) if b is not None else struct.pack("<HH", op, a)
+        igen = (gen(43, 35, 40) + gen(44, 1, 63) + gen(53, 0) + gen(44, 64, 127) + gen(53, 1)
+                + gen(0, 0))
+        shdr = sample + sample + shdr[len(sample):]
     pdta = lst(b"pdta", ck(b"phdr", phdr) + ck(b"pbag", pbag) + ck(b"pmod", pmod)
                + ck(b"pgen", pgen) + ck(b"inst", inst) + ck(b"ibag", ibag) + ck(b"imod", imod)
                + ck(b"igen", igen) + ck(b"shdr", shdr))
@@ -252,3 +350,49 @@ def test_render_tiny_soundfont(tmp_path):
     assert np.abs(loud).max() > np.abs(soft).max() > 0
     y, lead = trim(loud)
     assert len(y) > 0 and lead < 50
+
+
+def test_velocity_layers_from_sf2(tmp_path):
+    font = tmp_path / "tiny.sf2"
+    _tiny_sf2(font)
+    one = velocity_layers(font)
+    assert set(one) == {(128, 0)} and one[(128, 0)][60] == [(1, 127)] and len(one[(128, 0)]) == 128
+    _tiny_sf2(font, layers=True)
+    two = velocity_layers(font)[(128, 0)]
+    assert sorted(two) == list(range(35, 41)) and two[38] == [(1, 63), (64, 127)]
+    assert cover_layers([40, 80, 127], two[38]) == [40, 80, 127]
+    assert cover_layers([100], two[38]) == [32, 100]
+    items = font_items(font, "t", "T", [100], presets=[(0, "Kit")], layers=velocity_layers(font))
+    assert sorted((i.render.key, i.velocity) for i in items if i.render.key == 38) == [(38, 32), (38, 100)]
+    assert {i.render.key for i in items} == {35, 36, 38, 40}  # GM keys of the five classes only
+
+
+# ------------------------------------------------------------------ stats table
+def test_stats_table_and_command(tmp_path, capsys):
+    from drumclassifier.data.manifest import write_manifest
+
+    cfg = B.load_config(B.default_config_path())
+    rows = [{"path": f"p{i}", "label": lab, "source": src, "kit": kit, "group": grp, "split": sp}
+            for i, (lab, src, kit, grp, sp) in enumerate([
+                ("kick", "fluid", "FluidR3_GM_000_Standard", "fluid", "train"),
+                ("kick", "fluid", "FluidR3_GM_008_Room", "fluid", "train"),
+                ("hihat", "drumsynth", "tr808", "drumsynth", "train"),
+                ("toms", "hydrogen", "Millo_MultiLayered2", "millo", "test"),
+                ("snare", "sonicpi", "sonic_pi", "sonicpi", "val")])]
+    st = corpus_stats(rows, cfg)
+    assert [(s["source"], s["split"]) for s in st] == [
+        ("drumsynth", "train"), ("fluid", "train"), ("total", "train"), ("sonicpi", "val"),
+        ("total", "val"), ("hydrogen", "test"), ("total", "test"), ("total", "all")]
+    fluid = st[1]
+    assert (fluid["kick"], fluid["total"], fluid["kits"], fluid["licence"]) == (2, 2, 2, "MIT")
+    assert st[0]["licence"] == "GPL-2+" and st[5]["licence"] == "GPL-2"
+    assert (st[-1]["total"], st[-1]["toms"], st[-1]["kits"]) == (5, 1, 5)
+    text = format_stats(st)
+    assert text.splitlines()[0].split() == ["source", "group", "split", "K", "S", "H", "T", "C",
+                                            "total", "kits", "licence"]
+    write_manifest(tmp_path / "m.csv", rows)
+    assert B.main(["stats", "--manifest", str(tmp_path / "m.csv"), "--markdown"]) == 0
+    md = capsys.readouterr().out.splitlines()
+    assert md[0].startswith("| source | group | split | K |") and md[1].startswith("|---|")
+    assert md[-1] == "| **total** |  | **all** | **2** | **1** | **1** | **1** | **0** | **5** | **5** |  |"
+    assert B.main(["stats", "--manifest", str(tmp_path / "none.csv")]) == 2

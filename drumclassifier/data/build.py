@@ -14,6 +14,7 @@ import argparse
 import copy
 import json
 import os
+import struct
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ SOURCES = {
     "sfgmbank": (["csound-soundfont"], "gm"),
     "lmms": (["lmms-common"], "lmms"),
     "sonicpi": (["sonic-pi-samples"], "sonicpi"),
+    "drumsynth": (["lmms-common"], "drumsynth"),
 }
 GM_FONTS = {"fluid": ("FluidR3_GM.sf2", "FluidR3_GM"), "timgm6mb": ("TimGM6mb.sf2", "TimGM6mb"),
             "sfgmbank": ("sf_GMbank.sf2", "sf_GMbank")}
@@ -56,7 +58,8 @@ DEFAULT_CONFIG = {
     "preset_keys": {"Orchestra": [35, 36, 38, 40]},
     "dedupe": {"threshold": 0.99, "window_seconds": 0.5, "max_lag_ms": 50,
                "priority": ["hydrogen", "avldrums", "sonicpi", "lmms", "fluid", "timgm6mb",
-                            "sfgmbank", "user"]},
+                            "sfgmbank", "drumsynth", "user"],
+               "same_kit_file_threshold": 0.999},
     "hydrogen_overrides": {"rumpf_kit_z01_h2": {
         "f3 bass drum 2": None, "g3 bass drum 3": None, "a3 bass drum 4": None,
         "d#4 cymbal 1": None, "e4 cymbal 2": None, "f4 ride bell": None}},
@@ -71,9 +74,33 @@ DEFAULT_CONFIG = {
         "forzee": ["hydrogen/ForzeeStereo"],
         "sonicpi": ["sonicpi/.*"],
         "lmms": ["lmms/.*"],
+        "drumsynth": ["drumsynth/.*"],
     },
     "splits": {"test": ["millo", "electric_empire"], "val": ["forzee", "sonicpi"]},
     "user_split": "train",
+    "licences": {  # from each package's Debian copyright file; first match of "<source>/<kit>"
+        "GPL-2+": ["hydrogen/(ElectricEmpireKit|HardElectro1|VariBreaks|ColomboAcousticDrumkit)",
+                   "hydrogen/(GMRockKit|TR808EmulationKit)", "lmms/.*", "drumsynth/.*"],
+        "GPL-2": ["hydrogen/Millo.*", "hydrogen/The Black Pearl.*", "hydrogen/ForzeeStereo",
+                  "timgm6mb/.*"],
+        "CC-BY-SA-3.0-US": ["hydrogen/BJA_Pacific"],
+        "CC-BY-3.0": ["hydrogen/rumpf_kit_z01_h2"],
+        "CC0": ["hydrogen/Audiophob", "sonicpi/.*"],
+        "CC-BY-SA-3.0": ["avldrums/.*"],
+        "MIT": ["fluid/.*"],
+        "public domain": ["sfgmbank/.*"],
+    },
+    "drumsynth": {
+        "lmms_packages": ["lmms", "libqt5core5a", "libqt5gui5", "libqt5widgets5", "libqt5xml5",
+                          "libqt5dbus5", "libsdl1.2debian", "libcaca0", "libsoundio2",
+                          "libsndio7.0", "libvorbisfile3"],
+        "timeout_seconds": 60,
+        "overrides": {
+            "misc/simple-k": "kick", "misc/simple-h": "hihat", "misc/simple-s": "snare",
+            "misc/sticky_q_kick": "kick", "misc/beat_box_bd": "kick", "misc_hats/lighthat": "hihat",
+            "misc/tomita_clip": None, "misc/sounds_like_a_low_tom": None, "misc_perc/bell": None,
+            "misc_perc/layered_sleigh_bell": None},
+    },
 }
 
 
@@ -91,8 +118,8 @@ def load_config(path: str | Path | None) -> dict:
         with open(path) as f:
             user = yaml.safe_load(f) or {}
         for k, v in user.items():
-            if isinstance(v, dict) and isinstance(cfg.get(k), dict) and k not in ("groups",
-                                                                                  "hydrogen_overrides"):
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict) and k not in (
+                    "groups", "hydrogen_overrides", "licences"):
                 cfg[k].update(v)
             else:
                 cfg[k] = v
@@ -100,7 +127,8 @@ def load_config(path: str | Path | None) -> dict:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["build"], help="what to do (build the corpus)")
+    parser.add_argument("action", choices=["build", "stats"],
+                        help="build: fetch, render and write the corpus; stats: per source/class table")
     parser.add_argument("--out", default="data/corpus", help="corpus folder (default: data/corpus)")
     parser.add_argument("--sources", default="all",
                         help=f"comma-separated packaged sources to include: {','.join(SOURCES)}; "
@@ -113,6 +141,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="corpus config YAML (default: configs/corpus.yaml of the repo, if present)")
     parser.add_argument("--pkgs", default=None, metavar="DIR",
                         help="read already unpacked packages from DIR/<pkg> instead of fetching")
+    parser.add_argument("--baseline", default=None, metavar="MANIFEST",
+                        help="build: keep every hit of this earlier manifest when de-duplicating and "
+                             "report how the held-out (val/test) splits differ from it")
+    parser.add_argument("--manifest", default=None,
+                        help="stats: the manifest to describe (default: OUT/manifest.csv)")
+    parser.add_argument("--markdown", action="store_true", help="stats: print a Markdown table")
 
 
 def _log(msg: str) -> None:
@@ -126,6 +160,14 @@ def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | Non
     """All items of the selected sources (fetching packages as needed)."""
     from . import sources as S
     from .render import FontRenderer
+    from .sf2 import velocity_layers
+
+    def layers_of(font):
+        try:
+            return velocity_layers(font)
+        except (ValueError, KeyError, struct.error) as e:  # unreadable: configured velocities only
+            _log(f"corpus: {font.name}: velocity layers not read ({e})")
+            return None
 
     items = []
     for src in sources:
@@ -153,11 +195,18 @@ def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | Non
                 for root in roots:
                     for d in sorted(root.glob("usr/share/sonic-pi/samples")):
                         items += S.named_file_items(d, src, "sonic_pi")
+            elif kind == "drumsynth":
+                runtime = S.lmms_runtime(out / "tools", cfg["drumsynth"]["lmms_packages"], log=_log)
+                for root in roots if runtime is not None else []:
+                    for d in sorted(root.glob("usr/share/lmms/samples/drumsynth")):
+                        items += S.drumsynth_items(d, runtime, cfg["drumsynth"].get("overrides"),
+                                                   source=src)
             elif kind == "gm":
                 fname, family = GM_FONTS[src]
                 fonts = sorted(roots[0].rglob(fname))
                 if fonts:
                     r = FontRenderer(fonts[0])
+                    layers = layers_of(fonts[0])
                     presets = [(p, n) for p, n in r.drum_presets()
                                if not any(x.lower() in n.lower() for x in cfg["exclude_presets"])]
                     for p, n in presets:
@@ -165,7 +214,7 @@ def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | Non
                                      if k.lower() in n.lower()), None)
                         keymap = None if keys is None else {k: S.label_from_gm_key(k) for k in keys}
                         items += S.font_items(fonts[0], src, family, cfg["gm_velocities"],
-                                              keymap=keymap, presets=[(p, n)])
+                                              keymap=keymap, presets=[(p, n)], layers=layers)
             elif kind == "avl":
                 fonts = sorted({p.name: p for p in roots[0].rglob("*_LV2.sf2")}.values())
                 for font in fonts:
@@ -174,7 +223,7 @@ def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | Non
                     family = "AVL_" + font.stem.replace("_4_LV2", "")
                     items += S.font_items(font, src, family, cfg["avl_velocities"],
                                           keymap=AVL_KEYMAP, bank=0, presets=[(0, name)],
-                                          channel=0, is_drums=False)
+                                          channel=0, is_drums=False, layers=layers_of(font))
         except Exception as e:  # noqa: BLE001 - one broken source must not stop the others
             _log(f"corpus: source {src} failed: {type(e).__name__}: {e}")
         if len(items) == n0:
@@ -198,13 +247,14 @@ def materialise(items: list, out: Path, cfg: dict) -> tuple[list[dict], list]:
     import soundfile as sf
     from tqdm import tqdm
 
-    from .render import SAMPLE_RATE_HZ, FontRenderer, load_audio, trim, write_flac
+    from .render import SAMPLE_RATE_HZ, DrumSynthRenderer, FontRenderer, load_audio, trim, write_flac
+    from .sources import SynthRender
 
     cache_path = out / "cache.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     window = int(cfg["dedupe"]["window_seconds"] * SAMPLE_RATE_HZ)
     max_samples = int(cfg["max_seconds"] * SAMPLE_RATE_HZ)
-    renderers: dict[str, FontRenderer] = {}
+    renderers: dict[str, FontRenderer | DrumSynthRenderer] = {}
     rows, snippets, seen = [], [], set()
     silent: dict[str, int] = {}
     new = 0
@@ -222,7 +272,14 @@ def materialise(items: list, out: Path, cfg: dict) -> tuple[list[dict], list]:
                     cache[rel] = info
                 snip, _ = sf.read(str(dst), frames=window, dtype="float32", always_2d=True)
             else:
-                if it.render is not None:
+                if isinstance(it.render, SynthRender):
+                    r = it.render
+                    if r.lmms not in renderers:
+                        renderers[r.lmms] = DrumSynthRenderer(
+                            r.lmms, list(r.lib_dirs), r.qt_plugin_dir,
+                            cfg["drumsynth"]["timeout_seconds"])
+                    x = renderers[r.lmms].render(r.preset)
+                elif it.render is not None:
                     r = it.render
                     if r.font not in renderers:
                         renderers[r.font] = FontRenderer(r.font, cfg["hold_seconds"],
@@ -256,10 +313,16 @@ def materialise(items: list, out: Path, cfg: dict) -> tuple[list[dict], list]:
     return rows, snippets
 
 
-def drop_duplicates(rows: list[dict], snippets: list, cfg: dict) -> tuple[list[dict], list[dict]]:
-    """Remove near-exact duplicates within each label; returns (kept, dropped rows)."""
+def drop_duplicates(rows: list[dict], snippets: list, cfg: dict,
+                    keep_first: set[str] = frozenset()) -> tuple[list[dict], list[dict]]:
+    """Remove near-exact duplicates within each label; returns (kept, dropped rows).
+
+    Rows whose path is in `keep_first` (an earlier manifest's) rank before all
+    others, so a rebuild with more sources keeps every hit it kept before.
+    """
     from .dedupe import find_duplicates
     from .render import SAMPLE_RATE_HZ
+    from .sources import AUDIO_EXTS
 
     dcfg = cfg["dedupe"]
     prio = {s: i for i, s in enumerate(dcfg["priority"])}
@@ -267,12 +330,17 @@ def drop_duplicates(rows: list[dict], snippets: list, cfg: dict) -> tuple[list[d
     drop_idx: set[int] = set()
     for label in sorted({r["label"] for r in rows}):
         idx = [i for i, r in enumerate(rows) if r["label"] == label]
+        # recorded files (not renders) of one kit: the stricter same-kit threshold
+        kit_ids = [f"{rows[i]['source']}/{rows[i]['kit']}"
+                   if Path(rows[i]["origin"]).suffix.lower() in AUDIO_EXTS else None for i in idx]
         order = sorted(range(len(idx)), key=lambda k: (
+            rows[idx[k]]["path"] not in keep_first,
             prio.get(rows[idx[k]]["source"], len(prio)),
             -(int(rows[idx[k]]["velocity"]) if rows[idx[k]]["velocity"] not in (None, "") else 0),
             rows[idx[k]]["path"]))
         dup = find_duplicates([snippets[i] for i in idx], order, dcfg["threshold"],
-                              int(dcfg["max_lag_ms"] * SAMPLE_RATE_HZ / 1000))
+                              int(dcfg["max_lag_ms"] * SAMPLE_RATE_HZ / 1000), same_kit=kit_ids,
+                              same_kit_threshold=dcfg.get("same_kit_file_threshold", dcfg["threshold"]))
         for d, (k, corr) in dup.items():
             drop_idx.add(idx[d])
             dropped_rows.append({**rows[idx[d]], "duplicate_of": rows[idx[k]]["path"],
@@ -281,51 +349,80 @@ def drop_duplicates(rows: list[dict], snippets: list, cfg: dict) -> tuple[list[d
     return kept, dropped_rows
 
 
-def count_table(rows: list[dict], by: str) -> str:
-    from . import CLASSES
+def baseline_diff(rows: list[dict], base: list[dict], splits=("test", "val")) -> list[dict]:
+    """Hits of the held-out splits that differ from an earlier manifest's.
 
-    keys = sorted({r[by] for r in rows})
-    lines = [f"{by:<10}" + "".join(f"{c:>8}" for c in CLASSES) + f"{'total':>8}"]
-    for k in keys + ["total"]:
-        sel = [r for r in rows if k == "total" or r[by] == k]
-        lines.append(f"{k:<10}" + "".join(f"{sum(r['label'] == c for r in sel):>8}"
-                                          for c in CLASSES) + f"{len(sel):>8}")
-    return "\n".join(lines)
+    Returns rows {change: added|missing|moved, split, path, label, kit}: a
+    held-out split kept exactly is absent; "moved" is a hit whose split changed.
+    """
+    now = {r["path"]: r for r in rows}
+    then = {r["path"]: r for r in base}
+    out = []
+    for path in sorted(set(now) | set(then)):
+        a, b = now.get(path), then.get(path)
+        if a is not None and b is not None and a["split"] != b["split"] and (
+                a["split"] in splits or b["split"] in splits):
+            out.append({"change": "moved", "split": f"{b['split']}->{a['split']}", "path": path,
+                        "label": a["label"], "kit": a["kit"]})
+        elif b is None and a["split"] in splits:
+            out.append({"change": "added", "split": a["split"], "path": path, "label": a["label"],
+                        "kit": a["kit"]})
+        elif a is None and b["split"] in splits:
+            out.append({"change": "missing", "split": b["split"], "path": path, "label": b["label"],
+                        "kit": b["kit"]})
+    return out
+
+
+def _write_csv(path: Path, rows: list[dict], cols: list[str]) -> None:
+    import csv
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
 
 
 def build(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | None = None,
-          from_dirs=(), csv_files=()) -> list[dict]:
-    """Build the corpus in `out` and return the manifest rows."""
-    import csv
+          from_dirs=(), csv_files=(), baseline: Path | None = None) -> list[dict]:
+    """Build the corpus in `out` and return the manifest rows.
 
-    from .manifest import write_manifest
+    With `baseline` (an earlier manifest), its hits are kept first when
+    de-duplicating and OUT/baseline-diff.csv lists how val/test differ from it.
+    """
+    from .manifest import read_manifest, write_manifest
     from .splits import assign_splits, check_no_leak
+    from .stats import corpus_stats, format_stats
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     items = collect_items(out, sources, cfg, pkgs_dir, from_dirs, csv_files)
     _log(f"corpus: {len(items)} one-shots to write or check")
     rows, snippets = materialise(items, out, cfg)
-    kept, dropped = drop_duplicates(rows, snippets, cfg)
+    base = read_manifest(baseline) if baseline else []
+    kept, dropped = drop_duplicates(rows, snippets, cfg, {r["path"] for r in base})
     assign_splits(kept, cfg)
     check_no_leak(kept)
     kept.sort(key=lambda r: r["path"])
     write_manifest(out / "manifest.csv", kept)
-    tmp = out / "duplicates.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        cols = ["path", "label", "source", "kit", "duplicate_of", "correlation"]
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(dropped)
-    os.replace(tmp, out / "duplicates.csv")
+    _write_csv(out / "duplicates.csv", dropped,
+               ["path", "label", "source", "kit", "duplicate_of", "correlation"])
     per_src: dict[str, int] = {}
     for d in dropped:
         per_src[d["source"]] = per_src.get(d["source"], 0) + 1
     _log("corpus: duplicates dropped per source: "
          + (", ".join(f"{k} {v}" for k, v in sorted(per_src.items())) or "none"))
-    print(count_table(kept, "source"))
-    print()
-    print(count_table(kept, "split"))
+    print(format_stats(corpus_stats(kept, cfg)))
+    if baseline:
+        diff = baseline_diff(kept, base)
+        _write_csv(out / "baseline-diff.csv", diff, ["change", "split", "path", "label", "kit"])
+        counts: dict[tuple, int] = {}
+        for d in diff:
+            counts[(d["change"], d["split"])] = counts.get((d["change"], d["split"]), 0) + 1
+        print(f"\nheld-out splits vs {baseline}: "
+              + (", ".join(f"{n} {c} ({s})" for (c, s), n in sorted(counts.items()))
+                 or "identical") + f" (list: {out / 'baseline-diff.csv'})")
     print(f"\n{len(kept)} one-shots in {out / 'manifest.csv'} ({len(dropped)} duplicates dropped, "
           f"{time.time() - t0:.0f} s)")
     return kept
@@ -334,6 +431,16 @@ def build(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | None = None
 def run(args) -> int:
     cfg_path = args.config or default_config_path()
     cfg = load_config(cfg_path)
+    if args.action == "stats":
+        from .manifest import read_manifest
+        from .stats import corpus_stats, format_stats
+
+        path = Path(args.manifest or Path(args.out) / "manifest.csv")
+        if not path.exists():
+            print(f"corpus: {path}: no such manifest", file=sys.stderr)
+            return 2
+        print(format_stats(corpus_stats(read_manifest(path), cfg), markdown=args.markdown))
+        return 0
     if args.sources.strip().lower() == "all":
         sources = list(SOURCES)
     elif args.sources.strip().lower() in ("none", ""):
@@ -349,8 +456,11 @@ def run(args) -> int:
         if not Path(d).is_dir():
             print(f"corpus: --from {d}: not a folder", file=sys.stderr)
             return 2
+    if args.baseline and not Path(args.baseline).exists():
+        print(f"corpus: --baseline {args.baseline}: no such manifest", file=sys.stderr)
+        return 2
     rows = build(Path(args.out), sources, cfg, Path(args.pkgs) if args.pkgs else None,
-                 args.from_dirs, args.csv_files)
+                 args.from_dirs, args.csv_files, Path(args.baseline) if args.baseline else None)
     return 0 if rows else 1
 
 

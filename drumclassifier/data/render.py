@@ -138,3 +138,78 @@ class FontRenderer:
                 break
         s.sounds_off()
         return np.concatenate(blocks)[: self.max_samples]
+
+
+# ---------------------------------------------------------------- DrumSynth through LMMS
+# A one-instrument LMMS project: AudioFileProcessor playing the preset (LMMS
+# synthesises .ds files when it loads them as samples) for one 4 s note at the
+# sample's own pitch (key = base note 57), 120 bpm, 192 ticks per bar.
+_LMMS_PROJECT = """<?xml version="1.0"?>
+<!DOCTYPE lmms-project>
+<lmms-project type="song" version="1.0" creator="LMMS" creatorversion="1.2.2">
+  <head timesig_denominator="4" bpm="120" masterpitch="0" mastervol="100" timesig_numerator="4"/>
+  <song>
+    <trackcontainer type="song">
+      <track type="0" muted="0" name="hit" solo="0">
+        <instrumenttrack pitch="0" vol="100" fxch="0" pan="0" basenote="57" usemasterpitch="1"
+                         pitchrange="1">
+          <instrument name="audiofileprocessor">
+            <audiofileprocessor stutter="0" interp="1" reversed="0" looped="0" sframe="0"
+                                lframe="0" src="{src}" eframe="1" amp="100"/>
+          </instrument>
+          <chordcreator chord-enabled="0" chord="0" chordrange="1"/>
+          <arpeggiator arp-enabled="0"/>
+          <fxchain numofeffects="0" enabled="0"/>
+        </instrumenttrack>
+        <pattern type="1" muted="0" steps="16" name="hit" pos="0" len="384">
+          <note key="57" vol="100" pos="0" pan="0" len="384"/>
+        </pattern>
+      </track>
+    </trackcontainer>
+  </song>
+</lmms-project>
+"""
+
+
+class DrumSynthRenderer:
+    """Render DrumSynth `.ds` presets with the `lmms` binary, one project per preset.
+
+    Args:
+        lmms: the lmms executable.
+        lib_dirs: extra shared-library folders (an unpacked, not installed, lmms).
+        qt_plugin_dir: Qt plugin folder holding platforms/libqoffscreen.so, if unpacked.
+        timeout_s: a preset that takes longer is a failure.
+    """
+
+    def __init__(self, lmms: str, lib_dirs: list[str] = (), qt_plugin_dir: str | None = None,
+                 timeout_s: float = 60.0):
+        self.lmms = lmms
+        self.env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+        if lib_dirs:
+            self.env["LD_LIBRARY_PATH"] = os.pathsep.join(
+                [*lib_dirs, *filter(None, [os.environ.get("LD_LIBRARY_PATH")])])
+        if qt_plugin_dir:
+            self.env["QT_PLUGIN_PATH"] = qt_plugin_dir
+        self.timeout_s = timeout_s
+
+    def render(self, preset: str | Path) -> np.ndarray:
+        """One preset as (n, 2) float32 at 44.1 kHz, untrimmed; raises RuntimeError on failure."""
+        import subprocess
+        import tempfile
+        from xml.sax.saxutils import quoteattr
+
+        with tempfile.TemporaryDirectory(prefix="drumsynth.") as tmp:
+            project, wav = Path(tmp) / "hit.mmp", Path(tmp) / "hit.wav"
+            project.write_text(_LMMS_PROJECT.replace('"{src}"', quoteattr(str(Path(preset).resolve()))))
+            # HOME: lmms writes its .lmmsrc.xml there; keep it out of the user's home
+            cmd = [self.lmms, "--allowroot", "render", str(project), "-f", "wav", "-a",
+                   "-s", str(SAMPLE_RATE_HZ), "-o", str(wav)]
+            try:
+                r = subprocess.run(cmd, env={**self.env, "HOME": tmp}, capture_output=True,
+                                   text=True, timeout=self.timeout_s, check=False)
+            except subprocess.TimeoutExpired as e:
+                raise RuntimeError(f"lmms timed out after {self.timeout_s:.0f} s") from e
+            if r.returncode != 0 or not wav.exists():
+                tail = (r.stderr.strip().splitlines() or ["no output"])[-1][-160:]
+                raise RuntimeError(f"lmms exit status {r.returncode}: {tail}")
+            return load_audio(wav)

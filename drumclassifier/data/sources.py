@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from .labels import check_label, label_from_gm_key, label_from_name
+from .labels import check_label, label_from_drumsynth, label_from_gm_key, label_from_name
 
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3", ".opus", ".au", ".w64", ".caf"}
 
@@ -35,6 +35,16 @@ class Render:
 
 
 @dataclass
+class SynthRender:
+    """A DrumSynth preset to render through lmms (see render.DrumSynthRenderer)."""
+
+    preset: str
+    lmms: str
+    lib_dirs: tuple[str, ...] = ()
+    qt_plugin_dir: str | None = None
+
+
+@dataclass
 class Item:
     source: str
     kit: str
@@ -43,7 +53,7 @@ class Item:
     velocity: int | None
     origin: str        # human-readable provenance (input path or font#bank:preset:key:vel)
     file: Path | None = None
-    render: Render | None = None
+    render: Render | SynthRender | None = None
 
     @property
     def rel_path(self) -> str:
@@ -77,6 +87,7 @@ def fetch_package(pkg: str, out: Path, log=print) -> Path | None:
             msg = (r.stderr.strip().splitlines() or ["no .deb written"])[-1]
             log(f"corpus: failed to download {pkg}: {msg}")
             return None
+    (out / "pkgs").mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{pkg}.", dir=out / "pkgs"))
     r = subprocess.run(["dpkg", "-x", str(found[-1]), str(tmp)], check=False,
                        capture_output=True, text=True)
@@ -109,6 +120,8 @@ def hydrogen_items(kit_dir: Path, overrides: dict | None = None, source: str = "
 
     Every layer of a labelled instrument is one item; with several layers the
     velocity is the layer's mid-point of Hydrogen's 0-1 range scaled to 1-127.
+    Old-format kits (HardElectro1, Millo-Drums_v.1, rumpf) have no `<layer>`:
+    the instrument's own `<filename>` is its one sample.
     """
     root = ET.parse(kit_dir / "drumkit.xml").getroot()
     kit = kit_dir.name
@@ -119,6 +132,8 @@ def hydrogen_items(kit_dir: Path, overrides: dict | None = None, source: str = "
             continue
         name = (_child_text(inst, "name") or "").strip()
         layers = [lay for lay in inst.iter() if _local(lay.tag) == "layer"]
+        if not layers and _child_text(inst, "filename"):
+            layers = [inst]
         if not layers:
             continue
         label = label_from_name(name, overrides)
@@ -162,25 +177,75 @@ def named_file_items(folder: Path, source: str, kit: str, pattern: str = "*",
     return items
 
 
+# ---------------------------------------------------------------- DrumSynth
+def lmms_runtime(tools: Path, packages: list[str], log=print) -> SynthRender | None:
+    """An lmms able to render: the one on PATH, else unpacked (not installed) packages.
+
+    `packages` (lmms and the shared libraries this system lacks) are fetched
+    with `fetch_package` into tools/debs and tools/pkgs. Returns a template
+    SynthRender (empty preset) or None after logging why lmms cannot run.
+    """
+    found = shutil.which("lmms")
+    if found:
+        return SynthRender("", found)
+    roots = [r.resolve() for r in (fetch_package(p, tools, log=log) for p in packages) if r is not None]
+    exe = next((r / "usr/bin/lmms" for r in roots if (r / "usr/bin/lmms").exists()), None)
+    if exe is None:
+        log("corpus: drumsynth: no lmms binary (package not fetched)")
+        return None
+    libs = sorted(str(d) for r in roots for d in r.glob("usr/lib/*-linux-gnu") if d.is_dir())
+    libs += [str(Path(d) / "lmms") for d in libs if (Path(d) / "lmms").is_dir()]
+    qt = next((str(d.parent) for r in roots for d in r.glob("usr/lib/*/qt5/plugins/platforms")), None)
+    env = {"LD_LIBRARY_PATH": ":".join(libs)}
+    r = subprocess.run(["ldd", str(exe)], env=env, capture_output=True, text=True, check=False)
+    missing = [ln.split()[0] for ln in r.stdout.splitlines() if "not found" in ln]
+    if missing:
+        log(f"corpus: drumsynth: lmms lacks shared libraries {missing}: add their packages "
+            "to drumsynth.lmms_packages in the corpus config")
+        return None
+    return SynthRender("", str(exe), tuple(libs), qt)
+
+
+def drumsynth_items(root: Path, runtime: SynthRender, overrides: dict | None = None,
+                    source: str = "drumsynth") -> list[Item]:
+    """Render requests for the labelled DrumSynth presets under root (<folder>/<name>.ds).
+
+    The kit is the preset's folder (tr808, misc_hats ...)."""
+    items = []
+    for p in sorted(Path(root).rglob("*.ds")):
+        label = label_from_drumsynth(p.parent.name, p.stem, overrides)
+        if label is not None:
+            items.append(Item(source, p.parent.name, p.stem, label, None, str(p), file=p,
+                              render=SynthRender(str(p), runtime.lmms, runtime.lib_dirs,
+                                                 runtime.qt_plugin_dir)))
+    return items
+
+
 # ---------------------------------------------------------------- soundfonts
 def font_items(font: Path, source: str, family: str, velocities: list[int],
                keymap: dict[int, str] | None = None, bank: int | None = 128,
                presets: list[tuple[int, str]] | None = None, channel: int = 9,
-               is_drums: bool = True) -> list[Item]:
+               is_drums: bool = True, layers: dict | None = None) -> list[Item]:
     """Render requests: every (preset, key of the five classes, velocity) of a font.
 
     Args:
         keymap: key -> class; None means General MIDI.
         presets: (number, name) of the kit presets to render.
+        layers: sf2.velocity_layers of the font, if read: keys that play nothing
+            are skipped, and a velocity is added for every layer `velocities` miss.
     """
+    from .sf2 import cover_layers
+
     items = []
     for preset, pname in presets or []:
         kit = f"{family}_{preset:03d}_{pname}"
+        key_layers = None if layers is None else layers.get((bank or 0, preset), {})
         for key in range(128):
             label = keymap.get(key) if keymap is not None else label_from_gm_key(key)
-            if label is None:
+            if label is None or (key_layers is not None and key not in key_layers):
                 continue
-            for vel in velocities:
+            vels = velocities if key_layers is None else cover_layers(velocities, key_layers[key])
+            for vel in vels:
                 items.append(Item(
                     source, kit, f"{key:03d}_{label}_v{vel:03d}", label, vel,
                     f"{font.name}#{bank}:{preset}:{key}:{vel}",
