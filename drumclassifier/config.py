@@ -16,6 +16,20 @@ from .errors import ConfigError
 LABELS = ["kick", "snare", "hihat", "toms", "cymbals"]
 
 
+NORMS = ("none", "band_mean", "pcen")
+
+
+@dataclass
+class PCENConfig:
+    """Per-channel energy normalisation (features.norm = pcen); see features.PCEN."""
+    time_constant_s: float = 0.4     # s, the causal smoother's time constant
+    alpha: float = 0.98              # gain-normalisation exponent, in [0, 1]
+    delta: float = 2.0               # bias before the root compression (> 0)
+    r: float = 0.5                   # root-compression exponent, in (0, 1]
+    eps: float = 1e-6                # floor of the smoothed energy
+    learnable: bool = False          # learn alpha, delta, r and the smoother per mel band
+
+
 @dataclass
 class FeatureConfig:
     n_fft: int = 1024
@@ -24,6 +38,9 @@ class FeatureConfig:
     f_min_hz: float = 20.0
     f_max_hz: float = 20000.0
     log_floor: float = 1e-6
+    norm: str = "none"               # none | band_mean | pcen: per-clip channel normalisation
+    band_mean_min_frames: int = 1    # band_mean divides the sum by max(frames, this)
+    pcen: PCENConfig = field(default_factory=PCENConfig)
 
 
 @dataclass
@@ -105,6 +122,15 @@ def validate_model_config(cfg: ModelConfig) -> None:
         raise ConfigError("features.n_fft, hop_length, n_mels and log_floor must be positive")
     if not 0 <= f.f_min_hz < f.f_max_hz:
         raise ConfigError("features: need 0 <= f_min_hz < f_max_hz")
+    if f.norm not in NORMS:
+        raise ConfigError(f"features.norm must be one of {', '.join(NORMS)}, got {f.norm!r}")
+    if f.band_mean_min_frames < 1:
+        raise ConfigError(f"features.band_mean_min_frames must be >= 1, got {f.band_mean_min_frames}")
+    pc = f.pcen
+    if (pc.time_constant_s <= 0 or not 0 <= pc.alpha <= 1 or pc.delta <= 0 or not 0 < pc.r <= 1
+            or pc.eps <= 0):
+        raise ConfigError("features.pcen: need time_constant_s > 0, 0 <= alpha <= 1, delta > 0, "
+                          "0 < r <= 1 and eps > 0")
     if cfg.temperature is not None and not cfg.temperature > 0:
         raise ConfigError(f"temperature must be positive, got {cfg.temperature}")
     if cfg.net.members < 1:
