@@ -67,6 +67,9 @@ class TrainConfig:
     p_bleed: float = 0.0                  # share of batch items that get a quiet bleed hit
     bleed_gain_db: list[float] = field(default_factory=lambda: [-30.0, -12.0])
     bleed_offset_ms: list[float] = field(default_factory=lambda: [-100.0, 100.0])
+    label_smoothing: float = 0.0          # BCE targets y (1 - e) + e / 2; 0 = off
+    mixup_p: float = 0.0                  # share of batch items mixed with another item; 0 = off
+    mixup_alpha: float = 0.4              # mixing weight ~ Beta(alpha, alpha)
     val_context_ms: float = 20.0          # the short context of the selection score
     val_mixtures: int = 200               # seeded val mixtures (thresholds, mixture F1)
     val_batch_size: int = 64
@@ -122,13 +125,17 @@ def load_train_config(path: str | Path | None, overrides: list[str] = ()):
     for k in ("batch_size", "steps_per_epoch", "epochs"):
         if getattr(t, k) < 1:
             raise ConfigError(f"train.{k} must be >= 1, got {getattr(t, k)}")
-    for k in ("p_mix", "select_short_weight", "p_bleed"):
+    for k in ("p_mix", "select_short_weight", "p_bleed", "mixup_p"):
         if not 0 <= getattr(t, k) <= 1:
             raise ConfigError(f"train.{k} must be in [0, 1], got {getattr(t, k)}")
     for k in ("bleed_gain_db", "bleed_offset_ms"):
         v = getattr(t, k)
         if len(v) != 2 or v[0] > v[1]:
             raise ConfigError(f"train.{k} must be [low, high] with low <= high, got {v}")
+    if not 0 <= t.label_smoothing < 1:
+        raise ConfigError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
+    if t.mixup_alpha <= 0:
+        raise ConfigError(f"train.mixup_alpha must be > 0, got {t.mixup_alpha}")
     if not t.mix_sizes or min(t.mix_sizes) < 2:
         raise ConfigError(f"train.mix_sizes must list sizes >= 2, got {t.mix_sizes}")
     return cfg
@@ -219,6 +226,42 @@ class BatchSampler:
         if peak == 0.0 or peak_bleed == 0.0:
             return wave
         return mix([wave, bleed], [0.0, gain_db + 20 * math.log10(peak / peak_bleed)], [0, offset])
+
+
+# ------------------------------------------------------------------------------- targets
+
+def smooth_targets(y, eps: float):
+    """Binary label smoothing: each of the C independent sigmoid targets moves eps/2
+    towards 0.5, y (1 - eps) + eps / 2 (1 -> 1 - eps/2, 0 -> eps/2), so the logits are not
+    pushed to +-infinity on hits the model cannot tell apart. y: [B, C] in [0, 1]."""
+    return y if eps == 0 else y * (1.0 - eps) + 0.5 * eps
+
+
+def mixup(x, lengths, y, p: float, alpha: float):
+    """Mix each item, with probability p, with a random other item of the batch.
+
+    x' = lam x + (1 - lam) x[j], y' = lam y + (1 - lam) y[j], lam ~ Beta(alpha, alpha)
+    per item, j a random permutation; both onsets stay at sample 0 and the length is
+    the longer of the two (both are zero beyond their own). Applied before the
+    augmentations, so truncation and noise act on the mixture like on any hit.
+    Randomness from the global torch RNG; nothing is drawn at p = 0.
+
+    Args: x [B, 2, N], lengths [B], y [B, C].
+    Returns: (x, lengths, y, mixed Bool[B]).
+    """
+    import torch
+    b = x.shape[0]
+    mixed = torch.zeros(b, dtype=torch.bool, device=x.device)
+    if p == 0 or b < 2:
+        return x, lengths, y, mixed
+    mixed = torch.rand(b, device=x.device) < p
+    partner = torch.randperm(b, device=x.device)
+    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(x.device)
+    lam = torch.where(mixed, lam, torch.ones_like(lam))  # [B], 1 = unchanged
+    x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[partner]
+    y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
+    lengths = torch.where(mixed, torch.maximum(lengths, lengths[partner]), lengths)
+    return x, lengths, y, mixed
 
 
 # ------------------------------------------------------------------------------- the run
@@ -419,11 +462,13 @@ def run(args) -> int:
             for pg in opt.param_groups:
                 pg["lr"] = lr_at(g, total_steps, t)
             x, lengths, y, single = sampler.sample(rng)
+            x, lengths, y, mixed = mixup(x, lengths, y, t.mixup_p, t.mixup_alpha)
+            single = single & ~mixed  # train accuracy counts unmixed single hits only
             x, lengths, y = x.to(device), lengths.to(device), y.to(device)
             with torch.no_grad():
                 x, lengths = augmenter(x, lengths)
             logits = model(*features(x, lengths))
-            loss = bce(logits, y)
+            loss = bce(logits, smooth_targets(y, t.label_smoothing))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip > 0:

@@ -234,3 +234,60 @@ def test_bleed_off_leaves_batches_unchanged():
     for bad in ("train.p_bleed=1.5", "train.bleed_gain_db=[-6,-30]", "train.bleed_gaindb=[-6,-3]"):
         with pytest.raises(ConfigError):
             load_train_config(None, [bad])
+
+
+def test_label_smoothing_targets():
+    from drumclassifier.train import smooth_targets
+    y = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
+    assert smooth_targets(y, 0.0) is y
+    torch.testing.assert_close(smooth_targets(y, 0.1),
+                               torch.tensor([[0.95, 0.05, 0.05], [0.5, 0.5, 0.05]]))
+
+
+def test_mixup_mixes_waveforms_and_targets_alike():
+    from drumclassifier.train import mixup
+    b, n = 16, 1000
+    level = torch.arange(1, b + 1, dtype=torch.float32)  # item i: a constant i+1 on its length
+    lengths = torch.randint(100, n + 1, (b,))
+    x = level[:, None, None] * (torch.arange(n)[None, None, :] < lengths[:, None, None]).float()
+    x = x.repeat(1, 2, 1)
+    y = torch.eye(b)  # one class per item: y' gives the weights of the mix
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    same = mixup(x, lengths, y, 0.0, 0.4)
+    assert same[0] is x and same[2] is y and not same[3].any()
+    assert torch.equal(torch.get_rng_state(), state)  # p = 0 draws nothing: seeded runs unchanged
+    x2, len2, y2, mixed = mixup(x, lengths, y, 1.0, 0.4)
+    assert mixed.all() and torch.allclose(y2.sum(1), torch.ones(b))
+    for i in range(b):
+        (partners,) = torch.nonzero(y2[i] > 0, as_tuple=True)
+        assert int(len2[i]) == int(lengths[partners].max())  # the longer of the two
+        # at the start both items are present: the sample equals the target-weighted levels
+        torch.testing.assert_close(x2[i, :, 0], (y2[i] * level).sum().expand(2))
+        assert (x2[i, :, int(len2[i]):] == 0).all()
+    _, _, _, some = mixup(x, lengths, y, 0.3, 0.4)
+    assert 0 < int(some.sum()) < b
+
+
+def test_mixup_and_smoothing_config_checked():
+    from drumclassifier.errors import ConfigError
+    from drumclassifier.train import load_train_config
+    cfg = load_train_config("configs/train.yaml")
+    assert cfg.train.label_smoothing == 0 and cfg.train.mixup_p == 0 and cfg.train.p_bleed == 0
+    for bad in ("train.label_smoothing=1.0", "train.mixup_p=-0.1", "train.mixup_alpha=0"):
+        with pytest.raises(ConfigError):
+            load_train_config(None, [bad])
+
+
+def test_training_runs_with_every_generalisation_option_on(corpus, tmp_path):
+    from drumclassifier import DrumClassifier
+    rc = main(["train", f"train.manifest={corpus / 'manifest.csv'}", f"train.runs_dir={tmp_path}",
+               "train.name=opts", "train.epochs=1", "train.steps_per_epoch=4", *TINY,
+               "train.p_bleed=0.5", "train.label_smoothing=0.1", "train.mixup_p=0.5",
+               "model.features.norm=pcen", "model.features.pcen.learnable=true",
+               "augment.decay.p=0.5", "augment.room.p=0.5", "augment.lowpass.p=0.5",
+               "augment.bitcrush.p=0.5"])
+    assert rc == 0
+    clf = DrumClassifier(tmp_path / "opts" / "best.pt", device="cpu")
+    assert clf.cfg.features.norm == "pcen" and clf.model.front_norm.learnable
+    assert clf.classify_from_path(corpus / "audio/kit3/kick_100.flac").label in LABELS
