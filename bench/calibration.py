@@ -6,7 +6,7 @@ A simulated user teaches K hits per piece, drawn at random (every piece is taugh
 with at most K hits keeps one back for testing when it has two or more); the profile is
 fitted exactly as `drumclassifier calibrate` does (drumclassifier.kit: each calibration
 hit augmented with gain, -0.5..+1.5 ms onset jitter, noise and truncation to the live
-contexts; one logistic-regression head over the pieces on the model's embedding); the
+contexts; a logistic-regression head over the pieces on the model's embedding); the
 kit's other hits are then classified at 5, 10, 20, 30 ms and the full window, by the
 profile and by the generic model (argmax). Per-class recall is pooled over kits within a
 draw; the table gives mean +- standard deviation over draws.
@@ -24,6 +24,9 @@ sent (pick_pieces with --extra-min), and how often a single test hit gets a fals
 second piece.
 
     .venv/bin/python bench/calibration.py --draws 5 --threads 1 --out docs/calibration.png
+
+--variants NAME ... compares ways of fitting and deciding (VARIANTS below) on the same
+draws, in the anytime table; select on --split val, report --split test.
 
 CPU only, a few minutes. Clean sampled hits: a best case (no bleed, no overlapping hits,
 no room); the onset is the file's start, jittered only in the calibration augmentation.
@@ -56,14 +59,13 @@ from drumclassifier.kit import FitOptions, augment_hits, embed_batched, fit_head
 # two things. rung_min: an extra per-rung floor on the confidence (ladder order), so the
 # decision can be stricter early than late.
 VARIANTS: dict[str, dict] = {
-    "v1": dict(contexts_ms=(5, 10, 20, 30, 50, 1000)),      # the version-1 profile
+    "v1": dict(normalise=False),              # the version-1 profile: raw embeddings
     "shipped": {},
     "ladder-ctx": dict(contexts_ms=(5, 10, 20, 40, 80, 1000)),
     "temp": dict(temperature=True),
     "per-ctx": dict(per_context=True, augment=120),
     "per-ctx-temp": dict(per_context=True, augment=120, temperature=True),
     "aug120": dict(augment=120),
-    "norm": dict(normalise=True),
     "proto": dict(kind="prototype"),
     "proto-temp": dict(kind="prototype", temperature=True),
     "l2-0.1": dict(l2=0.1),
