@@ -77,6 +77,7 @@ class WorkerConfig:
     queue_size: int = 64            # pending hits; beyond this the drop policy applies (counted)
     max_batch: int = 32             # hits classified in one model call when a backlog builds
     drop_policy: str = "oldest"     # oldest: drop the stalest pending hit; newest: the new one
+    torch_threads: int = 1          # CPU threads of the model call (0 = torch's default)
 
 
 @dataclass
@@ -139,6 +140,8 @@ def validate(cfg: RealtimeConfig, source: str = "realtime config") -> None:
         bad("decision.min_confidence and extra_piece_min must be in 0-1, max_pieces >= 1")
     if cfg.worker.drop_policy not in ("oldest", "newest"):
         bad(f"worker.drop_policy must be oldest or newest, got {cfg.worker.drop_policy!r}")
+    if cfg.worker.torch_threads < 0:
+        bad(f"worker.torch_threads must be >= 0, got {cfg.worker.torch_threads}")
     if cfg.worker.queue_size < 1 or cfg.worker.max_batch < 1:
         bad("worker.queue_size and worker.max_batch must be at least 1")
     if not 1 <= cfg.midi.channel <= 16:

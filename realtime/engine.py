@@ -68,6 +68,11 @@ class Engine:
     def __init__(self, clf, source, sinks, cfg: RealtimeConfig | None = None, classify=None,
                  poll_ms: float = 0.5):
         self.cfg = cfg or RealtimeConfig()
+        if self.cfg.worker.torch_threads > 0:
+            # process-wide: the engine owns the live process; on few cores a second model
+            # thread only competes with the audio and analysis threads (configs/realtime.yaml)
+            import torch
+            torch.set_num_threads(self.cfg.worker.torch_threads)
         self.source, self.sinks = source, list(sinks)
         self._audio_sinks = [s for s in self.sinks if isinstance(s, AudioSink)]  # e.g. a recorder
         sr, ch = source.sample_rate_hz, source.channels

@@ -77,6 +77,29 @@ def test_config_typo_and_bad_values_are_errors(tmp_path):
         load_realtime_config(p)
     with pytest.raises(ConfigError, match="drop_policy"):
         load_realtime_config({"worker": {"drop_policy": "random"}})
+    with pytest.raises(ConfigError, match="torch_threads"):
+        load_realtime_config({"worker": {"torch_threads": -1}})
+
+
+def test_engine_sets_the_model_threads(tiny_checkpoint, tmp_path):
+    """worker.torch_threads is applied by the engine (the live process's model call)."""
+    import torch
+
+    from drumclassifier import DrumClassifier
+    path = tmp_path / "b.wav"
+    write_bursts(path)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        Engine(DrumClassifier(tiny_checkpoint, device="cpu"), FileSource(path, blocksize=128, fast=True),
+               [], load_realtime_config({"worker": {"torch_threads": 1}}))
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        Engine(DrumClassifier(tiny_checkpoint, device="cpu"), FileSource(path, blocksize=128, fast=True),
+               [], load_realtime_config({"worker": {"torch_threads": 0}}))
+        assert torch.get_num_threads() == 2  # 0 = leave torch's setting alone
+    finally:
+        torch.set_num_threads(before)
 
 
 # ---- ring buffer ----------------------------------------------------------------------
