@@ -59,7 +59,8 @@ from drumclassifier.kit import FitOptions, augment_hits, embed_batched, fit_head
 # two things. rung_min: an extra per-rung floor on the confidence (ladder order), so the
 # decision can be stricter early than late.
 VARIANTS: dict[str, dict] = {
-    "v1": dict(normalise=False),              # the version-1 profile: raw embeddings
+    "v1": dict(normalise=False, spectrum=False),   # the version-1 profile: raw embeddings
+    "v2": dict(spectrum=False),               # the version-2 profile: no band profile
     "shipped": {},
     "ladder-ctx": dict(contexts_ms=(5, 10, 20, 40, 80, 1000)),
     "temp": dict(temperature=True),
@@ -116,6 +117,14 @@ def main(argv=None) -> int:
     ctx_names = [f"{c:g} ms" for c in args.contexts_ms] + ["full"]
     ctx_samples = [int(round(c * sr / 1000)) for c in args.contexts_ms] + [None]
 
+    def embed(w):               # embedding + band profile [n, D + n_mels]; see cols()
+        return embed_batched(clf, w, spectrum=True)
+    n_spec = clf.cfg.features.n_mels
+
+    def cols(x: torch.Tensor, o: FitOptions) -> torch.Tensor:
+        """A variant's view of embed() output: without the band profile, the embedding."""
+        return x if o.spectrum else x[..., :x.shape[-1] - n_spec]
+
     def probs_batched(w):       # generic presence probabilities [n, C]
         return torch.cat([clf.predict(w[s:s + 64]) for s in range(0, len(w), 64)])
 
@@ -123,12 +132,12 @@ def main(argv=None) -> int:
     emb_ctx, gen_ctx = [], []
     for cs in ctx_samples:
         w = [h if cs is None else h[:, :cs] for h in hits]
-        emb_ctx.append(embed_batched(clf, w))
+        emb_ctx.append(embed(w))
         gen_ctx.append(probs_batched(w).argmax(1).numpy())
     # the anytime ladder: embeddings [R, n, D] and generic probabilities [R, n, C]
     ladder = np.asarray(args.anytime_ms, float)
     lad_samples = [int(round(c * sr / 1000)) for c in ladder]
-    lad_emb = torch.stack([embed_batched(clf, [h[:, :cs] for h in hits]) for cs in lad_samples])
+    lad_emb = torch.stack([embed([h[:, :cs] for h in hits]) for cs in lad_samples])
     lad_gen = torch.stack([probs_batched([h[:, :cs] for h in hits]) for cs in lad_samples])
     gen_conf = torch.stack([class_confidence(p, clf.thresholds) for p in lad_gen])  # [R, n]
     # several pieces per onset: kick + hihat of one kit mixed (onsets aligned, levels as
@@ -148,7 +157,7 @@ def main(argv=None) -> int:
         x[:, :hits[j].shape[-1]] += hits[j]
         return x.clamp(-1, 1)
     mixed = [mix(i, j) for _, i, j in pairs]
-    pair_emb = (torch.stack([embed_batched(clf, [m[:, :cs] for m in mixed])
+    pair_emb = (torch.stack([embed([m[:, :cs] for m in mixed])
                              for cs in lad_samples]) if pairs else None)
     full_ms = clf.cfg.analysis_s * 1000
     emb_at: dict[float, torch.Tensor] = {}    # context (ms) -> [n, D], every hit cut to it
@@ -156,7 +165,7 @@ def main(argv=None) -> int:
     def hits_emb(c_ms: float) -> torch.Tensor:
         if c_ms not in emb_at:
             cs = int(round(min(c_ms, full_ms) * sr / 1000))
-            emb_at[c_ms] = embed_batched(clf, [h[:, :cs] for h in hits])
+            emb_at[c_ms] = embed([h[:, :cs] for h in hits])
         return emb_at[c_ms]
     aug_at: dict[tuple, tuple] = {}           # augmentation -> (emb [V, D], ctx [V], src [V])
 
@@ -165,7 +174,7 @@ def main(argv=None) -> int:
         if key not in aug_at:
             var, src, ctx = augment_hits(hits, o.augment, sr, o.contexts_ms,
                                          np.random.default_rng(args.seed), o.jitter_ms, o.eq_db)
-            aug_at[key] = (embed_batched(clf, var), np.asarray(ctx), np.asarray(src))
+            aug_at[key] = (embed(var), np.asarray(ctx), np.asarray(src))
         return aug_at[key]
     variants = []                             # (name, FitOptions, rung floors [R])
     for name in args.variants:
@@ -231,15 +240,15 @@ def main(argv=None) -> int:
             m = np.isin(src_v, cal)
             local = {h: i for i, h in enumerate(cal.tolist())}
             t0 = time.perf_counter()
+            cv_at = {c: cols(hits_emb(c)[cal], opts) for c in sorted(set(opts.contexts_ms)
+                                                                     | {20.0})}
             heads, _, _ = fit_heads(
-                emb_v[m], ctx_v[m], np.array([local[s] for s in src_v[m]]), y_cal,
-                len(classes), {c: hits_emb(c)[cal] for c in sorted(set(opts.contexts_ms)
-                                                                   | {20.0})},
-                opts, 5 if opts.temperature else 0,   # the CV only matters for T here
-                np.random.default_rng([args.seed, ki, d]))
+                cols(emb_v[m], opts), ctx_v[m], np.array([local[s] for s in src_v[m]]), y_cal,
+                len(classes), cv_at, opts, 5 if opts.temperature else 0,  # CV: only for T
+                np.random.default_rng([args.seed, ki, d]), n_spec if opts.spectrum else 0)
             fit_s.append(time.perf_counter() - t0)
             cal_p = torch.stack([pick_head(heads, c).probs(e[tt])
-                                 for c, e in zip(ladder, lad_emb)])          # [R, n, P]
+                                 for c, e in zip(ladder, cols(lad_emb, opts))])  # [R, n, P]
             conf = piece_confidence(cal_p)
             score(1 + vi, ki, d, cal_p, torch.where(conf >= rung_min, conf, 0.0), test,
                   classes)
@@ -258,7 +267,7 @@ def main(argv=None) -> int:
                     if kt == kit and i in in_test and j in in_test]
             if mine:
                 pp = torch.stack([pick_head(heads, c).probs(e[mine])
-                                  for c, e in zip(ladder, pair_emb)])          # [R, m, P]
+                                  for c, e in zip(ladder, cols(pair_emb, opts))])  # [R, m, P]
                 rung = first_confident(piece_confidence(pp), args.pieces_at_confidence)
                 want = {piece_of[labels.index("kick")], piece_of[labels.index("hihat")]}
                 pair_n[ki] += len(mine)
@@ -269,7 +278,7 @@ def main(argv=None) -> int:
             yt = y_all[test]
             for x in range(X):
                 head = pick_head(heads, args.contexts_ms[x] if x < X - 1 else full_ms)
-                pred = np.asarray(classes)[head.probs(emb_ctx[x][test]).argmax(1)]
+                pred = np.asarray(classes)[head.probs(cols(emb_ctx[x][test], opts)).argmax(1)]
                 for c in classes:
                     m = yt == c
                     tot[ki, d, x, c] += m.sum()

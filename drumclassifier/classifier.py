@@ -12,7 +12,7 @@ import torch
 from . import audio
 from .checkpoint import read_checkpoint, resolve_config
 from .errors import AudioError, CheckpointError, DrumClassifierError
-from .features import LogMel
+from .features import LogMel, band_profile
 from .model import build_model
 
 DEFAULT_WEIGHTS = "default.pt"
@@ -122,11 +122,17 @@ class DrumClassifier:
         return torch.sigmoid(self.model(feats, frames) / (self.cfg.temperature or 1.0)).float().cpu()
 
     @torch.inference_mode()
-    def embed(self, waves: Sequence[torch.Tensor], lengths: torch.Tensor | None = None
-              ) -> torch.Tensor:
-        """Prepared items -> hit embeddings [B, time_rnn_hidden] (the time RNN's final state)."""
+    def embed(self, waves: Sequence[torch.Tensor], lengths: torch.Tensor | None = None,
+              spectrum: bool = False) -> torch.Tensor:
+        """Prepared items -> hit embeddings [B, D] (the time RNN's final state; D =
+        members x time_rnn_hidden); with spectrum, [B, D + n_mels]: the log-mel band
+        profile (features.band_profile) appended, for kit profiles."""
         x, lengths = self._batch(waves, lengths)
-        return self.model.embed(*self.features(x, lengths)).float().cpu()
+        feats, frames = self.features(x, lengths)
+        emb = self.model.embed(feats, frames)
+        if spectrum:
+            emb = torch.cat([emb, band_profile(feats, frames)], 1)
+        return emb.float().cpu()
 
     def _batch(self, waves, lengths):
         if isinstance(waves, torch.Tensor) and waves.ndim == 3:

@@ -67,6 +67,20 @@ class LogMel(nn.Module):
         return feats * mask[:, None, None, :], frames
 
 
+def band_profile(feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """[B, 2, F, T] log-mel + [B] frame counts -> [B, F] the hit's spectral shape.
+
+    Per mel band, the mean over the item's valid frames and both channels, minus its mean
+    over bands: a gain is (nearly) a constant in this log domain, so what is left is the
+    shape. A kit profile reads it next to the embedding (kit.FitOptions.spectrum): one
+    kit's drums differ in spectrum from the first frame on, which the embedding, trained
+    to generalise over kits, partly discards at 5-10 ms (bench/calibration.py).
+    """
+    mask = frame_mask(frames, feats.shape[-1])[:, 0, 0, :].to(feats.dtype)      # [B, T]
+    prof = (feats.mean(1) * mask[:, None, :]).sum(-1) / mask.sum(-1, keepdim=True)  # [B, F]
+    return prof - prof.mean(1, keepdim=True)
+
+
 def frame_mask(frames: torch.Tensor, t: int) -> torch.Tensor:
     """Float [B, 1, 1, T]: 1 on each item's first frames[b] frames, 0 on its padding."""
     return (torch.arange(t, device=frames.device)[None, :] < frames[:, None])[:, None, None, :].float()

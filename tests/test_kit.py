@@ -398,3 +398,55 @@ def test_kit_classify_uses_the_head_fitted_nearest_the_context(tiny):
             for i, n in enumerate([441, 3528])]               # 10 ms and 80 ms of audio
     _, out = KitClassify(tiny, prof, SR)(hits)
     assert [o[0][2]["piece"] for o in out] == ["kick", "hihat"]
+
+
+# ---- the band profile next to the embedding (profile version 3) ----
+def test_calibrated_profile_reads_the_band_profile(kit):
+    from drumclassifier import DrumClassifier
+    _, out = kit
+    prof = KitProfile.load(out)
+    clf = DrumClassifier(None, None, "cpu")
+    n_mels, dim = clf.cfg.features.n_mels, clf.embed([torch.zeros(2, 441)]).shape[1]
+    assert prof.spectrum and prof.fit["spectrum"] is True
+    assert prof.embedding_dim == dim + n_mels
+    assert all(h.spectrum_dims == n_mels for h in prof.heads)
+
+
+def test_band_profile_is_level_free_and_ignores_padding():
+    from drumclassifier.config import load_model_config
+    from drumclassifier.features import LogMel, band_profile
+    cfg = load_model_config(None)
+    mel = LogMel(cfg)
+    hit = torch.from_numpy(burst("snare", np.random.default_rng(0), 0.5))[None].repeat(2, 1)
+    n = 2205                                                  # 50 ms
+    x = torch.zeros(3, 2, 4 * n)
+    x[0, :, :n], x[1, :, :n], x[2] = hit[:, :n], 0.25 * hit[:, :n], hit[:, :4 * n]
+    prof = band_profile(*mel(x, torch.tensor([n, n, 4 * n])))          # [3, n_mels]
+    assert prof.shape == (3, cfg.features.n_mels)
+    assert torch.allclose(prof.mean(1), torch.zeros(3), atol=1e-4)     # shape only
+    assert (prof[0] - prof[1]).abs().max() < 0.05                       # -12 dB: same shape
+    alone = band_profile(*mel(x[:1, :, :n], torch.tensor([n])))
+    assert torch.allclose(alone[0], prof[0], atol=1e-4)                 # padding is not read
+    assert (prof[0] - prof[2]).abs().max() > 0.1                        # more of the hit: not
+
+
+def test_head_input_normalises_only_the_embedding():
+    from drumclassifier.kit import head_input
+    x = torch.tensor([[3.0, 4.0, 0.0, 7.0, -2.0]])
+    z = head_input(x, normalise=True, spectrum_dims=2)
+    assert torch.allclose(z, torch.tensor([[0.6, 0.8, 0.0, 7.0, -2.0]]))
+    assert torch.equal(head_input(x, normalise=False, spectrum_dims=2), x)
+    h = fit_head(torch.randn(40, 5), torch.arange(40) % 2, 2, normalise=True, spectrum_dims=2)
+    again = Head.from_dict(json.loads(json.dumps(h.to_dict())))
+    assert again.spectrum_dims == 2 and torch.allclose(again.logits(x), h.logits(x))
+
+
+def test_version_2_profile_reads_the_embedding_only(kit, tmp_path):
+    _, out = kit
+    d = json.loads(out.read_text())
+    for h in d["heads"]:
+        del h["spectrum_dims"]
+    d["version"] = 2
+    p = tmp_path / "v2.kit"
+    p.write_text(json.dumps(d))
+    assert not KitProfile.load(p).spectrum
