@@ -78,7 +78,7 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                         "--context-ms (default: off)")
     e.add_argument("--min-confidence", type=float, metavar="P",
                    help="with --anytime-ms: how sure a decision must be to go out before "
-                        "the last context (default: 0.8)")
+                        "the last context (default: 0.95)")
     e.add_argument("--rt-config", metavar="FILE",
                    help="real-time config YAML (default: built in, = configs/realtime.yaml)")
     add_model_args(p)

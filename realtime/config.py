@@ -63,8 +63,10 @@ class SlicerConfig:
 class DecisionConfig:
     # anytime (slicer.anytime_ms): a hit is sent at its first rung at least this sure
     # (drumclassifier/anytime.py: generic = its least sure class, threshold-centred;
-    # kit profile = the top piece's probability)
-    min_confidence: float = 0.8
+    # kit profile = the top piece's probability). 0.95: on held-out kits it gained 4-7
+    # points of recall over 0.8 for 5 ms more median wait with a profile, and never lost
+    # with the generic model (bench/calibration.py, README "Anytime decisions")
+    min_confidence: float = 0.95
     # kit profile: pieces sent per hit, at most; a piece besides the top one needs this
     # probability (kick + hihat: the head may split its mass between the two pieces).
     # 1: measured, the runner-up of a pair rarely gets the mass (drumclassifier/kit.py)

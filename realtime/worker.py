@@ -121,7 +121,7 @@ class Classify:
     (drumclassifier.anytime.class_confidence) gets None: wait for more context.
     """
 
-    def __init__(self, clf, stream_rate_hz: int, min_confidence: float = 0.8):
+    def __init__(self, clf, stream_rate_hz: int, min_confidence: float = 0.95):
         self.clf, self.sr, self.min_confidence = clf, stream_rate_hz, min_confidence
 
     def __call__(self, hits: list[Hit]):
