@@ -52,13 +52,25 @@ MANIFEST = ROOT / "data" / "corpus" / "manifest.csv"
 CONTEXTS = {"full": None, "20ms": 20.0, "10ms": 10.0}
 
 
+def group_tag(group: str) -> str:
+    """A corpus group as it appears in file names: a single-kit group is named
+    "source/kit" (e.g. hydrogen/BJA_Pacific), and a "/" would make a folder."""
+    return group.replace("/", "_")
+
+
+def arm_tag(arm: str) -> str:
+    """ARM or ARM@GROUP (leave-one-group-out) as it appears in file names."""
+    base, at, group = arm.partition("@")
+    return base + (at + group_tag(group) if at else "")
+
+
 def run_name(arm: str, seed: int, group: str | None) -> str:
-    return f"{arm}{'@' + group if group else ''}-s{seed}"
+    return f"{arm_tag(arm + ('@' + group if group else ''))}-s{seed}"
 
 
 def logo_manifest(manifest: Path, group: str) -> Path:
     """A copy of `manifest` with `group`'s rows in split 'heldout' (and absolute paths)."""
-    out = EXP_DIR / "manifests" / f"{manifest.parent.name}-{manifest.stem}-no-{group}.csv"
+    out = EXP_DIR / "manifests" / f"{manifest.parent.name}-{manifest.stem}-no-{group_tag(group)}.csv"
     with manifest.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not any(r["group"] == group for r in rows):
@@ -83,7 +95,7 @@ def cmd_train(a) -> int:
         manifest = logo_manifest(manifest, a.holdout_group)
     spec = {"overrides": a.overrides, "manifest": str(manifest), "steps": a.steps}
     EXP_DIR.mkdir(parents=True, exist_ok=True)
-    spec_path = EXP_DIR / f"{a.arm}{'@' + a.holdout_group if a.holdout_group else ''}.json"
+    spec_path = EXP_DIR / f"{arm_tag(a.arm + ('@' + a.holdout_group if a.holdout_group else ''))}.json"
     if spec_path.exists():
         old = json.loads(spec_path.read_text())
         if old != spec:
@@ -154,6 +166,7 @@ def predictions(run_dir: Path, manifest: Path, splits: list[str]) -> dict:
 
 
 def arm_runs(arm: str) -> list[Path]:
+    arm = arm_tag(arm)
     runs = sorted(p for p in EXP_DIR.glob(f"{arm}-s*") if (p / "last.pt").exists()
                   and p.name[len(arm) + 2:].isdigit())
     if not runs:
@@ -163,7 +176,7 @@ def arm_runs(arm: str) -> list[Path]:
 
 def arm_manifest_and_splits(arm: str, default: Path, splits: list[str]):
     if "@" in arm:  # a leave-one-group-out arm is evaluated on its own held-out group
-        spec = json.loads((EXP_DIR / f"{arm}.json").read_text())
+        spec = json.loads((EXP_DIR / f"{arm_tag(arm)}.json").read_text())
         return Path(spec["manifest"]), ["heldout"]
     return default, splits
 
@@ -287,7 +300,7 @@ def cmd_ship(a) -> int:
         temperature = fit_temperature(clf, bank)
         clf.cfg.temperature = temperature  # predict() reads it: thresholds on calibrated probs
         v = Validator(bank, clf.labels, cfg.train)(clf.predict)
-    spec_path = EXP_DIR / f"{a.arm}.json"
+    spec_path = EXP_DIR / f"{arm_tag(a.arm)}.json"
     spec = json.loads(spec_path.read_text()) if spec_path.exists() else {}
     meta = {"arm": a.arm, "arm_spec": spec, "members": [str(r.relative_to(ROOT)) for r in runs],
             "protocol": "bench/experiment.py: fixed schedule, last checkpoint of each seed",
