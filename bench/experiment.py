@@ -207,6 +207,7 @@ def cmd_report(a) -> int:
         data[arm] = preds
     base = data[a.baseline]
     true, clusters = base[0]["true"], base[0]["clusters"]
+    manifest, splits = arm_manifest_and_splits(a.baseline, manifest, splits)  # LOGO: its own
     print(f"# {', '.join(splits)} of {manifest.relative_to(ROOT) if manifest.is_relative_to(ROOT) else manifest}: "
           f"{len(true)} hits, {len(set(clusters))} clusters (kit x class), "
           f"groups {sorted(str(g) for g in set(base[0]['groups']))}")
