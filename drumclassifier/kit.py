@@ -358,7 +358,7 @@ class KitProfile:
         p = len(pieces)
         shapes_ok = p >= 1 and len(heads) >= 1 and all(
             h.mean.shape == (dim,) and h.std.shape == (dim,) and h.weight.shape == (p, dim)
-            and h.bias.shape == (p,) for h in heads)
+            and h.bias.shape == (p,) and 0 <= h.spectrum_dims < dim for h in heads)
         if not shapes_ok:
             raise KitError(f"{source}: corrupt kit profile (head shapes do not fit "
                            f"{p} pieces x {dim} dims)")

@@ -450,3 +450,8 @@ def test_version_2_profile_reads_the_embedding_only(kit, tmp_path):
     p = tmp_path / "v2.kit"
     p.write_text(json.dumps(d))
     assert not KitProfile.load(p).spectrum
+    d["version"] = 3
+    d["heads"][0]["spectrum_dims"] = len(d["heads"][0]["mean"])   # no embedding left
+    p.write_text(json.dumps(d))
+    with pytest.raises(KitError, match="head shapes"):
+        KitProfile.load(p)
