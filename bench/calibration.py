@@ -6,7 +6,8 @@ A simulated user teaches K hits per piece, drawn at random (every piece is taugh
 with at most K hits keeps one back for testing when it has two or more); the profile is
 fitted exactly as `drumclassifier calibrate` does (drumclassifier.kit: each calibration
 hit augmented with gain, -0.5..+1.5 ms onset jitter, noise and truncation to the live
-contexts; a logistic-regression head over the pieces on the model's embedding); the
+contexts; a logistic-regression head over the pieces on the model's embedding and
+the hit's log-mel band profile); the
 kit's other hits are then classified at 5, 10, 20, 30 ms and the full window, by the
 profile and by the generic model (argmax). Per-class recall is pooled over kits within a
 draw; the table gives mean +- standard deviation over draws.
