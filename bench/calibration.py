@@ -103,6 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--out", default=str(ROOT / "docs/calibration.png"))
+    ap.add_argument("--json", help="also write the per-draw counts here (for "
+                                   "bench/calibration_compare.py: one model against another)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
@@ -338,6 +340,24 @@ def main(argv=None) -> int:
                   f"{single_two[ki, ei] / max(single_n[ki], 1):.3f} (of {int(single_n[ki])})")
     print(f"head fit: median {np.median(fit_s) * 1000:.0f} ms; total run "
           f"{time.perf_counter() - t_start:.0f} s")
+    if args.json:
+        import json
+        systems = ["generic"] + [v[0] for v in variants]
+        out = {"weights": str(args.weights or "shipped"), "manifest": args.manifest,
+               "split": args.split, "seed": args.seed, "draws": args.draws, "k": args.k,
+               "labels": labels, "kits": sorted(set(kits.tolist())), "systems": systems,
+               "contexts": ctx_names, "min_confidence": args.min_confidence,
+               # [system, K, min_confidence, draw, class]
+               "anytime_ok": any_ok.tolist(), "anytime_tot": any_tot.tolist(),
+               "anytime_median_ms": [[[float(np.median(dec_ms[(si, ki, mi)]))
+                                       for mi in range(M)] for ki in range(len(args.k))]
+                                     for si in range(len(systems))],
+               # [K, draw, context, class], the first variant and the generic model
+               "fixed_ok": cal_ok.tolist(), "fixed_generic_ok": gen_ok.tolist(),
+               "fixed_tot": tot.tolist()}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out))
+        print(f"counts: {args.json}")
 
     import matplotlib
     matplotlib.use("Agg")

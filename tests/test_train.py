@@ -200,7 +200,8 @@ def _sampler(**kw):
 def test_bleed_is_quiet_from_the_same_kit_and_leaves_the_target():
     sampler = _sampler(p_mix=0.0, p_bleed=1.0, bleed_gain_db=[-30.0, -12.0],
                        bleed_offset_ms=[-20.0, 20.0])
-    x, lengths, target, single = sampler.sample(np.random.default_rng(0))
+    x, lengths, target, single, episode = sampler.sample(np.random.default_rng(0))
+    assert (episode == -1).all()  # metric_weight 0: no episode
     assert (target.sum(1) == 1).all() and single.all()  # one class each: the bleed adds none
     bank = sampler.bank
     for b in range(x.shape[0]):
@@ -234,6 +235,50 @@ def test_bleed_off_leaves_batches_unchanged():
     for bad in ("train.p_bleed=1.5", "train.bleed_gain_db=[-6,-30]", "train.bleed_gaindb=[-6,-3]"):
         with pytest.raises(ConfigError):
             load_train_config(None, [bad])
+
+
+def test_metric_episode_pairs_hits_of_one_drum_of_one_kit():
+    sampler = _sampler(p_mix=0.0, metric_weight=0.5, metric_kits=2)
+    x, lengths, target, single, episode = sampler.sample(np.random.default_rng(3))
+    bank, n_ep = sampler.bank, 2 * (5 + 3)  # kit a has 5 classes, kit b 3: two hits each
+    assert (episode[:n_ep] >= 0).all() and (episode[n_ep:] == -1).all()
+    for b in range(n_ep):
+        kit = sampler.episode_kits[int(episode[b, 0])]
+        c = int(episode[b, 1])
+        assert target[b].argmax() == c and target[b].sum() == 1 and single[b]
+        # the wave is the bank's hit of that kit and class (amplitude codes both)
+        i = next(i for i in range(len(bank.labels)) if bank.kits[i] == kit and bank.labels[i] == LABELS[c])
+        assert torch.allclose(x[b, :, 0], torch.tensor(bank.amp[i]))
+    pairs = {tuple(e.tolist()) for e in episode[:n_ep]}
+    assert len(pairs) == n_ep // 2  # every (kit, class) exactly twice
+    from drumclassifier.errors import ConfigError
+    from drumclassifier.train import load_train_config
+    for bad in ("train.metric_weight=-1", "train.metric_temperature=0", "train.metric_kits=0"):
+        with pytest.raises(ConfigError):
+            load_train_config(None, [bad])
+
+
+def test_kit_contrastive_rewards_drums_that_cluster_within_their_kit():
+    from drumclassifier.train import kit_contrastive
+    torch.manual_seed(0)
+    kit = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    cls = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])
+    centres = torch.randn(4, 16)
+    clustered = centres[kit * 2 + cls] + 0.05 * torch.randn(8, 16)
+    scrambled = clustered[torch.tensor([0, 2, 1, 3, 4, 6, 5, 7])]  # pairs split across drums
+    good, bad = kit_contrastive(clustered, kit, cls, 0.1), kit_contrastive(scrambled, kit, cls, 0.1)
+    assert good < 0.1 < bad
+    # other kits are not candidates: moving kit 1 onto kit 0's drums leaves kit 0's terms
+    only0 = kit_contrastive(clustered[:4], kit[:4], cls[:4], 0.1)
+    moved = clustered.clone()
+    moved[4:] = clustered[:4]
+    both = kit_contrastive(moved, kit, cls, 0.1)
+    torch.testing.assert_close(both, only0)
+    # no anchor with a positive and a negative: zero, and still differentiable
+    lone = torch.randn(3, 16, requires_grad=True)
+    z = kit_contrastive(lone, torch.tensor([0, 1, 2]), torch.tensor([0, 0, 0]), 0.1)
+    z.backward()
+    assert float(z.detach()) == 0.0 and torch.equal(lone.grad, torch.zeros(3, 16))
 
 
 def test_label_smoothing_targets():
@@ -284,6 +329,7 @@ def test_training_runs_with_every_generalisation_option_on(corpus, tmp_path):
     rc = main(["train", f"train.manifest={corpus / 'manifest.csv'}", f"train.runs_dir={tmp_path}",
                "train.name=opts", "train.epochs=1", "train.steps_per_epoch=4", *TINY,
                "train.p_bleed=0.5", "train.label_smoothing=0.1", "train.mixup_p=0.5",
+               "train.metric_weight=0.2", "train.metric_kits=2",
                "model.features.norm=pcen", "model.features.pcen.learnable=true",
                "augment.decay.p=0.5", "augment.room.p=0.5", "augment.lowpass.p=0.5",
                "augment.bitcrush.p=0.5"])
