@@ -1,16 +1,21 @@
 """Per-kit calibration on held-out kits: simulated drummers, generic model vs a kit profile.
 
-For each kit of the test split (kits never used in training), its pieces are its classes
-(a kit's velocity layers and articulations of one class give several hits of that piece).
-A simulated user teaches K hits per piece, drawn at random (every piece is taught: a piece
-with at most K hits keeps one back for testing when it has two or more); the profile is
+For each kit of the test split (kits never used in training) with two classes or more, a
+simulated user teaches each piece of the kit, as `drumclassifier calibrate` asks. With
+--pieces drum (the default) a piece is one drum or cymbal of the kit: a Hydrogen instrument
+(file names "Instrument__layer"), a sound font's key, else the sample itself; its velocity
+layers are its hits, and it maps to its class. With --pieces class all the kit's hits of a
+class are one piece (a drummer teaching one kick, one tom, one cymbal for everything:
+the pessimistic case). The user teaches K hits per piece, drawn at random (every piece is
+taught: a piece with at most K hits keeps one back for testing when it has two or more, and
+a one-hit piece is taught and never tested); the profile is
 fitted exactly as `drumclassifier calibrate` does (drumclassifier.kit: each calibration
 hit augmented with gain, -0.5..+1.5 ms onset jitter, noise and truncation to the live
 contexts; a logistic-regression head over the pieces on the model's embedding and
 the hit's log-mel band profile); the
 kit's other hits are then classified at 5, 10, 20, 30 ms and the full window, by the
-profile and by the generic model (argmax). Per-class recall is pooled over kits within a
-draw; the table gives mean +- standard deviation over draws.
+profile (the top piece's class) and by the generic model (argmax). Per-class recall is
+pooled over kits within a draw; the table gives mean +- standard deviation over draws.
 
 Anytime decisions (drumclassifier/anytime.py, as the live worker decides with
 `slicer.anytime_ms`): each test hit is classified at every rung of the ladder
@@ -80,12 +85,40 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def read_origins(manifest: str) -> dict[str, str]:
+    """The manifest's `origin` column by resolved path (as read_manifest builds it)."""
+    import csv
+    with open(manifest, newline="", encoding="utf-8") as f:
+        return {str(Path(manifest).parent / r["path"]): r.get("origin") or ""
+                for r in csv.DictReader(f)}
+
+
+def drum_of(path: Path, origin: str) -> str:
+    """The drum or cymbal of its kit a corpus hit was played on: a sound font's key
+    (origin "font.sf2#bank:preset:key:velocity"), a Hydrogen instrument (the corpus names
+    its files "Instrument__layer"), else the sample itself (one-shot collections)."""
+    if ".sf2#" in origin:
+        return "key " + origin.rsplit("#", 1)[1].split(":")[2]
+    return path.stem.split("__")[0] if "__" in path.stem else path.stem
+
+
 def main(argv=None) -> int:
+    import warnings
+    with warnings.catch_warnings():  # NaN recall = a class a kit lacks: expected, left out
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--manifest", default=str(ROOT / "data/corpus/manifest.csv"))
     ap.add_argument("--split", default="test")
     ap.add_argument("-w", "--weights", default=None, help="default: the shipped model")
     ap.add_argument("--k", type=int, nargs="+", default=[3, 8], help="hits taught per piece")
+    ap.add_argument("--pieces", choices=["drum", "class"], default="drum",
+                    help="what the simulated drummer teaches as one piece: each drum or "
+                         "cymbal of the kit (as calibrate does), or one piece per class")
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--contexts-ms", type=float, nargs="+", default=[5, 10, 20, 30])
     ap.add_argument("--variants", nargs="+", default=["shipped"], choices=list(VARIANTS),
@@ -103,6 +136,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--out", default=str(ROOT / "docs/calibration.png"))
+    ap.add_argument("--errors", type=int, default=12,
+                    help="list this many of the most frequent wrong anytime decisions")
     ap.add_argument("--json", help="also write the per-draw counts here (for "
                                    "bench/calibration_compare.py: one model against another)")
     args = ap.parse_args(argv)
@@ -117,6 +152,10 @@ def main(argv=None) -> int:
     hits = [bank.get(i) for i in range(len(bank))]
     y_all = np.array([labels.index(lab) for lab in bank.labels])
     kits = np.array(bank.kits)
+    # the piece each hit belongs to, within its kit: [n] strings
+    origin = read_origins(args.manifest)
+    piece_all = np.array([lab if args.pieces == "class" else drum_of(it.path, origin.get(
+        str(it.path), "")) for it, lab in zip(bank.items, bank.labels)])
     ctx_names = [f"{c:g} ms" for c in args.contexts_ms] + ["full"]
     ctx_samples = [int(round(c * sr / 1000)) for c in args.contexts_ms] + [None]
 
@@ -187,23 +226,29 @@ def main(argv=None) -> int:
             spec["contexts_ms"] = tuple(float(c) for c in spec["contexts_ms"])
         variants.append((name, FitOptions(**spec), rung_min))
     # the draws, shared by every variant: (K index, draw, kit) -> (calibration, test hits)
+    # a drummer's kit has several pieces: a "kit" of one class (some corpus kits are
+    # fragments of a sound font) is no calibration problem, and is not simulated
+    sim_kits = [k for k in sorted(set(kits)) if len(set(y_all[kits == k])) >= 2]
     rng = np.random.default_rng(args.seed)
     taught = {k: [] for k in args.k}
     plan = {}
     for ki, K in enumerate(args.k):
         for d in range(args.draws):
-            for kit in sorted(set(kits)):
+            for kit in sim_kits:
                 idx = np.flatnonzero(kits == kit)
                 cal, test = [], []
-                for c in sorted(set(y_all[idx])):
-                    own = rng.permutation(idx[y_all[idx] == c])
+                for piece in sorted(set(piece_all[idx])):
+                    own = rng.permutation(idx[piece_all[idx] == piece])
                     n_cal = len(own) if len(own) == 1 else min(K, len(own) - 1)
                     cal += own[:n_cal].tolist()
                     test += own[n_cal:].tolist()
                     taught[K].append(n_cal)
-                plan[ki, d, kit] = np.asarray(cal), np.asarray(test)
-    print(f"{len(hits)} held-out hits in {len(set(kits))} kits; embeddings in "
-          f"{time.perf_counter() - t_start:.0f} s", file=sys.stderr)
+                if test:  # (every piece of the kit has a single hit: nothing to test)
+                    plan[ki, d, kit] = np.asarray(cal, int), np.asarray(test, int)
+    n_pieces = sum(len(set(piece_all[kits == k])) for k in sim_kits)
+    print(f"{len(hits)} held-out hits in {len(set(kits))} kits, {len(sim_kits)} of them with "
+          f"two classes or more (simulated, {n_pieces} pieces: --pieces {args.pieces}); "
+          f"embeddings in {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
 
     C, X, V = len(labels), len(ctx_samples), len(variants)
     # [K, draw, context, class] correct / total; generic on the same test hits
@@ -219,9 +264,13 @@ def main(argv=None) -> int:
     pair_n, single_n = np.zeros(len(args.k)), np.zeros(len(args.k))
     pair_ms: dict[int, list] = {ki: [] for ki in range(len(args.k))}
     fit_s = []
+    # wrong anytime decisions of the first variant, largest K, highest confidence:
+    # (test hit, class it was heard as) -> how many draws
+    wrong: dict[tuple[int, int], int] = {}
 
     def score(si, ki, d, p, conf, test, classes):
-        """Anytime decisions of one kit's test hits: p [R, n, P or C], conf [R, n]."""
+        """Anytime decisions of one kit's test hits: p [R, n, P or C], conf [R, n];
+        classes [P or C]: the class of each output."""
         yt, on = y_all[test], torch.arange(len(test))
         for mi, mc in enumerate(args.min_confidence):
             rung = first_confident(conf, mc)                                 # [n]
@@ -231,11 +280,16 @@ def main(argv=None) -> int:
                 m = yt == c
                 any_tot[si, ki, mi, d, c] += m.sum()
                 any_ok[si, ki, mi, d, c] += (pred[m] == c).sum()
+            if si == 1 and ki == len(args.k) - 1 and mi == M - 1:
+                for h in np.flatnonzero(pred != yt):
+                    key = (int(test[h]), int(pred[h]))
+                    wrong[key] = wrong.get(key, 0) + 1
 
     for (ki, d, kit), (cal, test) in plan.items():
-        classes = sorted(set(y_all[cal]))
-        piece_of = {c: i for i, c in enumerate(classes)}
-        y_cal = np.array([piece_of[c] for c in y_all[cal]])
+        pieces = sorted(set(piece_all[cal]))
+        piece_of = {pc: i for i, pc in enumerate(pieces)}
+        y_cal = np.array([piece_of[pc] for pc in piece_all[cal]])
+        classes = np.array([y_all[cal][y_cal == i][0] for i in range(len(pieces))])  # [P]
         tt = torch.from_numpy(test)
         score(0, ki, d, lad_gen[:, tt], gen_conf[:, tt], test, list(range(C)))
         for vi, (name, opts, rung_min) in enumerate(variants):
@@ -272,25 +326,37 @@ def main(argv=None) -> int:
                 pp = torch.stack([pick_head(heads, c).probs(e[mine])
                                   for c, e in zip(ladder, cols(pair_emb, opts))])  # [R, m, P]
                 rung = first_confident(piece_confidence(pp), args.pieces_at_confidence)
-                want = {piece_of[labels.index("kick")], piece_of[labels.index("hihat")]}
+                # the pieces each mix should send: its kick's and its hihat's
+                wants = [(piece_of[piece_all[pairs[q][1]]], piece_of[piece_all[pairs[q][2]]])
+                         for q in mine]
                 pair_n[ki] += len(mine)
                 pair_ms[ki] += ladder[rung.numpy()].tolist()
                 for ei, e in enumerate(args.extra_min):
-                    pair_both[ki, ei] += sum(want <= set(pick_pieces(pp[r, q], no_floor, e, 2))
-                                             for q, r in enumerate(rung.tolist()))
+                    pair_both[ki, ei] += sum(
+                        set(want_q) <= set(pick_pieces(pp[r, n], no_floor, e, 2))
+                        for n, (r, want_q) in enumerate(zip(rung.tolist(), wants)))
             yt = y_all[test]
             for x in range(X):
                 head = pick_head(heads, args.contexts_ms[x] if x < X - 1 else full_ms)
-                pred = np.asarray(classes)[head.probs(cols(emb_ctx[x][test], opts)).argmax(1)]
-                for c in classes:
+                pred = classes[head.probs(cols(emb_ctx[x][test], opts)).argmax(1).numpy()]
+                for c in set(classes.tolist()):
                     m = yt == c
                     tot[ki, d, x, c] += m.sum()
                     cal_ok[ki, d, x, c] += (pred[m] == c).sum()
                     gen_ok[ki, d, x, c] += (gen_ctx[x][test][m] == c).sum()
 
+    def recall(ok, n):
+        """ok / n, NaN where there was nothing to recall (a class a kit lacks, or all its
+        hits were taught): left out of the means, not counted as a miss."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, ok / n, np.nan)
+
+    def cell(r) -> str:         # r [draws] -> "mean ± sd", "-" when never measured
+        return "-" if np.isnan(r).all() else f"{np.nanmean(r):.2f} ± {np.nanstd(r):.2f}"
+
     def stat(ok, ki, x, c):
-        r = ok[ki, :, x, c] / np.maximum(tot[ki, :, x, c], 1)
-        return r.mean(), r.std()
+        r = recall(ok[ki, :, x, c], tot[ki, :, x, c])
+        return (np.nan, np.nan) if np.isnan(r).all() else (np.nanmean(r), np.nanstd(r))
 
     lines = ["| K | context | system | " + " | ".join(labels) + " | mean |",
              "|---|---|---|" + "---|" * (C + 1)]
@@ -300,12 +366,11 @@ def main(argv=None) -> int:
             for x in range(X):
                 cells, means = [], []
                 for c in range(C):
-                    m, s = stat(ok, ki, x, c)
-                    cells.append(f"{m:.2f} ± {s:.2f}")
-                    means.append(m)
-                    curves.setdefault((name, K, c), []).append(m)
+                    cells.append(cell(recall(ok[ki, :, x, c], tot[ki, :, x, c])))
+                    means.append(stat(ok, ki, x, c)[0])
+                    curves.setdefault((name, K, c), []).append(means[-1])
                 lines.append(f"| {K} | {ctx_names[x]} | {name} | " + " | ".join(cells)
-                             + f" | {np.mean(means):.2f} |")
+                             + f" | {np.nanmean(means):.2f} |")
     first = variants[0]
     print(f"fixed contexts, pieces-per-onset and figure: variant {first[0]!r} ({first[1]}); "
           f"{args.draws} draws, split {args.split}")
@@ -323,11 +388,10 @@ def main(argv=None) -> int:
     for ki, K in enumerate(args.k):
         for si, name in enumerate(["generic"] + [f"{v[0]} K={K}" for v in variants]):
             for mi, mc in enumerate(args.min_confidence):
-                r = any_ok[si, ki, mi] / np.maximum(any_tot[si, ki, mi], 1)   # [draw, class]
+                r = recall(any_ok[si, ki, mi], any_tot[si, ki, mi])   # [draw, class]
                 ms = np.asarray(dec_ms[(si, ki, mi)])
-                cells = " | ".join(f"{r[:, c].mean():.2f} ± {r[:, c].std():.2f}"
-                                   for c in range(C))
-                print(f"| {K} | {name} | {mc:g} | {cells} | {r.mean(1).mean():.2f} | "
+                cells = " | ".join(cell(r[:, c]) for c in range(C))
+                print(f"| {K} | {name} | {mc:g} | {cells} | {np.nanmean(np.nanmean(r, 0)):.2f} | "
                       f"{np.median(ms):g} | {np.percentile(ms, 90):g} |")
     print(f"\nseveral pieces per onset (calibrated, anytime at confidence "
           f"{args.pieces_at_confidence:g}, at most 2 pieces):")
@@ -338,6 +402,12 @@ def main(argv=None) -> int:
                   f"decision {np.median(pair_ms[ki]) if pair_ms[ki] else float('nan'):g} ms); "
                   f"single hits with a false second piece "
                   f"{single_two[ki, ei] / max(single_n[ki], 1):.3f} (of {int(single_n[ki])})")
+    if wrong:
+        print(f"\nwrong anytime decisions ({variants[0][0]}, K={args.k[-1]}, min confidence "
+              f"{args.min_confidence[-1]:g}), most frequent first: draws wrong, hit, heard as")
+        for (h, c), n in sorted(wrong.items(), key=lambda kv: -kv[1])[:args.errors]:
+            print(f"  {n:3d}  {bank.items[h].kit}/{bank.items[h].path.name} {labels[y_all[h]]}, "
+                  f"piece {str(piece_all[h])!r}) -> {labels[c]}")
     print(f"head fit: median {np.median(fit_s) * 1000:.0f} ms; total run "
           f"{time.perf_counter() - t_start:.0f} s")
     if args.json:
@@ -345,7 +415,7 @@ def main(argv=None) -> int:
         systems = ["generic"] + [v[0] for v in variants]
         out = {"weights": str(args.weights or "shipped"), "manifest": args.manifest,
                "split": args.split, "seed": args.seed, "draws": args.draws, "k": args.k,
-               "labels": labels, "kits": sorted(set(kits.tolist())), "systems": systems,
+               "labels": labels, "kits": sim_kits, "systems": systems,
                "contexts": ctx_names, "min_confidence": args.min_confidence,
                # [system, K, min_confidence, draw, class]
                "anytime_ok": any_ok.tolist(), "anytime_tot": any_tot.tolist(),
@@ -382,8 +452,11 @@ def main(argv=None) -> int:
     for c, ax in enumerate(axes[1]):
         for si, ki, name, style in systems:
             med = [np.median(dec_ms[(si, ki, mi)]) for mi in range(M)]
-            r = any_ok[si, ki, :, :, c] / np.maximum(any_tot[si, ki, :, :, c], 1)  # [M, draw]
-            ax.errorbar(med, r.mean(1), yerr=r.std(1), fmt=style, capsize=3, label=name)
+            r = recall(any_ok[si, ki, :, :, c], any_tot[si, ki, :, :, c])  # [M, draw]
+            if np.isnan(r).all():
+                continue
+            ax.errorbar(med, np.nanmean(r, 1), yerr=np.nanstd(r, 1), fmt=style, capsize=3,
+                        label=name)
         ax.axhline(0.95, color="grey", lw=0.8, ls=":")
         ax.axvline(15, color="grey", lw=0.8, ls=":")
         ax.set_xlabel("median decision context (ms)")
