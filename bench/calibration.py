@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from drumclassifier.anytime import (
     class_confidence,
+    class_sure,
     first_confident,
     pick_pieces,
     piece_confidence,
@@ -82,6 +83,9 @@ VARIANTS: dict[str, dict] = {
     "eq6": dict(eq_db=6.0),
     "eq6-aug60": dict(eq_db=6.0, augment=60),
     "strict-early": dict(rung_min=(0.95, 0.9, 0, 0, 0)),
+    # decide the class when its pieces' summed probability is sure enough, and send the
+    # top piece of that class (rather than waiting until one piece is sure)
+    "class-decide": dict(decide="class"),
 }
 
 
@@ -218,13 +222,14 @@ def _main(argv=None) -> int:
                                          np.random.default_rng(args.seed), o.jitter_ms, o.eq_db)
             aug_at[key] = (embed(var), np.asarray(ctx), np.asarray(src))
         return aug_at[key]
-    variants = []                             # (name, FitOptions, rung floors [R])
+    variants = []                    # (name, FitOptions, rung floors [R], decide by)
     for name in args.variants:
         spec = dict(VARIANTS[name])
         rung_min = torch.tensor(spec.pop("rung_min", (0.0,) * len(ladder)))[:, None]
+        decide = spec.pop("decide", "piece")
         if "contexts_ms" in spec:
             spec["contexts_ms"] = tuple(float(c) for c in spec["contexts_ms"])
-        variants.append((name, FitOptions(**spec), rung_min))
+        variants.append((name, FitOptions(**spec), rung_min, decide))
     # the draws, shared by every variant: (K index, draw, kit) -> (calibration, test hits)
     # a drummer's kit has several pieces: a "kit" of one class (some corpus kits are
     # fragments of a sound font) is no calibration problem, and is not simulated
@@ -258,6 +263,8 @@ def _main(argv=None) -> int:
     M, E = len(args.min_confidence), len(args.extra_min)
     any_ok = np.zeros((1 + V, len(args.k), M, args.draws, C))
     any_tot = np.zeros_like(any_ok)
+    # calibrated systems: decisions that name the right piece (its note), and all decisions
+    piece_ok, piece_n = np.zeros((1 + V, len(args.k), M)), np.zeros((1 + V, len(args.k), M))
     dec_ms: dict[tuple, list] = {}       # (system, K index, confidence index) -> ms per hit
     # several pieces per onset, per K and extra_min: pairs with both sent, singles with two
     pair_both, single_two = np.zeros((len(args.k), E)), np.zeros((len(args.k), E))
@@ -268,14 +275,19 @@ def _main(argv=None) -> int:
     # (test hit, class it was heard as) -> how many draws
     wrong: dict[tuple[int, int], int] = {}
 
-    def score(si, ki, d, p, conf, test, classes):
-        """Anytime decisions of one kit's test hits: p [R, n, P or C], conf [R, n];
-        classes [P or C]: the class of each output."""
+    def score(si, ki, d, sent, conf, test, classes, true_piece=None):
+        """Anytime decisions of one kit's test hits: sent [R, n] the output (class or
+        piece) each rung would send, conf [R, n] how sure it is; classes [P or C]: the
+        class of each output; true_piece [n]: calibrated systems, the piece played."""
         yt, on = y_all[test], torch.arange(len(test))
         for mi, mc in enumerate(args.min_confidence):
             rung = first_confident(conf, mc)                                 # [n]
-            pred = np.asarray(classes)[p[rung, on].argmax(1).numpy()]
+            out = sent[rung, on].numpy()
+            pred = np.asarray(classes)[out]
             dec_ms.setdefault((si, ki, mi), []).extend(ladder[rung.numpy()])
+            if true_piece is not None:
+                piece_ok[si, ki, mi] += (out == true_piece).sum()
+                piece_n[si, ki, mi] += len(test)
             for c in set(yt.tolist()):
                 m = yt == c
                 any_tot[si, ki, mi, d, c] += m.sum()
@@ -290,9 +302,10 @@ def _main(argv=None) -> int:
         piece_of = {pc: i for i, pc in enumerate(pieces)}
         y_cal = np.array([piece_of[pc] for pc in piece_all[cal]])
         classes = np.array([y_all[cal][y_cal == i][0] for i in range(len(pieces))])  # [P]
+        true_piece = np.array([piece_of[pc] for pc in piece_all[test]])
         tt = torch.from_numpy(test)
-        score(0, ki, d, lad_gen[:, tt], gen_conf[:, tt], test, list(range(C)))
-        for vi, (name, opts, rung_min) in enumerate(variants):
+        score(0, ki, d, lad_gen[:, tt].argmax(-1), gen_conf[:, tt], test, list(range(C)))
+        for vi, (name, opts, rung_min, decide) in enumerate(variants):
             emb_v, ctx_v, src_v = aug_emb(opts)
             m = np.isin(src_v, cal)
             local = {h: i for i, h in enumerate(cal.tolist())}
@@ -306,9 +319,12 @@ def _main(argv=None) -> int:
             fit_s.append(time.perf_counter() - t0)
             cal_p = torch.stack([pick_head(heads, c).probs(e[tt])
                                  for c, e in zip(ladder, cols(lad_emb, opts))])  # [R, n, P]
-            conf = piece_confidence(cal_p)
-            score(1 + vi, ki, d, cal_p, torch.where(conf >= rung_min, conf, 0.0), test,
-                  classes)
+            if decide == "class":
+                conf, sent = class_sure(cal_p, classes, C)                   # [R, n] each
+            else:
+                conf, sent = piece_confidence(cal_p), cal_p.argmax(-1)
+            score(1 + vi, ki, d, sent, torch.where(conf >= rung_min, conf, 0.0), test,
+                  classes, true_piece)
             if vi:
                 continue
             # several pieces per onset: false second pieces on single hits, both pieces
@@ -383,8 +399,8 @@ def _main(argv=None) -> int:
     print(f"\nanytime decisions, ladder {' '.join(f'{c:g}' for c in ladder)} ms (decision "
           "context = audio after the onset waited for)")
     print("| K | system | min confidence | " + " | ".join(labels)
-          + " | mean | median ms | p90 ms |")
-    print("|---|---|---|" + "---|" * (C + 3))
+          + " | mean | median ms | p90 ms | right piece |")
+    print("|---|---|---|" + "---|" * (C + 4))
     for ki, K in enumerate(args.k):
         for si, name in enumerate(["generic"] + [f"{v[0]} K={K}" for v in variants]):
             for mi, mc in enumerate(args.min_confidence):
@@ -392,7 +408,9 @@ def _main(argv=None) -> int:
                 ms = np.asarray(dec_ms[(si, ki, mi)])
                 cells = " | ".join(cell(r[:, c]) for c in range(C))
                 print(f"| {K} | {name} | {mc:g} | {cells} | {np.nanmean(np.nanmean(r, 0)):.2f} | "
-                      f"{np.median(ms):g} | {np.percentile(ms, 90):g} |")
+                      f"{np.median(ms):g} | {np.percentile(ms, 90):g} | "
+                      + (f"{piece_ok[si, ki, mi] / piece_n[si, ki, mi]:.2f} |"
+                         if piece_n[si, ki, mi] else "- |"))
     print(f"\nseveral pieces per onset (calibrated, anytime at confidence "
           f"{args.pieces_at_confidence:g}, at most 2 pieces):")
     for ki, K in enumerate(args.k):
@@ -419,6 +437,8 @@ def _main(argv=None) -> int:
                "contexts": ctx_names, "min_confidence": args.min_confidence,
                # [system, K, min_confidence, draw, class]
                "anytime_ok": any_ok.tolist(), "anytime_tot": any_tot.tolist(),
+               # [system, K, min_confidence]: decisions sending the right piece, all
+               "anytime_piece_ok": piece_ok.tolist(), "anytime_piece_n": piece_n.tolist(),
                "anytime_median_ms": [[[float(np.median(dec_ms[(si, ki, mi)]))
                                        for mi in range(M)] for ki in range(len(args.k))]
                                      for si in range(len(systems))],

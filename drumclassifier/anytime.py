@@ -13,7 +13,9 @@ the latest at the last rung. Here are the rules, shared by the live worker
     max(q, 1 - q); the hit's confidence is the minimum over classes, and at most the top
     class's q: "no class present" is no decision for a hit (at short contexts every
     probability is low, which would otherwise look sure).
-  - kit profile (softmax over the kit's pieces): the top piece's probability.
+  - kit profile (softmax over the kit's pieces): the top piece's probability; or, with
+    `decision.sure_of: class`, the summed probability of the top class's pieces, the
+    note then being that class's most probable piece (class_sure).
 
 A hit is sent at its first rung with confidence >= min_confidence.
 """
@@ -34,6 +36,32 @@ def class_confidence(probs: torch.Tensor, thresholds: torch.Tensor) -> torch.Ten
     return torch.minimum(sure, q.max(dim=-1).values)
 
 
+def class_mass(probs: torch.Tensor, piece_classes: Sequence[int], n_classes: int
+               ) -> torch.Tensor:
+    """Kit profile: [..., P] piece probabilities -> [..., n_classes], each class the sum of
+    its pieces' probabilities (a kit with a crash and a ride is sure of "cymbals" before
+    it is sure which one)."""
+    idx = torch.as_tensor(list(piece_classes), dtype=torch.long, device=probs.device)
+    out = probs.new_zeros(*probs.shape[:-1], n_classes)
+    return out.index_add_(-1, idx, probs)
+
+
+def class_sure(probs: torch.Tensor, piece_classes: Sequence[int], n_classes: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kit profile, sure of the class: [..., P] piece probabilities -> ([...] the top
+    class's summed probability, [...] the most probable piece of that class).
+
+    The decision rule `decision.sure_of: class`: a hit is sent once its class is sure,
+    with the note of that class's most probable piece; it waits less than waiting for
+    one piece to be sure, and sends the wrong piece of the right class more often
+    (bench/calibration.py, variant class-decide)."""
+    mass = class_mass(probs, piece_classes, n_classes)                 # [..., C]
+    conf, top_class = mass.max(dim=-1)
+    cls = torch.as_tensor(list(piece_classes), device=probs.device)   # [P]
+    within = probs.masked_fill(cls != top_class[..., None], -1.0)     # other classes out
+    return conf, within.argmax(dim=-1)
+
+
 def piece_confidence(probs: torch.Tensor) -> torch.Tensor:
     """Kit profile: [B, P] softmax probabilities -> [B] the top piece's probability."""
     return probs.max(dim=-1).values
@@ -48,10 +76,11 @@ def first_confident(conf: torch.Tensor, min_confidence: float) -> torch.Tensor:
 
 
 def pick_pieces(probs: torch.Tensor, min_prob: Sequence[float], extra_min: float,
-                max_pieces: int) -> list[int]:
+                max_pieces: int, top: int | None = None) -> list[int]:
     """Kit profile, one hit: [P] softmax probabilities -> indices of the pieces to send.
 
-    The top piece if it reaches its own min_prob; then, up to max_pieces in all, every
+    The top piece (the most probable, or `top`: class_sure's choice) if it reaches its
+    own min_prob; then, up to max_pieces in all, every
     other piece with probability >= max(extra_min, its min_prob), most probable first.
     Why a second piece at all: a kick + hihat hit is not among the calibration hits, so
     the head splits its mass between the two pieces (say 0.55 / 0.40) instead of
@@ -61,11 +90,13 @@ def pick_pieces(probs: torch.Tensor, min_prob: Sequence[float], extra_min: float
     pass (the probabilities sum to 1), whatever max_pieces says.
     """
     order = torch.argsort(probs, descending=True).tolist()
-    top = order[0]
+    top = order[0] if top is None else top
     if float(probs[top]) < min_prob[top]:
         return []
     out = [top]
-    for i in order[1:]:
+    for i in order:
+        if i == top:
+            continue
         if len(out) >= max_pieces:
             break
         if float(probs[i]) >= max(extra_min, min_prob[i]):

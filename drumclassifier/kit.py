@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .anytime import pick_pieces, piece_confidence
+from .anytime import class_sure, pick_pieces, piece_confidence
 from .errors import DrumClassifierError
 
 FORMAT, VERSION = "drumclassifier-kit", 3
@@ -574,7 +574,10 @@ class KitClassify:
     other piece with probability >= max(extra_piece_min, its min_confidence); none if
     the hit's peak level is under the top piece's gate_db. Before its last rung
     (anytime), a hit whose top piece is less sure than min_confidence gets None: wait
-    for more context. extras = {"piece": name, "note": MIDI note, "velocity": 1-127 from
+    for more context. With sure_of="class" the test is on the top class instead (the
+    summed probability of its pieces), and the piece sent first is that class's most
+    probable one (anytime.class_sure): earlier decisions, more wrong pieces of the right
+    class (a ride sent as the crash). extras = {"piece": name, "note": MIDI note, "velocity": 1-127 from
     the piece's calibrated levels}.
 
     max_pieces defaults to 1: the head is a softmax over single pieces fitted on single
@@ -587,10 +590,13 @@ class KitClassify:
 
     def __init__(self, clf, profile: KitProfile, stream_rate_hz: int,
                  min_confidence: float = 0.95, max_pieces: int = 1,
-                 extra_piece_min: float = 0.35):
+                 extra_piece_min: float = 0.35, sure_of: str = "piece"):
+        if sure_of not in ("piece", "class"):
+            raise ValueError(f"sure_of must be piece or class, got {sure_of!r}")
         self.clf, self.profile, self.sr = clf, profile, stream_rate_hz
         self.min_confidence, self.max_pieces = min_confidence, max_pieces
-        self.extra_piece_min = extra_piece_min
+        self.extra_piece_min, self.sure_of = extra_piece_min, sure_of
+        self.piece_classes = [profile.labels.index(pc.label) for pc in profile.pieces]
 
     def __call__(self, hits):
         waves, keep = self.clf.prepare_hits(hits, self.sr)     # [2, n] each, n = its context
@@ -600,14 +606,18 @@ class KitClassify:
         # each hit through the head fitted nearest its context (ms of audio after onset)
         ctx_ms = [1000.0 * h.audio.shape[0] / self.sr for h in keep]
         probs = torch.stack([self.profile.probs(e[None], c)[0] for e, c in zip(emb, ctx_ms)])
-        sure = (piece_confidence(probs) >= self.min_confidence).tolist()
+        if self.sure_of == "class":
+            conf, first = class_sure(probs, self.piece_classes, len(self.profile.labels))
+        else:
+            conf, first = piece_confidence(probs), probs.argmax(-1)   # [B] each
+        sure = (conf >= self.min_confidence).tolist()
         floors = [pc.min_confidence for pc in self.profile.pieces]
         out = []
-        for h, p, ok in zip(keep, probs, sure):
+        for h, p, ok, top in zip(keep, probs, sure, first.tolist()):
             if not (ok or h.final):
                 out.append(None)
                 continue
-            picked = pick_pieces(p, floors, self.extra_piece_min, self.max_pieces)
+            picked = pick_pieces(p, floors, self.extra_piece_min, self.max_pieces, top)
             if not picked or h.peak_db < self.profile.pieces[picked[0]].gate_db:
                 out.append([])
                 continue

@@ -79,6 +79,10 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("--min-confidence", type=float, metavar="P",
                    help="with --anytime-ms: how sure a decision must be to go out before "
                         "the last context (default: 0.95)")
+    e.add_argument("--sure-of", choices=["piece", "class"],
+                   help="with --kit and --anytime-ms: is the confidence about the piece (its "
+                        "note; default) or only its class (decides sooner, may send the "
+                        "wrong piece of the right class: ride for crash)")
     e.add_argument("--rt-config", metavar="FILE",
                    help="real-time config YAML (default: built in, = configs/realtime.yaml)")
     add_model_args(p)
@@ -129,6 +133,8 @@ def _config(args):
         o["slicer"]["anytime_ms"] = args.anytime_ms
     if getattr(args, "min_confidence", None) is not None:
         o["decision"]["min_confidence"] = args.min_confidence
+    if getattr(args, "sure_of", None):
+        o["decision"]["sure_of"] = args.sure_of
     if args.midi_api:
         o["midi"]["api"] = args.midi_api
     return load_realtime_config(args.rt_config, o)
@@ -217,7 +223,7 @@ def _kit_classify(args, clf, source, cfg):
               file=sys.stderr, flush=True)
     d = cfg.decision
     return KitClassify(clf, prof, source.sample_rate_hz, d.min_confidence, d.max_pieces,
-                       d.extra_piece_min)
+                       d.extra_piece_min, d.sure_of)
 
 
 def run_listen(args) -> int:

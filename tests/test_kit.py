@@ -96,6 +96,15 @@ def test_calibrated_profile_classifies_held_back_hits(kit, capsys):
     notes = [m.note for m in mido.MidiFile(mid).tracks[0] if m.type == "note_on"
              and m.velocity > 0]
     assert notes == [p.note for p in prof.pieces for _ in range(4)]
+    # anytime, sure of the class (one piece per class here: the same pieces are sent)
+    ev2 = d / "events-class.csv"
+    rc = main(["stream", str(d / "play.wav"), "--fast", "--quiet", "--kit", str(out),
+               "--anytime-ms", "5", "10", "20", "40", "80", "--sure-of", "class",
+               "--events", str(ev2), "--model-device", "cpu"])
+    assert rc == 0
+    rows2 = list(csv.DictReader(ev2.open()))
+    assert [r["piece"] for r in rows2] == [r["piece"] for r in rows]
+    assert all(float(r["context_ms"]) <= 80 for r in rows2)
 
 
 def test_profile_round_trip(kit, tmp_path):
@@ -257,6 +266,32 @@ def test_kit_anytime_waits_until_sure_or_last(tiny):
     assert KitClassify(tiny, unsure, SR, min_confidence=0.8)(early)[1] == [None]
     assert KitClassify(tiny, unsure, SR, min_confidence=0.8)(last)[1][0][0][2]["piece"] == "kick"
     assert KitClassify(tiny, sure, SR, min_confidence=0.8)(early)[1][0][0][2]["piece"] == "kick"
+
+
+def test_kit_anytime_sure_of_class_sends_the_top_piece_of_the_sure_class(tiny):
+    from drumclassifier.kit import KitClassify, Piece
+    dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
+    prof = fixed_profile(dim, [0.3, 0.36, 0.34])  # kick 0.3, hihat 0.36, floor tom 0.34
+    prof.pieces[0] = Piece("rack tom", "toms", 48, gate_db=-90.0)  # toms: 0.30 + 0.34
+    early = hits_of(1, final=False)
+    assert KitClassify(tiny, prof, SR, min_confidence=0.6)(early)[1] == [None]  # no piece sure
+    _, out = KitClassify(tiny, prof, SR, min_confidence=0.6, sure_of="class")(early)
+    # toms are sure (0.64), and the floor tom is the more probable tom; the hihat, the
+    # most probable single piece, is not sent
+    assert [(x[0], x[2]["piece"], x[2]["note"]) for x in out[0]] == [("toms", "floor tom", 41)]
+    with pytest.raises(ValueError, match="sure_of"):
+        KitClassify(tiny, prof, SR, sure_of="drum")
+
+
+def test_class_sure_rule():
+    from drumclassifier.anytime import class_mass, class_sure, pick_pieces
+    p = torch.tensor([[0.3, 0.36, 0.34], [0.1, 0.8, 0.1]])  # [B, P]; pieces of classes 3, 2, 3
+    torch.testing.assert_close(class_mass(p, [3, 2, 3], 5),
+                               torch.tensor([[0, 0, 0.36, 0.64, 0], [0, 0, 0.8, 0.2, 0]]))
+    conf, top = class_sure(p, [3, 2, 3], 5)
+    torch.testing.assert_close(conf, torch.tensor([0.64, 0.8]))
+    assert top.tolist() == [2, 1]
+    assert pick_pieces(p[0], [0.0] * 3, 0.35, 2, top=2) == [2, 1]  # chosen first, then by prob
 
 
 def test_pick_pieces_rule():

@@ -77,6 +77,8 @@ def test_config_typo_and_bad_values_are_errors(tmp_path):
         load_realtime_config(p)
     with pytest.raises(ConfigError, match="drop_policy"):
         load_realtime_config({"worker": {"drop_policy": "random"}})
+    with pytest.raises(ConfigError, match="sure_of"):
+        load_realtime_config({"decision": {"sure_of": "drum"}})
     with pytest.raises(ConfigError, match="torch_threads"):
         load_realtime_config({"worker": {"torch_threads": -1}})
 
