@@ -242,7 +242,9 @@ def _main(argv=None) -> int:
             for kit in sim_kits:
                 idx = np.flatnonzero(kits == kit)
                 cal, test = [], []
-                for piece in sorted(set(piece_all[idx])):
+                # in class order (then by name): --pieces class draws as before drums existed
+                for piece in sorted(set(piece_all[idx]),
+                                    key=lambda pc: (y_all[idx][piece_all[idx] == pc][0], pc)):
                     own = rng.permutation(idx[piece_all[idx] == piece])
                     n_cal = len(own) if len(own) == 1 else min(K, len(own) - 1)
                     cal += own[:n_cal].tolist()
