@@ -252,6 +252,9 @@ def _main(argv=None) -> int:
                     taught[K].append(n_cal)
                 if test:  # (every piece of the kit has a single hit: nothing to test)
                     plan[ki, d, kit] = np.asarray(cal, int), np.asarray(test, int)
+    if not plan:
+        sys.exit(f"error: {args.manifest} ({args.split}): no kit of two classes or more has a "
+                 f"piece with two hits or more (--pieces {args.pieces}): nothing to test")
     n_pieces = sum(len(set(piece_all[kits == k])) for k in sim_kits)
     print(f"{len(hits)} held-out hits in {len(set(kits))} kits, {len(sim_kits)} of them with "
           f"two classes or more (simulated, {n_pieces} pieces: --pieces {args.pieces}); "

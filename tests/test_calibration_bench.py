@@ -84,6 +84,21 @@ def test_bench_simulates_drummers_and_compares_models(corpus, tmp_path, capsys, 
     assert "| a | 1 |" in cmp and "| - |" in cmp
 
 
+def test_bench_says_when_there_is_nothing_to_test(corpus, tmp_path):
+    rows = list(csv.DictReader((corpus / "manifest.csv").open()))
+    one = [r for r in rows if r["path"].endswith(("k0.flac", "h0.flac"))]  # one hit per drum
+    for r in one:
+        r["path"] = str(corpus / r["path"])
+    m = tmp_path / "one.csv"
+    with m.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(one)
+    with pytest.raises(SystemExit, match="nothing to test"):
+        calibration.main(["--manifest", str(m), "--split", "test", "--k", "2", "--draws", "1",
+                          "--threads", "1", "--out", str(tmp_path / "c.png")])
+
+
 def test_compare_refuses_files_of_other_draws(corpus, tmp_path, capsys):
     a = {"split": "test", "seed": 0, "draws": 2, "kits": ["x"], "labels": ["kick"],
          "weights": "a", "anytime_ok": [], "anytime_tot": [], "anytime_median_ms": [],
