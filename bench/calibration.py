@@ -429,7 +429,7 @@ def _main(argv=None) -> int:
         print(f"\nwrong anytime decisions ({variants[0][0]}, K={args.k[-1]}, min confidence "
               f"{args.min_confidence[-1]:g}), most frequent first: draws wrong, hit, heard as")
         for (h, c), n in sorted(wrong.items(), key=lambda kv: -kv[1])[:args.errors]:
-            print(f"  {n:3d}  {bank.items[h].kit}/{bank.items[h].path.name} {labels[y_all[h]]}, "
+            print(f"  {n:3d}  {bank.items[h].kit}/{bank.items[h].path.name} ({labels[y_all[h]]}, "
                   f"piece {str(piece_all[h])!r}) -> {labels[c]}")
     print(f"head fit: median {np.median(fit_s) * 1000:.0f} ms; total run "
           f"{time.perf_counter() - t_start:.0f} s")
