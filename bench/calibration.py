@@ -487,7 +487,8 @@ def _main(argv=None) -> int:
         ax.set_xlabel("median decision context (ms)")
         ax.grid(alpha=0.3)
     axes[1, 0].set_ylabel("recall, anytime\n(one point per min confidence)")
-    fig.suptitle("Held-out kits: generic model vs per-kit calibration; top: by post-onset "
+    fig.suptitle(f"Held-out kits ({args.split}, taught per {args.pieces}): generic model vs "
+                 "per-kit calibration; top: by post-onset "
                  f"context; bottom: anytime ladder {' '.join(f'{c:g}' for c in ladder)} ms")
     fig.tight_layout()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
