@@ -303,9 +303,10 @@ def mixup(x, lengths, y, p: float, alpha: float):
 
 
 def kit_contrastive(emb, kit, cls, temperature: float):
-    """Supervised contrastive loss within kits: hits of one drum together, apart from the
-    kit's other drums. This is the task a kit profile solves (kit.py: a head over one
-    kit's pieces on this embedding), so training for it is meant to help calibration.
+    """Supervised contrastive loss within kits: a kit's hits of one class together, apart
+    from the kit's other classes. This is close to the task a kit profile solves (kit.py:
+    a head over one kit's pieces on this embedding); measured, it did not help it
+    (README, "What helps"), so it is off by default.
 
     emb [M, D] (the model's hit embedding), kit [M], cls [M] (ints). With s the cosine
     similarity over temperature, anchor i's candidates are the other items of its kit and
