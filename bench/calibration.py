@@ -73,7 +73,7 @@ VARIANTS: dict[str, dict] = {
     "temp": dict(temperature=True),
     "per-ctx": dict(per_context=True, augment=120),
     "per-ctx-temp": dict(per_context=True, augment=120, temperature=True),
-    "aug120": dict(augment=120),
+    "aug20": dict(augment=20),                # the default before (shipped is 120)
     "proto": dict(kind="prototype"),
     "proto-temp": dict(kind="prototype", temperature=True),
     "l2-0.1": dict(l2=0.1),
