@@ -42,6 +42,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -106,11 +108,25 @@ def drum_of(path: Path, origin: str) -> str:
     return path.stem.split("__")[0] if "__" in path.stem else path.stem
 
 
-def main(argv=None) -> int:
-    import warnings
-    with warnings.catch_warnings():  # NaN recall = a class a kit lacks: expected, left out
+def nan_recall(ok: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """ok / n, NaN where there was nothing to recall (a class a kit lacks, or all its hits
+    were taught): left out of the means (np.nanmean), not counted as a miss."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, ok / n, np.nan)
+
+
+@contextmanager
+def nan_means_quiet():
+    """np.nanmean / nanstd of all-NaN slices (a class no kit of the set has) are expected
+    here: no warning for them."""
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
         warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
+        yield
+
+
+def main(argv=None) -> int:
+    with nan_means_quiet():
         return _main(argv)
 
 
@@ -366,17 +382,11 @@ def _main(argv=None) -> int:
                     cal_ok[ki, d, x, c] += (pred[m] == c).sum()
                     gen_ok[ki, d, x, c] += (gen_ctx[x][test][m] == c).sum()
 
-    def recall(ok, n):
-        """ok / n, NaN where there was nothing to recall (a class a kit lacks, or all its
-        hits were taught): left out of the means, not counted as a miss."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, ok / n, np.nan)
-
     def cell(r) -> str:         # r [draws] -> "mean ± sd", "-" when never measured
         return "-" if np.isnan(r).all() else f"{np.nanmean(r):.2f} ± {np.nanstd(r):.2f}"
 
     def stat(ok, ki, x, c):
-        r = recall(ok[ki, :, x, c], tot[ki, :, x, c])
+        r = nan_recall(ok[ki, :, x, c], tot[ki, :, x, c])
         return (np.nan, np.nan) if np.isnan(r).all() else (np.nanmean(r), np.nanstd(r))
 
     lines = ["| K | context | system | " + " | ".join(labels) + " | mean |",
@@ -387,7 +397,7 @@ def _main(argv=None) -> int:
             for x in range(X):
                 cells, means = [], []
                 for c in range(C):
-                    cells.append(cell(recall(ok[ki, :, x, c], tot[ki, :, x, c])))
+                    cells.append(cell(nan_recall(ok[ki, :, x, c], tot[ki, :, x, c])))
                     means.append(stat(ok, ki, x, c)[0])
                     curves.setdefault((name, K, c), []).append(means[-1])
                 lines.append(f"| {K} | {ctx_names[x]} | {name} | " + " | ".join(cells)
@@ -409,7 +419,7 @@ def _main(argv=None) -> int:
     for ki, K in enumerate(args.k):
         for si, name in enumerate(["generic"] + [f"{v[0]} K={K}" for v in variants]):
             for mi, mc in enumerate(args.min_confidence):
-                r = recall(any_ok[si, ki, mi], any_tot[si, ki, mi])   # [draw, class]
+                r = nan_recall(any_ok[si, ki, mi], any_tot[si, ki, mi])   # [draw, class]
                 ms = np.asarray(dec_ms[(si, ki, mi)])
                 cells = " | ".join(cell(r[:, c]) for c in range(C))
                 print(f"| {K} | {name} | {mc:g} | {cells} | {np.nanmean(np.nanmean(r, 0)):.2f} | "
@@ -477,7 +487,7 @@ def _main(argv=None) -> int:
     for c, ax in enumerate(axes[1]):
         for si, ki, name, style in systems:
             med = [np.median(dec_ms[(si, ki, mi)]) for mi in range(M)]
-            r = recall(any_ok[si, ki, :, :, c], any_tot[si, ki, :, :, c])  # [M, draw]
+            r = nan_recall(any_ok[si, ki, :, :, c], any_tot[si, ki, :, :, c])  # [M, draw]
             if np.isnan(r).all():
                 continue
             ax.errorbar(med, np.nanmean(r, 1), yerr=np.nanstd(r, 1), fmt=style, capsize=3,

@@ -25,8 +25,12 @@ import argparse
 import glob
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.calibration import nan_means_quiet, nan_recall  # noqa: E402
 
 
 def load(path: str) -> dict:
@@ -43,23 +47,14 @@ def summary(d: dict, system: str, k: int, confidence: float) -> dict:
     if abs(d["min_confidence"][mi] - confidence) > 1e-9:
         sys.exit(f"error: min confidence {confidence:g} not measured (has {d['min_confidence']})")
     ok, tot = d["anytime_ok"][si, ki, mi], d["anytime_tot"][si, ki, mi]  # [draw, class]
-    recall = np.nanmean(ratio(ok, tot), 0)                                   # [C]; NaN: no hits
-    fixed = np.nanmean(ratio(d["fixed_ok"][ki], d["fixed_tot"][ki]), 0)     # [X, C]
+    recall = np.nanmean(nan_recall(ok, tot), 0)                          # [C]; NaN: no hits
+    fixed = np.nanmean(nan_recall(d["fixed_ok"][ki], d["fixed_tot"][ki]), 0)  # [X, C]
     return {"recall": recall, "ms": d["anytime_median_ms"][si, ki, mi],
             "fixed": np.nanmean(fixed, 1)}                                   # [X]
 
 
-def ratio(ok: np.ndarray, tot: np.ndarray) -> np.ndarray:
-    """Recall, NaN where there was nothing to recall (a class a held-out kit lacks)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(tot > 0, ok / tot, np.nan)
-
-
 def main(argv=None) -> int:
-    import warnings
-    with warnings.catch_warnings():  # NaN recall = a class a kit lacks: expected, left out
-        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-        warnings.filterwarnings("ignore", "Degrees of freedom", RuntimeWarning)
+    with nan_means_quiet():
         return _main(argv)
 
 
