@@ -581,8 +581,8 @@ class KitClassify:
     for more context. With sure_of="class" the test is on the top class instead (the
     summed probability of its pieces), and the piece sent first is that class's most
     probable one (anytime.class_sure): earlier decisions, more wrong pieces of the right
-    class (a ride sent as the crash). extras = {"piece": name, "note": MIDI note, "velocity": 1-127 from
-    the piece's calibrated levels}.
+    class (a ride sent as the crash). extras = {"piece": name, "note": MIDI note,
+    "velocity": 1-127 from the piece's calibrated levels}.
 
     max_pieces defaults to 1: the head is a softmax over single pieces fitted on single
     hits, and on kick + hihat mixes of held-out kits the runner-up almost never got the
