@@ -429,10 +429,10 @@ class FitOptions:
         spectrum: the heads also read the hit's log-mel band profile.
     """
     contexts_ms: tuple[float, ...] = DEFAULT_CONTEXTS_MS
-    # 120 variants per hit, not 20: K=8, anytime at 0.95, on the same draws of 8 held-out
-    # kit sets (val/test, taught per class and per drum, and the black_pearl kits left out
-    # of two models) never lower, up to +0.03 mean recall (at 0.9 up to +0.04, once -0.01;
-    # README); fitting takes ~2.5x longer (4 pieces x 8 hits: 8.0 s against 3.1 s)
+    # 120 variants per hit, not 20: K=8, anytime, paired on the same draws (README, "Drum
+    # by drum"): validation kits +0.03 taught per drum, level per class; on the test and
+    # black_pearl kits -0.01..+0.04. A small gain, not a certain one; fitting takes ~2.5x
+    # longer (4 pieces x 8 hits: 8.0 s against 3.1 s)
     augment: int = 120
     per_context: bool = False
     temperature: bool = False
