@@ -382,12 +382,14 @@ def _main(argv=None) -> int:
                     cal_ok[ki, d, x, c] += (pred[m] == c).sum()
                     gen_ok[ki, d, x, c] += (gen_ctx[x][test][m] == c).sum()
 
-    def cell(r) -> str:         # r [draws] -> "mean ± sd", "-" when never measured
-        return "-" if np.isnan(r).all() else f"{np.nanmean(r):.2f} ± {np.nanstd(r):.2f}"
+    def mean_sd(r) -> tuple[float, float]:   # r [draws] recall, NaN = not measured
+        return (np.nan, np.nan) if np.isnan(r).all() else (np.nanmean(r), np.nanstd(r))
+
+    def cell(m: float, s: float) -> str:      # "mean ± sd", "-" when never measured
+        return "-" if np.isnan(m) else f"{m:.2f} ± {s:.2f}"
 
     def stat(ok, ki, x, c):
-        r = nan_recall(ok[ki, :, x, c], tot[ki, :, x, c])
-        return (np.nan, np.nan) if np.isnan(r).all() else (np.nanmean(r), np.nanstd(r))
+        return mean_sd(nan_recall(ok[ki, :, x, c], tot[ki, :, x, c]))
 
     lines = ["| K | context | system | " + " | ".join(labels) + " | mean |",
              "|---|---|---|" + "---|" * (C + 1)]
@@ -397,9 +399,10 @@ def _main(argv=None) -> int:
             for x in range(X):
                 cells, means = [], []
                 for c in range(C):
-                    cells.append(cell(nan_recall(ok[ki, :, x, c], tot[ki, :, x, c])))
-                    means.append(stat(ok, ki, x, c)[0])
-                    curves.setdefault((name, K, c), []).append(means[-1])
+                    m, s = stat(ok, ki, x, c)
+                    cells.append(cell(m, s))
+                    means.append(m)
+                    curves.setdefault((name, K, c), []).append(m)
                 lines.append(f"| {K} | {ctx_names[x]} | {name} | " + " | ".join(cells)
                              + f" | {np.nanmean(means):.2f} |")
     first = variants[0]
@@ -421,7 +424,7 @@ def _main(argv=None) -> int:
             for mi, mc in enumerate(args.min_confidence):
                 r = nan_recall(any_ok[si, ki, mi], any_tot[si, ki, mi])   # [draw, class]
                 ms = np.asarray(dec_ms[(si, ki, mi)])
-                cells = " | ".join(cell(r[:, c]) for c in range(C))
+                cells = " | ".join(cell(*mean_sd(r[:, c])) for c in range(C))
                 print(f"| {K} | {name} | {mc:g} | {cells} | {np.nanmean(np.nanmean(r, 0)):.2f} | "
                       f"{np.median(ms):g} | {np.percentile(ms, 90):g} | "
                       + (f"{piece_ok[si, ki, mi] / piece_n[si, ki, mi]:.2f} |"
