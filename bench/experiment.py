@@ -216,7 +216,7 @@ def cmd_report(a) -> int:
         print(f"\n## context {ctx}")
         hdr = ["arm", "seeds", "acc mean", "sd", "ensemble acc", "95% CI", "macro-F1 ens"] + \
             [f"R {lab}" for lab in labels] + ["d acc vs base [95% CI]", "d ens [95% CI]", "McNemar p"]
-        rows = []
+        rows, class_rows = [], []
         for arm, preds in data.items():
             if not (preds[0]["true"] == true).all():
                 sys.exit(f"error: arm {arm} was evaluated on other hits than {a.baseline}")
@@ -248,11 +248,27 @@ def cmd_report(a) -> int:
                         f"{de.mean():+.3f} [{deci[0]:+.3f}, {deci[1]:+.3f}]", f"{p:.3f}"]
                 entry.update({"d_acc": float(d.mean()), "d_acc_ci95": dci, "d_ens": float(de.mean()),
                               "d_ens_ci95": deci, "mcnemar_p": p})
+                # per class: the same paired difference over the class's hits (= recall difference)
+                entry["d_recall"] = {}
+                for c, lab in enumerate(labels):
+                    on = np.flatnonzero(true == c)
+                    if len(on):
+                        ci_c = cluster_bootstrap(list(clusters[on]), lambda i, on=on: float(d[on][i].mean()),
+                                                 a.boot)
+                        entry["d_recall"][lab] = (float(d[on].mean()), ci_c)
+                class_rows.append([arm] + [f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+                                           for m, (lo, hi) in entry["d_recall"].values()])
             report["arms"].setdefault(arm, {})[ctx] = entry
             rows.append(row)
         print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr))
         for r in rows:
             print("| " + " | ".join(str(x) for x in r) + " |")
+        if class_rows:
+            hdr = ["arm"] + [f"d recall {lab} [95% CI]" for lab in labels]
+            print(f"\nPer class, paired with {a.baseline} (seed-mean difference over the class's hits):\n")
+            print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr))
+            for r in class_rows:
+                print("| " + " | ".join(r) + " |")
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1) + "\n")
     return 0
