@@ -5,16 +5,14 @@ structured config, and omegaconf refuses keys the schema does not know.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .classes import CLASSES
 from .errors import ConfigError
-
-LABELS = ["kick", "snare", "hihat", "toms", "cymbals"]
-
 
 NORMS = ("none", "band_mean", "pcen")
 
@@ -60,7 +58,7 @@ class ModelConfig:
     analysis_s: float = 1.0
     features: FeatureConfig = field(default_factory=FeatureConfig)
     net: NetConfig = field(default_factory=NetConfig)
-    labels: list[str] = field(default_factory=lambda: list(LABELS))
+    labels: list[str] = field(default_factory=lambda: list(CLASSES))
     thresholds: list[float] | None = None
     temperature: float | None = None   # probabilities = sigmoid(logits / T); None = 1
 
@@ -151,6 +149,15 @@ def validate_model_config(cfg: ModelConfig) -> None:
         raise ConfigError("net.linear_hidden must list the 2 hidden sizes of the 3 linear layers")
     if cfg.features.n_mels % 8:
         raise ConfigError("features.n_mels must be divisible by 8 (3 pooling layers halve it)")
+
+
+def defaults_with(schema, **given):
+    """The schema's defaults with the given values that are not None.
+
+    How a function whose arguments default to None reads the config dataclass instead of
+    repeating its values: `defaults_with(DecisionConfig, min_confidence=min_confidence)`.
+    """
+    return replace(schema(), **{k: v for k, v in given.items() if v is not None})
 
 
 def config_to_dict(cfg: ModelConfig) -> dict:

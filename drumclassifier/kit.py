@@ -50,6 +50,8 @@ import numpy as np
 import torch
 
 from .anytime import class_sure, pick_pieces, piece_confidence
+from .classes import GM_NOTES
+from .config import defaults_with
 from .errors import DrumClassifierError
 
 FORMAT, VERSION = "drumclassifier-kit", 3
@@ -58,8 +60,7 @@ READS = (1, 2, 3)     # version 1: one head, no temperature; version 2: no band 
 # the full-window recall fell to 0.62 at K=8; short contexts unchanged within the spread)
 DEFAULT_CONTEXTS_MS = (5.0, 10.0, 20.0, 30.0, 50.0, 1000.0)
 
-# General MIDI drum notes: class defaults, and a guess from a piece's name
-CLASS_NOTES = {"kick": 36, "snare": 38, "hihat": 42, "toms": 45, "cymbals": 49}
+# General MIDI drum notes: a guess from a piece's name (else its class's, classes.GM_NOTES)
 NAME_NOTES = [("pedal", 44), ("open", 46), ("bell", 53), ("ride", 51), ("china", 52),
               ("splash", 55), ("crash", 49), ("floor", 41), ("rim", 37), ("high", 48),
               ("low", 45), ("mid", 47), ("rack", 48)]
@@ -76,7 +77,7 @@ def guess_note(name: str, label: str) -> int:
         for word, note in NAME_NOTES:
             if word in low:
                 return note
-    return CLASS_NOTES.get(label, 38)
+    return GM_NOTES.get(label, GM_NOTES["snare"])
 
 
 def parse_piece(spec: str, labels: Sequence[str]) -> tuple[str, str]:
@@ -504,7 +505,7 @@ def fit_heads(emb: torch.Tensor, var_ctx: np.ndarray, var_hit: np.ndarray, y: np
 def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                 pieces: list[Piece], *, augment: int | None = None,
                 contexts_ms: Sequence[float] | None = None,
-                live_context_ms: float = 20.0, l2: float | None = None, cv_folds: int = 5,
+                live_context_ms: float | None = None, l2: float | None = None, cv_folds: int = 5,
                 seed: int = 0, weights_sha256: str | None = None,
                 options: FitOptions | None = None) -> KitProfile:
     """Calibration hits -> a KitProfile (heads, velocity ranges, gates, CV accuracy).
@@ -514,12 +515,16 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         hits: prepared [2, n] waves at the model rate, each starting at its onset.
         piece_of_hit: index into `pieces` of each hit; every piece needs >= 1 hit.
         pieces: the kit's pieces (name, label, note); levels and CV are filled in here.
-        live_context_ms: the context the live path will use: levels and the CV use it.
+        live_context_ms: the context the live path will use: levels and the CV use it
+            (None: the real-time config's default, slicer.context_ms).
         augment, contexts_ms, l2: override those of `options` (default FitOptions()).
         cv_folds: k of the stratified k-fold CV; per-piece CV accuracy is reported only
             when every piece has >= 2 hits.
     """
     t0 = time.perf_counter()
+    if live_context_ms is None:
+        from realtime.config import SlicerConfig
+        live_context_ms = SlicerConfig().context_ms
     opts = replace(options or FitOptions(), **{k: v for k, v in (
         ("augment", augment), ("l2", l2),
         ("contexts_ms", None if contexts_ms is None else tuple(map(float, contexts_ms))))
@@ -593,13 +598,18 @@ class KitClassify:
     """
 
     def __init__(self, clf, profile: KitProfile, stream_rate_hz: int,
-                 min_confidence: float = 0.95, max_pieces: int = 1,
-                 extra_piece_min: float = 0.35, sure_of: str = "piece"):
-        if sure_of not in ("piece", "class"):
-            raise ValueError(f"sure_of must be piece or class, got {sure_of!r}")
+                 min_confidence: float | None = None, max_pieces: int | None = None,
+                 extra_piece_min: float | None = None, sure_of: str | None = None):
+        from realtime.config import DecisionConfig
+
+        # None: the real-time config's default
+        d = defaults_with(DecisionConfig, min_confidence=min_confidence, max_pieces=max_pieces,
+                          extra_piece_min=extra_piece_min, sure_of=sure_of)
+        if d.sure_of not in ("piece", "class"):
+            raise ValueError(f"sure_of must be piece or class, got {d.sure_of!r}")
         self.clf, self.profile, self.sr = clf, profile, stream_rate_hz
-        self.min_confidence, self.max_pieces = min_confidence, max_pieces
-        self.extra_piece_min, self.sure_of = extra_piece_min, sure_of
+        self.min_confidence, self.max_pieces = d.min_confidence, d.max_pieces
+        self.extra_piece_min, self.sure_of = d.extra_piece_min, d.sure_of
         self.piece_classes = [profile.labels.index(pc.label) for pc in profile.pieces]
 
     def __call__(self, hits):

@@ -73,11 +73,17 @@ class TrainConfig:
     metric_weight: float = 0.0            # weight of the within-kit contrastive loss; 0 = off
     metric_kits: int = 3                  # kits per batch drawn as a metric episode
     metric_temperature: float = 0.1       # temperature of its cosine similarities
-    val_context_ms: float = 20.0          # the short context of the selection score
+    # the short context of the selection score: the live one (realtime slicer.context_ms)
+    val_context_ms: float = field(default_factory=lambda: _live_context_ms())
     val_mixtures: int = 200               # seeded val mixtures (thresholds, mixture F1)
     val_batch_size: int = 64
     select_short_weight: float = 0.5      # score = (1-w) * acc_full + w * acc_short
     progress: bool = True
+
+
+def _live_context_ms() -> float:
+    from realtime.config import SlicerConfig
+    return SlicerConfig().context_ms
 
 
 def _schema():

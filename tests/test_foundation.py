@@ -26,6 +26,14 @@ def test_shapes_through_model():
     assert net.embed(feats, frames).shape == (3, cfg.net.time_rnn_hidden)
 
 
+def test_model_yaml_equals_builtin_defaults():
+    # configs/model.yaml mirrors ModelConfig's defaults with comments: the two stay equal
+    from drumclassifier.classes import CLASSES
+    from drumclassifier.config import ModelConfig
+    assert load_model_config("configs/model.yaml") == ModelConfig()
+    assert ModelConfig().labels == list(CLASSES)
+
+
 def test_silence_features_are_zero():
     cfg = load_model_config()
     feats, _ = LogMel(cfg)(torch.zeros(1, 2, 4096), torch.tensor([4096]))

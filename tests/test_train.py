@@ -16,10 +16,11 @@ import pytest
 import soundfile as sf
 import torch
 
+from drumclassifier.classes import CLASSES
 from drumclassifier.cli import main
 
 SR = 44100
-LABELS = ["kick", "snare", "hihat", "toms", "cymbals"]
+LABELS = list(CLASSES)
 
 
 def _hp(x):
@@ -322,6 +323,12 @@ def test_mixup_and_smoothing_config_checked():
     for bad in ("train.label_smoothing=1.0", "train.mixup_p=-0.1", "train.mixup_alpha=0"):
         with pytest.raises(ConfigError):
             load_train_config(None, [bad])
+
+
+def test_train_yaml_equals_builtin_defaults():
+    # configs/train.yaml mirrors TrainConfig's defaults with comments (augment: test_augment)
+    from drumclassifier.train import TrainConfig, load_train_config
+    assert load_train_config("configs/train.yaml").train == TrainConfig()
 
 
 def test_training_runs_with_every_generalisation_option_on(corpus, tmp_path):
