@@ -474,14 +474,7 @@ def run(args) -> int:
     features = LogMel(mcfg).to(device)
     model = CRNN(mcfg).to(device)
     augmenter = Augmenter.from_config(cfg.augment, mcfg.sample_rate_hz).to(device)
-    # learnable PCEN parameters are logs: weight decay would pull them all towards 1
-    # (no smoothing, no compression), so they get none; one group otherwise, as ever
-    front = [p for name, p in model.named_parameters() if name.startswith("front_norm.")]
-    groups = [{"params": [p for name, p in model.named_parameters()
-                          if not name.startswith("front_norm.")]}]
-    if front:
-        groups.append({"params": front, "weight_decay": 0.0})
-    opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     n_params = sum(p.numel() for p in model.parameters())
     start_epoch, best_score, best_epoch, n_epochs = 0, -1.0, -1, t.epochs
     if resume_state is not None:
