@@ -22,13 +22,13 @@ from .errors import ConfigError
 
 # The last commit that holds the code of the removed options (docs/experiments.md).
 REMOVED_IN = "9b3c41f"
-ANY = object()   # in a `removed` table: a setting of a removed option, dropped whatever it holds
 
-# model config keys of removed options -> the value that meant "off"
+# model config keys of removed options -> the value that meant "off"; ... (Ellipsis): a
+# setting of a removed option, dropped whatever it holds
 REMOVED_MODEL_KEYS = {
     "features.norm": "none",                    # per-clip band-mean / PCEN front ends
-    "features.band_mean_min_frames": ANY,
-    "features.pcen": ANY,
+    "features.band_mean_min_frames": ...,
+    "features.pcen": ...,
 }
 
 
@@ -86,25 +86,30 @@ def read_yaml(path: str | Path) -> DictConfig:
 def drop_removed(layer, removed: dict, source: str = "config"):
     """A config layer (dict or DictConfig) without the keys of removed options.
 
-    removed: dotted key -> the value that meant "off" (ANY: dropped whatever it holds).
-    A key holding another value asks for code that is gone: ConfigError naming it.
+    removed: dotted key -> the value that meant "off" (...: dropped whatever it holds).
+    A key holding another value asks for code that is gone: ConfigError naming it. A
+    section left empty (a removed augmentation's) goes too.
     """
     if not removed:
         return layer
     d = OmegaConf.to_container(layer) if isinstance(layer, DictConfig) else copy.deepcopy(layer)
     for key, off in removed.items():
-        *parents, last = key.split(".")
-        node = d
-        for k in parents:
-            node = node.get(k) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or last not in node:
+        path = key.split(".")
+        nodes = [d]                     # the dicts from the root down to the key's parent
+        for k in path[:-1]:
+            nodes.append(nodes[-1].get(k) if isinstance(nodes[-1], dict) else None)
+        if not isinstance(nodes[-1], dict) or path[-1] not in nodes[-1]:
             continue
-        value = node.pop(last)
-        if off is not ANY and value != off:
+        value = nodes[-1].pop(path[-1])
+        if off is not ... and value != off:
             raise ConfigError(
                 f"{source}: {key}: {value!r}: this option was removed after it was measured "
                 f"not to help (docs/experiments.md); use {off!r}, or the code of commit "
                 f"{REMOVED_IN}")
+        for parent, k, node in reversed(list(zip(nodes[:-1], path[:-1], nodes[1:]))):
+            if node:
+                break
+            del parent[k]
     return d
 
 
