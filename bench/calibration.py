@@ -29,7 +29,7 @@ mixed, through the calibrated head at the anytime decision: how often both piece
 sent (pick_pieces with --extra-min), and how often a single test hit gets a false
 second piece.
 
-    .venv/bin/python bench/calibration.py --draws 5 --threads 1 --out docs/calibration.png
+    .venv/bin/python -m bench.calibration --draws 5 --threads 1 --out docs/calibration.png
 
 --variants NAME ... compares ways of fitting and deciding (VARIANTS below) on the same
 draws, in the anytime table; select on --split val, report --split test.
@@ -49,9 +49,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from drumclassifier.anytime import (
     class_confidence,
     class_sure,
@@ -63,6 +60,8 @@ from drumclassifier.classifier import DrumClassifier
 from drumclassifier.dataset import ClipBank, read_manifest
 from drumclassifier.kit import FitOptions, augment_hits, embed_batched, fit_head_cv
 from realtime.config import SlicerConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Variants of how a profile is fitted and decided, measured on the same draws. "shipped"
 # is what `drumclassifier calibrate` fits (kit.FitOptions()); the others change one or

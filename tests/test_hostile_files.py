@@ -414,7 +414,7 @@ def test_odd_weights_files_are_refused_on_the_cli(tiny_checkpoint, tmp_path):
 
 def test_stream_a_non_utf8_name(tiny_checkpoint, tmp_path):
     """`drumclassifier stream` opens a file whose name is not UTF-8 (FileSource)."""
-    from .realtime_helpers import burst_signal
+    from bench.sounds import burst_signal
     path = os.fsencode(tmp_path) + b"/" + NON_UTF8
     with open(path, "wb") as f:
         sf.write(f, burst_signal(seconds=1.0)[0], SR, format="WAV")

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from bench.sounds import burst
 from drumclassifier.cli import main
 from drumclassifier.kit import (
     FORMAT,
@@ -29,23 +30,6 @@ from drumclassifier.kit import (
 SR = 44100
 ORDER = ["kick", "snare", "hihat", "toms--floor tom"]          # as played
 KINDS = ["kick", "snare", "hihat", "tom"]
-
-
-def burst(kind: str, rng: np.random.Generator, gain: float) -> np.ndarray:
-    """A generated drum hit, 0.3 s, faded out (an abrupt end would be an onset itself)."""
-    n = int(0.3 * SR)
-    t = np.arange(n) / SR
-    if kind == "kick":      # pitch-swept low sine
-        x = np.sin(2 * np.pi * np.cumsum(50 + 100 * np.exp(-t * 30)) / SR) * np.exp(-t * 8)
-    elif kind == "snare":   # tone + noise
-        x = (0.5 * np.sin(2 * np.pi * 190 * t) * np.exp(-t * 20)
-             + 0.6 * rng.standard_normal(n) * np.exp(-t * 15))
-    elif kind == "hihat":   # high-passed noise, fast decay
-        x = np.diff(rng.standard_normal(n + 2), 2) * np.exp(-t * 40)
-    else:                   # tom: mid sine with a small sweep
-        x = np.sin(2 * np.pi * (110 + 30 * np.exp(-t * 20)) * t) * np.exp(-t * 6)
-    x = x * np.minimum(1, (n - np.arange(n)) / (0.1 * SR))
-    return (gain * x / np.abs(x).max()).astype(np.float32)
 
 
 def recording(per_piece: int, seed: int) -> np.ndarray:
