@@ -28,6 +28,8 @@ import sys
 
 import numpy as np
 
+from realtime.config import DecisionConfig
+
 from .calibration import nan_means_quiet, nan_recall
 
 
@@ -62,7 +64,8 @@ def _main(argv=None) -> int:
                     help="an arm's --json files (one per model), e.g. metric='runs/x-s*.json'")
     ap.add_argument("--system", default="shipped", help="the fitting variant to read")
     ap.add_argument("--k", type=int, default=8, help="hits taught per piece")
-    ap.add_argument("--confidence", type=float, default=0.95, help="anytime min confidence")
+    ap.add_argument("--confidence", type=float, default=DecisionConfig().min_confidence,
+                    help="anytime min confidence (default: the live one, %(default)s)")
     args = ap.parse_args(argv)
 
     arms: list[tuple[str, list[dict]]] = []

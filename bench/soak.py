@@ -49,8 +49,12 @@ def rss_mb() -> float:
 class GeneratedSource:
     """An endless-looking drum stream of `seconds`, synthesised bar by bar, lossless."""
 
-    def __init__(self, seconds: float, blocksize: int = 128, seed: int = 0):
+    def __init__(self, seconds: float, blocksize: int | None = None, seed: int = 0):
+        from drumclassifier.config import defaults_with
+        from realtime.config import AudioConfig
+
         from .sounds import faded, hihat_like, kick_like, snare_like
+        blocksize = defaults_with(AudioConfig, blocksize=blocksize).blocksize   # None: the live one
         self.sample_rate_hz, self.channels, self.blocksize = SR, 2, blocksize
         self.total = int(seconds * SR)
         self.finished = threading.Event()
