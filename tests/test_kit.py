@@ -305,20 +305,17 @@ def test_version_1_profile_read_as_one_head(kit, tmp_path):
     assert torch.allclose(old.probs(emb), want, atol=1e-5)
 
 
-def test_profile_with_a_head_per_context_refused(kit, tmp_path):
+def test_profile_with_a_head_per_context_refused(kit):
     # one head per context (FitOptions.per_context) was measured and removed: a profile
     # that has several is refused; one head that names its context reads as before
     _, out = kit
     d = json.loads(out.read_text())
-    d["heads"][0]["context_ms"] = 5.0
-    p = tmp_path / "ctx.kit"
-    p.write_text(json.dumps(d))
+    one = dict(d["heads"][0], context_ms=5.0)
     emb = torch.randn(3, d["embedding_dim"])
-    assert torch.equal(KitProfile.load(p).probs(emb), KitProfile.load(out).probs(emb))
-    d["heads"] = [d["heads"][0], dict(d["heads"][0], context_ms=80.0)]
-    p.write_text(json.dumps(d))
+    assert torch.equal(KitProfile.from_dict(d | {"heads": [one]}).probs(emb),
+                       KitProfile.load(out).probs(emb))
     with pytest.raises(KitError, match="2 heads, one per context .* removed"):
-        KitProfile.load(p)
+        KitProfile.from_dict(d | {"heads": [one, dict(one, context_ms=80.0)]})
 
 
 def test_bad_temperature_refused(kit, tmp_path):
