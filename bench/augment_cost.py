@@ -8,7 +8,7 @@ time and process CPU time (summed over threads) are both printed: on a machine b
 with training runs the wall time mostly measures waiting. A stage at probability p
 costs about p times its figure here.
 
-    .venv/bin/python bench/augment_cost.py [--batch 64] [--seconds 1.0] [--threads 2] [STAGE ...]
+    .venv/bin/python -m bench.augment_cost [--batch 64] [--seconds 1.0] [--threads 2] [STAGE ...]
 """
 from __future__ import annotations
 

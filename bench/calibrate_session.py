@@ -3,14 +3,14 @@ fitting under two minutes for a 5-piece kit at 8 hits each, a profile loading in
 second).
 
 `drumclassifier calibrate --device` runs on a generated 5-piece kit (kick, snare, hihat,
-floor tom, crash: tests/test_kit.py's generated hits), 8 hits per piece from soft to hard
+floor tom, crash: bench/sounds.py's generated hits), 8 hits per piece from soft to hard
 at 2 hits a second, played into the REAL PortAudio callback by the ALSA `file` plugin
 (unpaced, so the wall time below is the computer's; the playing time is the audio's
-length), with scripted answers for the keyboard (tests/test_calibrate_live.py's harness).
+length), with scripted answers for the keyboard (bench/drummer.py, as the tests use it).
 Prints the command's own figures and the drummer's total:
 playing + the computer's time (model load, takes' analysis, fitting, saving) + keypresses.
 
-    .venv/bin/python bench/calibrate_session.py [--keypress-s 1.5]
+    .venv/bin/python -m bench.calibrate_session [--keypress-s 1.5]
 
 Needs libportaudio2 and ALSA (no sound card). CPU only, under a minute.
 """
@@ -25,10 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.realtime_helpers import alsa_file_env  # noqa: E402
-from tests.test_calibrate_live import run_session, take_file  # noqa: E402
+from .drummer import alsa_file_env, run_session, take_file
 
 KIT = [("kick", "kick"), ("snare", "snare"), ("hihat", "hihat"), ("toms--floor tom", "tom"),
        ("cymbals--crash", "cymbal")]

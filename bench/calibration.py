@@ -29,7 +29,7 @@ mixed, through the calibrated head at the anytime decision: how often both piece
 sent (pick_pieces with --extra-min), and how often a single test hit gets a false
 second piece.
 
-    .venv/bin/python bench/calibration.py --draws 5 --threads 1 --out docs/calibration.png
+    .venv/bin/python -m bench.calibration --draws 5 --threads 1 --out docs/calibration.png
 
 --variants NAME ... compares ways of fitting and deciding (VARIANTS below) on the same
 draws, in the anytime table; select on --split val, report --split test.
@@ -49,9 +49,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from drumclassifier.anytime import (
     class_confidence,
     class_sure,
@@ -61,7 +58,10 @@ from drumclassifier.anytime import (
 )
 from drumclassifier.classifier import DrumClassifier
 from drumclassifier.dataset import ClipBank, read_manifest
-from drumclassifier.kit import FitOptions, augment_hits, embed_batched, fit_heads, pick_head
+from drumclassifier.kit import FitOptions, augment_hits, embed_batched, fit_head_cv
+from realtime.config import SlicerConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Variants of how a profile is fitted and decided, measured on the same draws. "shipped"
 # is what `drumclassifier calibrate` fits (kit.FitOptions()); the others change one or
@@ -73,11 +73,7 @@ VARIANTS: dict[str, dict] = {
     "shipped": {},
     "ladder-ctx": dict(contexts_ms=(5, 10, 20, 40, 80, 1000)),
     "temp": dict(temperature=True),
-    "per-ctx": dict(per_context=True, augment=120),
-    "per-ctx-temp": dict(per_context=True, augment=120, temperature=True),
     "aug20": dict(augment=20),                # the default before (shipped is 120)
-    "proto": dict(kind="prototype"),
-    "proto-temp": dict(kind="prototype", temperature=True),
     "l2-0.1": dict(l2=0.1),
     "l2-1": dict(l2=1.0),
     "l2-0.001": dict(l2=1e-3),
@@ -229,14 +225,14 @@ def _main(argv=None) -> int:
             cs = int(round(min(c_ms, full_ms) * sr / 1000))
             emb_at[c_ms] = embed([h[:, :cs] for h in hits])
         return emb_at[c_ms]
-    aug_at: dict[tuple, tuple] = {}           # augmentation -> (emb [V, D], ctx [V], src [V])
+    aug_at: dict[tuple, tuple] = {}           # augmentation -> (emb [V, D], src [V])
 
     def aug_emb(o: FitOptions) -> tuple:
         key = (o.contexts_ms, o.augment, o.jitter_ms, o.eq_db)
         if key not in aug_at:
-            var, src, ctx = augment_hits(hits, o.augment, sr, o.contexts_ms,
-                                         np.random.default_rng(args.seed), o.jitter_ms, o.eq_db)
-            aug_at[key] = (embed(var), np.asarray(ctx), np.asarray(src))
+            var, src, _ = augment_hits(hits, o.augment, sr, o.contexts_ms,
+                                       np.random.default_rng(args.seed), o.jitter_ms, o.eq_db)
+            aug_at[key] = (embed(var), np.asarray(src))
         return aug_at[key]
     variants = []                    # (name, FitOptions, rung floors [R], decide by)
     for name in args.variants:
@@ -327,19 +323,18 @@ def _main(argv=None) -> int:
         tt = torch.from_numpy(test)
         score(0, ki, d, lad_gen[:, tt].argmax(-1), gen_conf[:, tt], test, list(range(C)))
         for vi, (name, opts, rung_min, decide) in enumerate(variants):
-            emb_v, ctx_v, src_v = aug_emb(opts)
+            emb_v, src_v = aug_emb(opts)
             m = np.isin(src_v, cal)
             local = {h: i for i, h in enumerate(cal.tolist())}
             t0 = time.perf_counter()
-            cv_at = {c: cols(hits_emb(c)[cal], opts) for c in sorted(set(opts.contexts_ms)
-                                                                     | {20.0})}
-            heads, _, _ = fit_heads(
-                cols(emb_v[m], opts), ctx_v[m], np.array([local[s] for s in src_v[m]]), y_cal,
+            cv_at = {c: cols(hits_emb(c)[cal], opts)
+                     for c in sorted(set(opts.contexts_ms) | {SlicerConfig().context_ms})}
+            head, _, _ = fit_head_cv(
+                cols(emb_v[m], opts), np.array([local[s] for s in src_v[m]]), y_cal,
                 len(classes), cv_at, opts, 5 if opts.temperature else 0,  # CV: only for T
                 np.random.default_rng([args.seed, ki, d]), n_spec if opts.spectrum else 0)
             fit_s.append(time.perf_counter() - t0)
-            cal_p = torch.stack([pick_head(heads, c).probs(e[tt])
-                                 for c, e in zip(ladder, cols(lad_emb, opts))])  # [R, n, P]
+            cal_p = torch.stack([head.probs(e[tt]) for e in cols(lad_emb, opts)])  # [R, n, P]
             if decide == "class":
                 conf, sent = class_sure(cal_p, classes, C)                   # [R, n] each
             else:
@@ -360,8 +355,7 @@ def _main(argv=None) -> int:
             mine = [q for q, (kt, i, j) in enumerate(pairs)
                     if kt == kit and i in in_test and j in in_test]
             if mine:
-                pp = torch.stack([pick_head(heads, c).probs(e[mine])
-                                  for c, e in zip(ladder, cols(pair_emb, opts))])  # [R, m, P]
+                pp = torch.stack([head.probs(e[mine]) for e in cols(pair_emb, opts)])  # [R, m, P]
                 rung = first_confident(piece_confidence(pp), args.pieces_at_confidence)
                 # the pieces each mix should send: its kick's and its hihat's
                 wants = [(piece_of[piece_all[pairs[q][1]]], piece_of[piece_all[pairs[q][2]]])
@@ -374,7 +368,6 @@ def _main(argv=None) -> int:
                         for n, (r, want_q) in enumerate(zip(rung.tolist(), wants)))
             yt = y_all[test]
             for x in range(X):
-                head = pick_head(heads, args.contexts_ms[x] if x < X - 1 else full_ms)
                 pred = classes[head.probs(cols(emb_ctx[x][test], opts)).argmax(1).numpy()]
                 for c in set(classes.tolist()):
                     m = yt == c

@@ -8,11 +8,11 @@ and the calibrated recall at fixed contexts; every figure is the mean over the a
 models and draws, with the standard deviation over models.
 
     for s in 0 1; do for a in baseline metric; do
-      .venv/bin/python bench/calibration.py -w runs/exp/$a-s$s/last.pt --split val --k 8 \\
+      .venv/bin/python -m bench.calibration -w runs/exp/$a-s$s/last.pt --split val --k 8 \\
           --draws 20 --threads 1 --min-confidence 0.95 --out /tmp/c.png \\
           --json runs/exp/calib/$a-s$s-val.json
     done; done
-    .venv/bin/python bench/calibration_compare.py baseline=runs/exp/calib/baseline-s*-val.json \\
+    .venv/bin/python -m bench.calibration_compare baseline=runs/exp/calib/baseline-s*-val.json \\
         metric=runs/exp/calib/metric-s*-val.json
 
 The difference against the first arm pairs models by their order on the command line
@@ -25,12 +25,12 @@ import argparse
 import glob
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.calibration import nan_means_quiet, nan_recall  # noqa: E402
+from realtime.config import DecisionConfig
+
+from .calibration import nan_means_quiet, nan_recall
 
 
 def load(path: str) -> dict:
@@ -64,7 +64,8 @@ def _main(argv=None) -> int:
                     help="an arm's --json files (one per model), e.g. metric='runs/x-s*.json'")
     ap.add_argument("--system", default="shipped", help="the fitting variant to read")
     ap.add_argument("--k", type=int, default=8, help="hits taught per piece")
-    ap.add_argument("--confidence", type=float, default=0.95, help="anytime min confidence")
+    ap.add_argument("--confidence", type=float, default=DecisionConfig().min_confidence,
+                    help="anytime min confidence (default: the live one, %(default)s)")
     args = ap.parse_args(argv)
 
     arms: list[tuple[str, list[dict]]] = []

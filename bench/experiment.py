@@ -42,10 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from drumclassifier.classes import CLASSES
+from drumclassifier.evaluate import cluster_bootstrap, single_label_metrics
 
-from drumclassifier.evaluate import cluster_bootstrap, single_label_metrics  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 EXP_DIR = ROOT / "runs" / "exp"
 MANIFEST = ROOT / "data" / "corpus" / "manifest.csv"
@@ -191,7 +191,7 @@ def mcnemar_p(b: int, c: int) -> float:
 
 
 def cmd_report(a) -> int:
-    labels = ["kick", "snare", "hihat", "toms", "cymbals"]
+    labels = list(CLASSES)
     manifest = Path(a.manifest).resolve()
     splits = a.split.split(",")
     arms = [a.baseline] + [x for x in a.arms if x != a.baseline]

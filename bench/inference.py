@@ -5,7 +5,7 @@ for several content lengths (the model computes only frames covering the content
 30 ms live hit costs far less than a 4 s one-shot); files per second for `classify` on a
 folder of generated files.
 
-    .venv/bin/python bench/inference.py [--weights W] [--files 1000]
+    .venv/bin/python -m bench.inference [--weights W] [--files 1000]
 """
 from __future__ import annotations
 

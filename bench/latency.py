@@ -1,6 +1,6 @@
 """Latency benchmark: stream a file through the real engine and report hit-to-note latency.
 
-    python bench/latency.py [FILE] [-w WEIGHTS | --random-weights] [--context-ms X]
+    python -m bench.latency [FILE] [-w WEIGHTS | --random-weights] [--context-ms X]
                             [--blocksize N] [--paced] [--repeat-infer N]
 
 FILE defaults to 20 s of generated kick/snare/hihat-like bursts (known hit times).
@@ -31,13 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def generated_file(seconds: float, path: Path) -> int:
     import soundfile as sf
 
-    from tests.realtime_helpers import burst_signal
+    from .sounds import burst_signal
     x, truth = burst_signal(seconds=seconds, seed=0)
     sf.write(path, x, 44100, subtype="PCM_16")
     return len(truth)

@@ -1,7 +1,7 @@
 """Soak benchmark: minutes of generated drum stream through the real engine, as fast as
 possible; memory, queue and buffers watched, every hit accounted for.
 
-    python bench/soak.py [--minutes 60] [-w WEIGHTS | --random-weights] [--threads 1]
+    python -m bench.soak [--minutes 60] [-w WEIGHTS | --random-weights] [--threads 1]
                          [--every 10] [--context-ms X]
 
 The stream is generated block by block (never held whole: an hour of stereo float is
@@ -30,8 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 SR = 44100
 
 
@@ -51,9 +49,12 @@ def rss_mb() -> float:
 class GeneratedSource:
     """An endless-looking drum stream of `seconds`, synthesised bar by bar, lossless."""
 
-    def __init__(self, seconds: float, blocksize: int = 128, seed: int = 0):
-        from tests.conftest import hihat_like, kick_like
-        from tests.realtime_helpers import faded, snare_like
+    def __init__(self, seconds: float, blocksize: int | None = None, seed: int = 0):
+        from drumclassifier.config import defaults_with
+        from realtime.config import AudioConfig
+
+        from .sounds import faded, hihat_like, kick_like, snare_like
+        blocksize = defaults_with(AudioConfig, blocksize=blocksize).blocksize   # None: the live one
         self.sample_rate_hz, self.channels, self.blocksize = SR, 2, blocksize
         self.total = int(seconds * SR)
         self.finished = threading.Event()

@@ -4,7 +4,7 @@ streams with exact truth (bench/streams), scored with one matcher.
     .venv/bin/python -m bench.streams --out data/streams \
         --kits Millo_MultiLayered2 TR808EmulationKit VariBreaks --streams-per-kit 3
     bash bench/setup_peers.sh                       # once: .venv-bench with aubio, librosa
-    .venv/bin/python bench/stream_eval.py data/streams --tune-kits VariBreaks \
+    .venv/bin/python -m bench.stream_eval data/streams --tune-kits VariBreaks \
         [-w WEIGHTS] [--out runs/stream_eval] [--no-peers]
 
 Scoring (every system, every stream):
@@ -45,10 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from drumclassifier.classes import CLASSES
 
-LABELS = ("kick", "snare", "hihat", "toms", "cymbals")
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = CLASSES
 TOLS_MS = (25, 50)
 CLASS_TOL_MS = 50
 MERGE_MS = 10.0

@@ -102,8 +102,9 @@ def display_path(path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def read(path: str | Path, max_seconds: float) -> tuple[np.ndarray, int]:
-    """Decode the first `max_seconds` of a file: ([n_samples, channels] float32, rate)."""
+def read(path: str | Path, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode the first `max_seconds` of a file (None: all of it):
+    ([n_samples, channels] float32, rate)."""
     path = Path(path)
     name = display_path(path)
     try:
@@ -116,7 +117,7 @@ def read(path: str | Path, max_seconds: float) -> tuple[np.ndarray, int]:
             rate = f.samplerate
             if rate <= 0:
                 raise AudioError(f"{name}: invalid sample rate {rate}")
-            frames = int(np.ceil(max_seconds * rate))
+            frames = -1 if max_seconds is None else int(np.ceil(max_seconds * rate))
             data = f.read(frames=frames, dtype="float32", always_2d=True)
     except AudioError:
         raise

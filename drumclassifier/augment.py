@@ -12,13 +12,13 @@ returns a batch that keeps the zero-beyond-length invariant. Randomness comes fr
 global torch RNG (on x's device), so ``torch.manual_seed`` makes a run repeatable.
 
 ``Augmenter.from_config(cfg.augment, sample_rate_hz)`` chains them in the order of a
-plausible signal chain: level and tone first, then the drum's decay, then pitch, the
-room and onset timing, then bandwidth and resolution (low-pass, bit-crush), then
-saturation and codec, then the stereo picture, then the cut the live path makes, and
-noise last so it stays inside the (possibly truncated) length.
-The stages added for generalisation (decay, room, lowpass, bitcrush) are off (p = 0) by
-default; a stage at p = 0 draws no random numbers, so adding one leaves a seeded run
-exactly as it was. Saturation is the Distortion stage (tanh / hard clip).
+plausible signal chain: level and tone first, then pitch, the room and onset timing,
+then saturation and codec, then the stereo picture, then the cut the live path makes,
+and noise last so it stays inside the (possibly truncated) length.
+The room stage is off (p = 0) by default; a stage at p = 0 draws no random numbers, so
+adding one leaves a seeded run exactly as it was. Saturation is the Distortion stage
+(tanh / hard clip). Decay reshaping, low-pass and bit-crush stages were measured, did
+not help and were removed (docs/experiments.md; REMOVED_AUGMENT_KEYS).
 """
 from __future__ import annotations
 
@@ -257,80 +257,6 @@ def fft_convolve(x: Tensor, ir: Tensor) -> Tensor:
     return torch.fft.irfft(spec, n=n_fft)[..., :n]
 
 
-def decay_time_s(x: Tensor, lengths: Tensor, sample_rate_hz: int, drop_db: float = 10.0,
-                 block: int = 32) -> tuple[Tensor, Tensor]:
-    """Each item's decay, measured on its Schroeder energy-decay curve (EDC).
-
-    EDC[t] = energy from t to the item's end (both channels), which for an exponential
-    decay is itself exponential with the same rate, but smooth where the envelope is not
-    (noise, beating partials). Measured from the loudest block of ``block`` samples (0.7 ms
-    at 44.1 kHz) on: the time the EDC takes to fall by ``drop_db`` (the early decay time
-    for 10 dB), interpolated between blocks in dB.
-
-    Args:
-        x: [b, C, N] waveforms, zero beyond each length. lengths: [b] samples (x being
-            zero beyond them, they need not be read).
-    Returns:
-        (t0 [b] long, first sample of the loudest block; decay [b] float seconds for
-        ``drop_db`` of fall, at least one block; an all-zero item gives one block).
-    """
-    b, c, n = x.shape
-    pad = -n % block
-    blocks = nn.functional.pad(x, (0, pad)).reshape(b, c, -1, block)
-    energy = torch.linalg.vector_norm(blocks, dim=(1, 3)).double().square()  # [b, K] per block
-    k0 = energy.argmax(-1)  # [b] loudest block
-    edc = energy.flip(-1).cumsum(-1).flip(-1)  # [b, K]: energy from block k to the end
-    level_db = 10 * torch.log10(edc / edc.gather(1, k0[:, None]).clamp(min=1e-300) + 1e-300)
-    k = torch.arange(edc.shape[-1], device=x.device)[None, :]
-    above = (level_db > -drop_db) & (k >= k0[:, None])
-    k1 = (k0 + above.sum(-1)).clamp(max=edc.shape[-1] - 1)  # first block at or below -drop_db
-    l0 = level_db.gather(1, (k1 - 1).clamp(min=0)[:, None])[:, 0]
-    l1 = level_db.gather(1, k1[:, None])[:, 0]
-    # the EDC falls monotonically: the crossing lies between blocks k1 - 1 and k1
-    frac = ((l0 + drop_db) / (l0 - l1).clamp(min=1e-9)).clamp(0.0, 1.0)
-    blocks_s = (k1 - k0 - 1).clamp(min=0) + frac
-    return k0 * block, (blocks_s.clamp(min=1.0) * block / sample_rate_hz).to(x.dtype)
-
-
-class DecayReshape(ItemAugmentation):
-    """Shorten or lengthen each hit's decay by a random factor, with a smooth gain ramp.
-
-    The hit's decay rate d (dB/s) is measured on its energy-decay curve
-    (``decay_time_s``); the target is d / f with f log-uniform in ``decay_factor``
-    (f > 1 rings longer, f < 1 is damped). From the loudest sample t0 on, the gain is
-    g(t) = (d - d / f) * (t - t0) dB, an exponential ramp, so an exponential decay stays
-    exponential with its decay time times f; the attack before t0 is untouched. A
-    lengthening ramp stops rising at a sustain boost drawn uniform in ``max_boost_db``
-    (a tail raised more than that would be mostly the recording's noise floor).
-    This breaks "long ringing = toms / cymbals": a damped tom and a ringing kick are
-    both real drums.
-    """
-
-    def __init__(self, p: float, sample_rate_hz: int, decay_factor=(0.25, 4.0),
-                 max_boost_db=(12.0, 30.0)):
-        super().__init__(p)
-        if decay_factor[0] <= 0:
-            raise ConfigError(f"DecayReshape: decay_factor must be > 0, got {decay_factor}")
-        self.sample_rate_hz = sample_rate_hz
-        self.decay_factor, self.max_boost_db = tuple(decay_factor), tuple(max_boost_db)
-
-    def augment(self, x, lengths):
-        b, n, dev = x.shape[0], x.shape[-1], x.device
-        drop_db = 10.0
-        t0, decay_s = decay_time_s(x, lengths, self.sample_rate_hz, drop_db)
-        rate_db_s = drop_db / decay_s  # [b] dB/s, how fast the hit decays now
-        f = _log_uniform(*self.decay_factor, b, dev)
-        slope = rate_db_s * (1.0 - 1.0 / f)  # [b] dB/s of gain: > 0 lengthens
-        boost = _uniform(*self.max_boost_db, b, dev)
-        # gain in nepers per sample after t0, built in place ([b, N] passes are the cost);
-        # -23 Np = -200 dB floor: far below float32's resolution of the hit, no denormals
-        np_per_db = math.log(10.0) / 20.0
-        gain = (torch.arange(n, device=dev, dtype=x.dtype)[None, :] - t0[:, None]).clamp_(min=0)
-        gain.mul_((slope * np_per_db / self.sample_rate_hz)[:, None]).clamp_(min=-23.0)
-        gain = torch.minimum(gain, (boost * np_per_db)[:, None], out=gain).exp_()  # [b, N] linear
-        return x * gain[:, None, :], lengths
-
-
 # --------------------------------------------------------------------------- pitch and timing
 
 class PitchShift(ItemAugmentation):
@@ -471,78 +397,6 @@ class TimeShift(ItemAugmentation):
         y = x.gather(2, src.clamp(0, n - 1)[:, None, :].expand_as(x))
         y = y * inside[:, None, :]
         return y, (lengths + shift).clamp(0, n)
-
-
-# --------------------------------------------------------------------------- bandwidth and resolution
-
-def _biquad_lowpass(f0_hz: Tensor, q: Tensor, sample_rate_hz: int):
-    """RBJ audio-EQ-cookbook low-pass. Inputs Float[b]. Returns (b, a) coefficients [b, 3]."""
-    w0 = 2 * math.pi * f0_hz / sample_rate_hz
-    alpha = torch.sin(w0) / (2 * q)
-    cos = torch.cos(w0)
-    b = torch.stack([(1 - cos) / 2, 1 - cos, (1 - cos) / 2], -1)
-    a_ = torch.stack([1 + alpha, -2 * cos, 1 - alpha], -1)
-    return b, a_
-
-
-class LowPass(ItemAugmentation):
-    """Butterworth low-pass of even ``order`` (6 dB/octave per pole), cutoff log-uniform in
-    ``cutoff_hz`` (capped at 0.45 x the sample rate): a dull mic, a low-rate sample, a
-    blanket in the kick. A cascade of order/2 biquads with the Butterworth Qs
-    1 / (2 cos((2k - 1) pi / (2 order))), applied causally like RandomEQ (exact response's
-    impulse response, FFT convolution), so nothing moves before the onset.
-    """
-
-    def __init__(self, p: float, sample_rate_hz: int, cutoff_hz=(1000.0, 16000.0), order: int = 4):
-        super().__init__(p)
-        if order < 2 or order % 2 or cutoff_hz[0] <= 0:
-            raise ConfigError(f"LowPass: order must be even and >= 2 and cutoff_hz > 0, got "
-                              f"{order}, {cutoff_hz}")
-        self.sample_rate_hz, self.order = sample_rate_hz, order
-        self.cutoff_hz = tuple(min(f, 0.45 * sample_rate_hz) for f in cutoff_hz)
-        self.qs = [1.0 / (2 * math.cos((2 * k - 1) * math.pi / (2 * order)))
-                   for k in range(1, order // 2 + 1)]
-        self.ir_samples = _biquad_ir_samples(self.cutoff_hz[0], max(self.qs), 0.0, sample_rate_hz)
-
-    def augment(self, x, lengths):
-        b, dev = x.shape[0], x.device
-        fc = _log_uniform(*self.cutoff_hz, b, dev).double()
-        filters = [_biquad_lowpass(fc, torch.full_like(fc, q), self.sample_rate_hz) for q in self.qs]
-        return fft_convolve(x, _biquads_impulse_response(filters, self.ir_samples)), lengths
-
-
-class BitCrush(ItemAugmentation):
-    """Low-resolution sampler: sample-and-hold at a lower rate, then fewer bits.
-
-    Rate r log-uniform in ``rate_hz``: each output sample holds the input sample at the
-    start of its 1/r period (no anti-alias filter, as cheap samplers did: aliases fold
-    down). Bits uniform in ``bits`` (fractional allowed): rounding to a step of
-    peak / 2**(bits - 1), relative to the item's peak so the loss of resolution does not
-    depend on the level (like a sample normalised before it was stored). Digital silence
-    stays exactly 0, so the onset stays at its sample.
-    """
-
-    def __init__(self, p: float, sample_rate_hz: int, bits=(4.0, 12.0), rate_hz=(4000.0, 44100.0)):
-        super().__init__(p)
-        if bits[0] < 1 or rate_hz[0] <= 0:
-            raise ConfigError(f"BitCrush: bits must be >= 1 and rate_hz > 0, got {bits}, {rate_hz}")
-        self.sample_rate_hz = sample_rate_hz
-        self.bits = tuple(bits)
-        self.rate_hz = tuple(min(r, sample_rate_hz) for r in rate_hz)
-
-    def augment(self, x, lengths):
-        b, n, dev = x.shape[0], x.shape[-1], x.device
-        lo, hi = math.log(self.rate_hz[0]), math.log(self.rate_hz[1])  # float64 draw: see below
-        rate_hz = torch.exp(lo + (hi - lo) * torch.rand(b, device=dev, dtype=torch.float64))
-        step = self.sample_rate_hz / rate_hz  # [b] input samples per held sample, >= 1
-        t = torch.arange(n, device=dev, dtype=torch.float64)[None, :]
-        # period k = floor(t / step), held sample floor(k * step); the 1e-6 keeps an integer
-        # step that float64 rounding made 3.999999999 from dropping a sample
-        held = (t / step[:, None]).add_(1e-6).floor_().mul_(step[:, None]).add_(1e-6).floor_()
-        y = x.gather(2, held.long().clamp_(max=n - 1)[:, None, :].expand_as(x))  # [b, C, N]
-        peak = y.abs().amax(dim=(1, 2), keepdim=True).clamp(min=1e-8)
-        q = peak / 2.0 ** (_uniform(*self.bits, b, dev)[:, None, None] - 1)  # [b, 1, 1] step
-        return y.div_(q).round_().mul_(q), lengths
 
 
 # --------------------------------------------------------------------------- saturation and codec
@@ -705,6 +559,14 @@ class AddNoise(ItemAugmentation):
 
 # --------------------------------------------------------------------------- config schema
 
+# augment keys of stages measured and removed (docs/experiments.md) -> their "off" value
+# (config.drop_removed; ...: a setting, dropped whatever it holds)
+REMOVED_AUGMENT_KEYS = {f"{stage}.{key}": 0.0 if key == "p" else ...
+                        for stage, keys in (("decay", ("p", "decay_factor", "max_boost_db")),
+                                            ("lowpass", ("p", "cutoff_hz", "order")),
+                                            ("bitcrush", ("p", "bits", "rate_hz")))
+                        for key in keys}
+
 @dataclass
 class GainConfig:
     p: float = 0.5
@@ -721,13 +583,6 @@ class EQConfig:
     bump_gain_db: list[float] = field(default_factory=lambda: [-9.0, 9.0])
     bump_freq_hz: list[float] = field(default_factory=lambda: [60.0, 12000.0])
     bump_q: list[float] = field(default_factory=lambda: [0.5, 3.0])
-
-
-@dataclass
-class DecayConfig:
-    p: float = 0.0
-    decay_factor: list[float] = field(default_factory=lambda: [0.25, 4.0])
-    max_boost_db: list[float] = field(default_factory=lambda: [12.0, 30.0])
 
 
 @dataclass
@@ -750,20 +605,6 @@ class TimeShiftConfig:
     p: float = 0.7
     max_delay_ms: float = 10.0
     max_advance_ms: float = 2.0
-
-
-@dataclass
-class LowPassConfig:
-    p: float = 0.0
-    cutoff_hz: list[float] = field(default_factory=lambda: [1000.0, 16000.0])
-    order: int = 4
-
-
-@dataclass
-class BitCrushConfig:
-    p: float = 0.0
-    bits: list[float] = field(default_factory=lambda: [4.0, 12.0])
-    rate_hz: list[float] = field(default_factory=lambda: [4000.0, 44100.0])
 
 
 @dataclass
@@ -808,12 +649,9 @@ class NoiseConfig:
 class AugmentConfig:
     gain: GainConfig = field(default_factory=GainConfig)
     eq: EQConfig = field(default_factory=EQConfig)
-    decay: DecayConfig = field(default_factory=DecayConfig)
     pitch_shift: PitchShiftConfig = field(default_factory=PitchShiftConfig)
     room: RoomConfig = field(default_factory=RoomConfig)
     time_shift: TimeShiftConfig = field(default_factory=TimeShiftConfig)
-    lowpass: LowPassConfig = field(default_factory=LowPassConfig)
-    bitcrush: BitCrushConfig = field(default_factory=BitCrushConfig)
     distortion: DistortionConfig = field(default_factory=DistortionConfig)
     mp3: Mp3Config = field(default_factory=Mp3Config)
     stereo_image: StereoImageConfig = field(default_factory=StereoImageConfig)
@@ -834,16 +672,9 @@ def _check_ranges(cfg: AugmentConfig) -> None:
                                   f"got {value}")
             if (key == "p" or key.endswith("_p")) and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"augment.{name}.{key} is a probability, got {value}")
-    for key, value in (("decay.decay_factor", cfg.decay.decay_factor),
-                       ("room.rt60_s", cfg.room.rt60_s), ("room.damping_hz", cfg.room.damping_hz),
-                       ("lowpass.cutoff_hz", cfg.lowpass.cutoff_hz),
-                       ("bitcrush.rate_hz", cfg.bitcrush.rate_hz)):
+    for key, value in (("room.rt60_s", cfg.room.rt60_s), ("room.damping_hz", cfg.room.damping_hz)):
         if value[0] <= 0:
             raise ConfigError(f"augment.{key} must be > 0 (log-uniform), got {value}")
-    if cfg.lowpass.order < 2 or cfg.lowpass.order % 2:
-        raise ConfigError(f"augment.lowpass.order must be even and >= 2, got {cfg.lowpass.order}")
-    if cfg.bitcrush.bits[0] < 1:
-        raise ConfigError(f"augment.bitcrush.bits must be >= 1, got {cfg.bitcrush.bits}")
     level = cfg.mp3.compression_level
     if not (0.0 <= level[0] and level[1] < 1.0):
         raise ConfigError(f"augment.mp3.compression_level must be within [0, 1), got {level}")
@@ -857,7 +688,8 @@ def load_augment_config(src: dict | DictConfig | AugmentConfig | None = None) ->
     if isinstance(src, AugmentConfig):
         cfg = src
     else:
-        cfg = merge_structured(AugmentConfig, src or {}, source="augment")
+        cfg = merge_structured(AugmentConfig, src or {}, source="augment",
+                               removed=REMOVED_AUGMENT_KEYS)
     _check_ranges(cfg)
     return cfg
 
@@ -883,12 +715,9 @@ class Augmenter(nn.Module):
             Gain(c.gain.p, c.gain.gain_db),
             RandomEQ(c.eq.p, sr, c.eq.tilt_db, c.eq.tilt_low_hz, c.eq.tilt_high_hz, c.eq.num_bumps,
                      c.eq.bump_gain_db, c.eq.bump_freq_hz, c.eq.bump_q),
-            DecayReshape(c.decay.p, sr, c.decay.decay_factor, c.decay.max_boost_db),
             PitchShift(c.pitch_shift.p, c.pitch_shift.semitones, c.pitch_shift.step_semitones),
             RoomReverb(c.room.p, sr, c.room.rt60_s, c.room.drr_db, c.room.damping_hz),
             TimeShift(c.time_shift.p, sr, c.time_shift.max_delay_ms, c.time_shift.max_advance_ms),
-            LowPass(c.lowpass.p, sr, c.lowpass.cutoff_hz, c.lowpass.order),
-            BitCrush(c.bitcrush.p, sr, c.bitcrush.bits, c.bitcrush.rate_hz),
             Distortion(c.distortion.p, c.distortion.drive_db, c.distortion.hard_clip_p),
             Mp3Compression(c.mp3.p, sr, c.mp3.compression_level),
             StereoImage(c.stereo_image.p, c.stereo_image.width, c.stereo_image.mono_p),
@@ -905,8 +734,8 @@ class Augmenter(nn.Module):
 
 
 __all__ = [
-    "AddNoise", "AugmentConfig", "Augmenter", "BitCrush", "ChannelSwap", "DecayReshape", "Distortion", "Gain",
-    "ItemAugmentation", "LowPass", "Mp3Compression", "PitchShift", "Polarity", "RandomEQ", "RoomReverb",
+    "AddNoise", "AugmentConfig", "Augmenter", "ChannelSwap", "Distortion", "Gain",
+    "ItemAugmentation", "Mp3Compression", "PitchShift", "Polarity", "RandomEQ", "RoomReverb",
     "RandomTruncate", "StereoImage", "TimeShift", "load_augment_config", "valid_mask",
-    "decay_time_s", "fft_convolve", "zero_beyond_length",
+    "fft_convolve", "zero_beyond_length",
 ]

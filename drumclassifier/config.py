@@ -2,32 +2,34 @@
 
 A typo in a key is an error, not a silent default: the YAML is merged onto a
 structured config, and omegaconf refuses keys the schema does not know.
+
+Options that were measured, did not help, and were removed (docs/experiments.md) may
+still be named by an older file or checkpoint: `merge_structured(..., removed=...)` drops
+such a key when it holds the option's "off" value and refuses it, naming the key and the
+commit that last had the code, when it asks for the option.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .classes import CLASSES
 from .errors import ConfigError
 
-LABELS = ["kick", "snare", "hihat", "toms", "cymbals"]
+# The last commit that holds the code of the removed options (docs/experiments.md).
+REMOVED_IN = "9b3c41f"
 
-
-NORMS = ("none", "band_mean", "pcen")
-
-
-@dataclass
-class PCENConfig:
-    """Per-channel energy normalisation (features.norm = pcen); see features.PCEN."""
-    time_constant_s: float = 0.4     # s, the causal smoother's time constant
-    alpha: float = 0.98              # gain-normalisation exponent, in [0, 1]
-    delta: float = 2.0               # bias before the root compression (> 0)
-    r: float = 0.5                   # root-compression exponent, in (0, 1]
-    eps: float = 1e-6                # floor of the smoothed energy
-    learnable: bool = False          # learn alpha, delta, r and the smoother per mel band
+# model config keys of removed options -> the value that meant "off"; ... (Ellipsis): a
+# setting of a removed option, dropped whatever it holds
+REMOVED_MODEL_KEYS = {
+    "features.norm": "none",                    # per-clip band-mean / PCEN front ends
+    "features.band_mean_min_frames": ...,
+    "features.pcen": ...,
+}
 
 
 @dataclass
@@ -38,9 +40,6 @@ class FeatureConfig:
     f_min_hz: float = 20.0
     f_max_hz: float = 20000.0
     log_floor: float = 1e-6
-    norm: str = "none"               # none | band_mean | pcen: per-clip channel normalisation
-    band_mean_min_frames: int = 1    # band_mean divides the sum by max(frames, this)
-    pcen: PCENConfig = field(default_factory=PCENConfig)
 
 
 @dataclass
@@ -60,7 +59,7 @@ class ModelConfig:
     analysis_s: float = 1.0
     features: FeatureConfig = field(default_factory=FeatureConfig)
     net: NetConfig = field(default_factory=NetConfig)
-    labels: list[str] = field(default_factory=lambda: list(LABELS))
+    labels: list[str] = field(default_factory=lambda: list(CLASSES))
     thresholds: list[float] | None = None
     temperature: float | None = None   # probabilities = sigmoid(logits / T); None = 1
 
@@ -84,12 +83,44 @@ def read_yaml(path: str | Path) -> DictConfig:
         raise ConfigError(f"{path}: cannot parse YAML ({str(e).splitlines()[0]})") from None
 
 
-def merge_structured(schema, *layers, source: str = "config"):
+def drop_removed(layer, removed: dict, source: str = "config"):
+    """A config layer (dict or DictConfig) without the keys of removed options.
+
+    removed: dotted key -> the value that meant "off" (...: dropped whatever it holds).
+    A key holding another value asks for code that is gone: ConfigError naming it. A
+    section left empty (a removed augmentation's) goes too.
+    """
+    if not removed:
+        return layer
+    d = OmegaConf.to_container(layer) if isinstance(layer, DictConfig) else copy.deepcopy(layer)
+    for key, off in removed.items():
+        path = key.split(".")
+        nodes = [d]                     # the dicts from the root down to the key's parent
+        for k in path[:-1]:
+            nodes.append(nodes[-1].get(k) if isinstance(nodes[-1], dict) else None)
+        if not isinstance(nodes[-1], dict) or path[-1] not in nodes[-1]:
+            continue
+        value = nodes[-1].pop(path[-1])
+        if off is not ... and value != off:
+            raise ConfigError(
+                f"{source}: {key}: {value!r}: this option was removed after it was measured "
+                f"not to help (docs/experiments.md); use {off!r}, or the code of commit "
+                f"{REMOVED_IN}")
+        for parent, k, node in reversed(list(zip(nodes[:-1], path[:-1], nodes[1:]))):
+            if node:
+                break
+            del parent[k]
+    return d
+
+
+def merge_structured(schema, *layers, source: str = "config", removed: dict | None = None):
     """Merge layers (dicts, DictConfigs) onto a dataclass schema and return the dataclass.
 
     The one place every config of the project (model, augment, train, realtime) meets
     omegaconf: an unknown key or a wrong type raises ConfigError naming the key.
+    removed: keys of removed options, dropped from every layer (drop_removed).
     """
+    layers = [drop_removed(layer, removed, source) for layer in layers]
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), *layers)
         return OmegaConf.to_object(merged)
@@ -105,9 +136,10 @@ def load_model_config(src: str | Path | dict | DictConfig | None = None) -> Mode
     if src is None:
         cfg = ModelConfig()
     elif isinstance(src, (str, Path)):
-        cfg = merge_structured(ModelConfig, read_yaml(src), source=str(src))
+        cfg = merge_structured(ModelConfig, read_yaml(src), source=str(src),
+                               removed=REMOVED_MODEL_KEYS)
     else:
-        cfg = merge_structured(ModelConfig, src)
+        cfg = merge_structured(ModelConfig, src, removed=REMOVED_MODEL_KEYS)
     validate_model_config(cfg)
     return cfg
 
@@ -122,15 +154,6 @@ def validate_model_config(cfg: ModelConfig) -> None:
         raise ConfigError("features.n_fft, hop_length, n_mels and log_floor must be positive")
     if not 0 <= f.f_min_hz < f.f_max_hz:
         raise ConfigError("features: need 0 <= f_min_hz < f_max_hz")
-    if f.norm not in NORMS:
-        raise ConfigError(f"features.norm must be one of {', '.join(NORMS)}, got {f.norm!r}")
-    if f.band_mean_min_frames < 1:
-        raise ConfigError(f"features.band_mean_min_frames must be >= 1, got {f.band_mean_min_frames}")
-    pc = f.pcen
-    if (pc.time_constant_s <= 0 or not 0 <= pc.alpha <= 1 or pc.delta <= 0 or not 0 < pc.r <= 1
-            or pc.eps <= 0):
-        raise ConfigError("features.pcen: need time_constant_s > 0, 0 <= alpha <= 1, delta > 0, "
-                          "0 < r <= 1 and eps > 0")
     if cfg.temperature is not None and not cfg.temperature > 0:
         raise ConfigError(f"temperature must be positive, got {cfg.temperature}")
     if cfg.net.members < 1:
@@ -151,6 +174,15 @@ def validate_model_config(cfg: ModelConfig) -> None:
         raise ConfigError("net.linear_hidden must list the 2 hidden sizes of the 3 linear layers")
     if cfg.features.n_mels % 8:
         raise ConfigError("features.n_mels must be divisible by 8 (3 pooling layers halve it)")
+
+
+def defaults_with(schema, **given):
+    """The schema's defaults with the given values that are not None.
+
+    How a function whose arguments default to None reads the config dataclass instead of
+    repeating its values: `defaults_with(DecisionConfig, min_confidence=min_confidence)`.
+    """
+    return replace(schema(), **{k: v for k, v in given.items() if v is not None})
 
 
 def config_to_dict(cfg: ModelConfig) -> dict:

@@ -5,17 +5,16 @@ with the hit's log-mel band profile appended ([B, D + n_mels], features.band_pro
 to the kit's PIECES (kick, snare, "floor tom", "ride bell"...), each piece belonging to
 one of the model's classes and sending its own MIDI note. It holds:
 
-  - one linear head over the pieces on those standardised features (or one per fitted
-    context: an embedding at 5 ms and at 80 ms mean different things), each with a
-    temperature: probs = softmax((((x - mean) / std) @ weight.T + bias) / T), [B, P];
-    a hit goes through the head fitted nearest its context (pick_head);
+  - one linear head over the pieces on those standardised features, for every context,
+    with a temperature: probs = softmax((((x - mean) / std) @ weight.T + bias) / T), [B, P];
   - per piece: the softest and hardest peak level heard in calibration (dBFS), which set
     its velocity curve, and a gate: hits quieter than `gate_db` are ignored (bleed);
   - the sha256 of the weights file the embedding came from: a profile fitted on other
     weights is meaningless and is refused.
 
 File format (JSON, UTF-8, no pickle; numbers as lists), version 3 (versions 1, with a
-single "head" and no temperature, and 2, without the band profile, are still read):
+single "head" and no temperature, and 2, without the band profile, are still read; a
+profile with one head per context, an option measured and removed, is refused):
 
     {"format": "drumclassifier-kit", "version": 3,
      "weights_sha256": "<hex of the model weights file>",
@@ -25,11 +24,11 @@ single "head" and no temperature, and 2, without the band profile, are still rea
      "pieces": [{"name": "floor tom", "label": "toms", "note": 41,
                  "min_db": -30.1, "max_db": -4.2, "gate_db": -42.1,
                  "min_confidence": 0.0, "n_hits": 8, "cv_accuracy": 0.95}, ...],
-     "heads": [{"context_ms": 5.0 or null, "temperature": 1.7, "normalise": true,
+     "heads": [{"temperature": 1.7, "normalise": true,      # one head
                 "spectrum_dims": 64 (the band profile's, the input's last; 0 = none),
-                "mean": [D], "std": [D], "weight": [[D] x P], "bias": [P]}, ...],
-     "fit": {"contexts_ms": [...], "augment": 120, "l2": ..., "per_context": ...,
-             "temperature": ..., "seconds": ..., "cv_folds": k, "cv_accuracy": ...},
+                "mean": [D], "std": [D], "weight": [[D] x P], "bias": [P]}],
+     "fit": {"contexts_ms": [...], "augment": 120, "l2": ..., "temperature": ...,
+             "seconds": ..., "cv_folds": k, "cv_accuracy": ...},
      "created": "ISO time"}
 
 Fitting augments every calibration hit `augment` times (gain, -0.5..+1.5 ms onset
@@ -50,6 +49,8 @@ import numpy as np
 import torch
 
 from .anytime import class_sure, pick_pieces, piece_confidence
+from .classes import GM_NOTES
+from .config import defaults_with
 from .errors import DrumClassifierError
 
 FORMAT, VERSION = "drumclassifier-kit", 3
@@ -58,8 +59,7 @@ READS = (1, 2, 3)     # version 1: one head, no temperature; version 2: no band 
 # the full-window recall fell to 0.62 at K=8; short contexts unchanged within the spread)
 DEFAULT_CONTEXTS_MS = (5.0, 10.0, 20.0, 30.0, 50.0, 1000.0)
 
-# General MIDI drum notes: class defaults, and a guess from a piece's name
-CLASS_NOTES = {"kick": 36, "snare": 38, "hihat": 42, "toms": 45, "cymbals": 49}
+# General MIDI drum notes: a guess from a piece's name (else its class's, classes.GM_NOTES)
 NAME_NOTES = [("pedal", 44), ("open", 46), ("bell", 53), ("ride", 51), ("china", 52),
               ("splash", 55), ("crash", 49), ("floor", 41), ("rim", 37), ("high", 48),
               ("low", 45), ("mid", 47), ("rack", 48)]
@@ -76,7 +76,7 @@ def guess_note(name: str, label: str) -> int:
         for word, note in NAME_NOTES:
             if word in low:
                 return note
-    return CLASS_NOTES.get(label, 38)
+    return GM_NOTES.get(label, GM_NOTES["snare"])
 
 
 def parse_piece(spec: str, labels: Sequence[str]) -> tuple[str, str]:
@@ -104,18 +104,13 @@ def file_sha256(path: str | Path) -> str:
 class Head:
     """One linear head over the pieces: logits = (z @ weight.T + bias) / temperature, with
     z the standardised input: the embedding (optionally first L2-normalised), then, when
-    spectrum_dims > 0, that many columns of band profile (never normalised with it). A
-    nearest-class-mean head is linear in z too, so both kinds share this form.
-
-    context_ms: the post-onset context this head was fitted for (None: every context);
-    a profile with several heads uses, for a hit, the head fitted nearest its context.
+    spectrum_dims > 0, that many columns of band profile (never normalised with it).
     """
     mean: torch.Tensor          # [D]
     std: torch.Tensor           # [D]
     weight: torch.Tensor        # [P, D]
     bias: torch.Tensor          # [P]
     temperature: float = 1.0
-    context_ms: float | None = None
     normalise: bool = False
     spectrum_dims: int = 0
 
@@ -129,16 +124,15 @@ class Head:
         return torch.softmax(self.logits(emb) / self.temperature, dim=-1)
 
     def to_dict(self) -> dict:
-        return {"context_ms": self.context_ms, "temperature": self.temperature,
+        return {"temperature": self.temperature,
                 "normalise": self.normalise, "spectrum_dims": self.spectrum_dims,
                 **{k: getattr(self, k).tolist() for k in HEAD_TENSORS}}
 
     @classmethod
     def from_dict(cls, d: dict) -> Head:
-        ctx = d.get("context_ms")
+        # (a "context_ms" written by releases that fitted one head per context is not read)
         return cls(*(torch.tensor(d[k], dtype=torch.float32) for k in HEAD_TENSORS),
                    temperature=float(d.get("temperature", 1.0)),
-                   context_ms=None if ctx is None else float(ctx),
                    normalise=bool(d.get("normalise", False)),
                    spectrum_dims=int(d.get("spectrum_dims", 0)))
 
@@ -157,28 +151,18 @@ def head_input(x: torch.Tensor, normalise: bool, spectrum_dims: int) -> torch.Te
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-2,
-             steps: int = 50, kind: str = "logistic", normalise: bool = False,
-             context_ms: float | None = None, spectrum_dims: int = 0) -> Head:
-    """A head on standardised features, on the CPU.
+             steps: int = 50, normalise: bool = False, spectrum_dims: int = 0) -> Head:
+    """A multinomial logistic regression head on standardised features (L-BFGS, on the CPU).
 
     Args:
         x: [N, D] embeddings; y: [N] class indices in [0, n_classes), each present.
-        kind: "logistic" (multinomial logistic regression, L-BFGS; l2 weighs
-            0.5 * ||W||^2 added to the mean cross-entropy) or "prototype" (nearest class
-            mean in z: -||z - mu_c||^2 / D, which is linear in z).
+        l2: weighs 0.5 * ||W||^2, added to the mean cross-entropy.
         normalise: L2-normalise each embedding before standardising.
         spectrum_dims: x's last columns that are band profile, not embedding.
     """
     x = head_input(x, normalise, spectrum_dims)
     mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
     z = (x - mean) / std
-    if kind == "prototype":
-        mu = torch.stack([z[y == c].mean(0) for c in range(n_classes)])     # [P, D]
-        # -||z - mu||^2 / D = (2 z.mu - ||mu||^2) / D - ||z||^2 / D, the last term shared
-        return Head(mean, std, 2 * mu / x.shape[1], -(mu * mu).sum(1) / x.shape[1],
-                    context_ms=context_ms, normalise=normalise, spectrum_dims=spectrum_dims)
-    if kind != "logistic":
-        raise ValueError(f"head kind {kind!r}: use 'logistic' or 'prototype'")
     w = torch.zeros(n_classes, x.shape[1], dtype=torch.float32, requires_grad=True)
     b = torch.zeros(n_classes, dtype=torch.float32, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=steps, line_search_fn="strong_wolfe")
@@ -190,8 +174,8 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-2,
         return loss
     with torch.enable_grad():
         opt.step(closure)
-    return Head(mean, std, w.detach().float(), b.detach().float(), context_ms=context_ms,
-                normalise=normalise, spectrum_dims=spectrum_dims)
+    return Head(mean, std, w.detach().float(), b.detach().float(), normalise=normalise,
+                spectrum_dims=spectrum_dims)
 
 
 def head_probs(head: Head, emb: torch.Tensor) -> torch.Tensor:
@@ -281,20 +265,10 @@ class Piece:
         return int(round(1 + 126 * x))
 
 
-def pick_head(heads: Sequence[Head], context_ms: float | None) -> Head:
-    """The head for a hit of context_ms: the one fitted nearest it in log-context (a head
-    fitted for every context, context_ms None, is always nearest); the last head when the
-    hit's context is unknown."""
-    if context_ms is None or len(heads) == 1:
-        return heads[-1]
-    return min(heads, key=lambda h: 0.0 if h.context_ms is None
-               else abs(math.log(max(context_ms, 1e-3) / h.context_ms)))
-
-
 @dataclass
 class KitProfile:
     pieces: list[Piece]
-    heads: list[Head]           # one (every context) or one per fitted context, ascending
+    head: Head
     labels: list[str]
     weights_sha256: str
     fit: dict = field(default_factory=dict)
@@ -306,24 +280,24 @@ class KitProfile:
 
     @property
     def embedding_dim(self) -> int:
-        """The heads' input width (embedding + band profile)."""
-        return int(self.heads[0].mean.numel())
+        """The head's input width (embedding + band profile)."""
+        return int(self.head.mean.numel())
 
     @property
     def spectrum(self) -> bool:
-        """Whether the heads read the band profile after the embedding."""
-        return self.heads[0].spectrum_dims > 0
+        """Whether the head reads the band profile after the embedding."""
+        return self.head.spectrum_dims > 0
 
-    def probs(self, emb: torch.Tensor, context_ms: float | None = None) -> torch.Tensor:
-        """[B, D] embeddings of hits of context_ms after the onset -> [B, P] probabilities."""
-        return pick_head(self.heads, context_ms).probs(emb)
+    def probs(self, emb: torch.Tensor) -> torch.Tensor:
+        """[B, D] embeddings -> [B, P] piece probabilities."""
+        return self.head.probs(emb)
 
     # ---- file ----
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "weights_sha256": self.weights_sha256,
                 "labels": list(self.labels), "embedding_dim": self.embedding_dim,
                 "pieces": [asdict(p) for p in self.pieces],
-                "heads": [h.to_dict() for h in self.heads],
+                "heads": [self.head.to_dict()],
                 "fit": self.fit, "created": self.created}
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
@@ -349,22 +323,27 @@ class KitProfile:
             pieces = [Piece(**p) for p in d["pieces"]]
             # version 1: a single head for every context, no temperature
             raw_heads = [d["head"]] if d["version"] == 1 else list(d["heads"])
-            heads = [Head.from_dict(h) for h in raw_heads]
+            if len(raw_heads) > 1:
+                raise KitError(
+                    f"{source}: this kit profile has {len(raw_heads)} heads, one per context "
+                    "(FitOptions.per_context), an option removed after it was measured not to "
+                    "help (docs/experiments.md); re-run `drumclassifier calibrate`")
+            h = Head.from_dict(raw_heads[0]) if raw_heads else None
             labels = [str(x) for x in d["labels"]]
             sha = str(d["weights_sha256"])
             dim = int(d["embedding_dim"])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise KitError(f"{source}: corrupt kit profile ({type(e).__name__}: {e})") from None
         p = len(pieces)
-        shapes_ok = p >= 1 and len(heads) >= 1 and all(
+        shapes_ok = p >= 1 and h is not None and (
             h.mean.shape == (dim,) and h.std.shape == (dim,) and h.weight.shape == (p, dim)
-            and h.bias.shape == (p,) and 0 <= h.spectrum_dims < dim for h in heads)
+            and h.bias.shape == (p,) and 0 <= h.spectrum_dims < dim)
         if not shapes_ok:
             raise KitError(f"{source}: corrupt kit profile (head shapes do not fit "
                            f"{p} pieces x {dim} dims)")
-        finite = all(torch.isfinite(getattr(h, k)).all() for h in heads for k in HEAD_TENSORS)
-        if (not finite or any((h.std <= 0).any() for h in heads)
-                or not all(math.isfinite(h.temperature) and h.temperature > 0 for h in heads)):
+        finite = all(torch.isfinite(getattr(h, k)).all() for k in HEAD_TENSORS)
+        if (not finite or (h.std <= 0).any()
+                or not (math.isfinite(h.temperature) and h.temperature > 0)):
             raise KitError(f"{source}: corrupt kit profile (non-finite head values)")
         for pc in pieces:
             if pc.label not in labels or not 0 <= int(pc.note) <= 127:
@@ -372,7 +351,7 @@ class KitProfile:
                                f"{pc.label!r} or note {pc.note!r} invalid)")
         if len({x.name for x in pieces}) != p:
             raise KitError(f"{source}: corrupt kit profile (duplicate piece names)")
-        return cls(pieces, heads, labels, sha, dict(d.get("fit") or {}), str(d.get("created", "")))
+        return cls(pieces, h, labels, sha, dict(d.get("fit") or {}), str(d.get("created", "")))
 
     @classmethod
     def load(cls, path: str | Path, weights_sha256: str | None = None,
@@ -422,11 +401,11 @@ def _folds(y: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 class FitOptions:
     """How a profile is fitted (bench/calibration.py measures the alternatives).
 
-    contexts_ms: the contexts calibration variants are cut to (ms after the onset);
-        with per_context, one head per context. augment: variants per calibration hit
-        (in all, shared over the contexts). temperature: fit each head's temperature on
-        the cross-validation's held-out predictions. kind, normalise, l2: see fit_head.
-        spectrum: the heads also read the hit's log-mel band profile.
+    contexts_ms: the contexts calibration variants are cut to (ms after the onset).
+        augment: variants per calibration hit (in all, shared over the contexts).
+        temperature: fit the head's temperature on the cross-validation's held-out
+        predictions. normalise, l2: see fit_head. spectrum: the head also reads the
+        hit's log-mel band profile.
     """
     contexts_ms: tuple[float, ...] = DEFAULT_CONTEXTS_MS
     # 120 variants per hit, not 20: K=8, anytime, paired on the same draws (README, "Drum
@@ -434,9 +413,7 @@ class FitOptions:
     # black_pearl kits -0.01..+0.04. A small gain, not a certain one; fitting takes ~2.5x
     # longer (4 pieces x 8 hits: 8.0 s against 3.1 s)
     augment: int = 120
-    per_context: bool = False
     temperature: bool = False
-    kind: str = "logistic"
     # L2-normalised embeddings: the best mean recall at anytime confidence 0.8 on
     # the validation kits (0.87 vs 0.84 at the same 20 ms median; test 0.85 vs 0.80),
     # within the draws' spread (bench/calibration.py --variants v1 shipped)
@@ -450,76 +427,70 @@ class FitOptions:
     spectrum: bool = True
 
 
-def fit_heads(emb: torch.Tensor, var_ctx: np.ndarray, var_hit: np.ndarray, y: np.ndarray,
-              n_pieces: int, hit_emb: dict[float, torch.Tensor], opts: FitOptions,
-              cv_folds: int, rng: np.random.Generator, spectrum_dims: int = 0
-              ) -> tuple[list[Head], dict[float, torch.Tensor], np.ndarray]:
-    """The heads of a profile, and their cross-validated predictions.
+def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces: int,
+                hit_emb: dict[float, torch.Tensor], opts: FitOptions, cv_folds: int,
+                rng: np.random.Generator, spectrum_dims: int = 0
+                ) -> tuple[Head, dict[float, torch.Tensor], np.ndarray]:
+    """The head of a profile, and its cross-validated predictions.
 
     Args:
-        emb: [V, D] embeddings of the calibration hits' augmented variants; var_ctx: [V]
-            the context of each (ms); var_hit: [V] the calibration hit it came from.
+        emb: [V, D] embeddings of the calibration hits' augmented variants; var_hit: [V]
+            the calibration hit each came from.
         y: [H] piece index of each calibration hit.
         hit_emb: context (ms) -> [H, D] embeddings of the calibration hits themselves cut
             to that context (unaugmented): where the CV tests.
         cv_folds: k of the k-fold CV over hits (a hit's variants stay together; capped by
             the largest piece's hit count; no CV under 2).
         spectrum_dims: how many of the inputs' last columns are band profile (0: none).
-    Returns (heads, context -> [H, P] held-out probabilities (NaN where a hit was never
+    Returns (head, context -> [H, P] held-out probabilities (NaN where a hit was never
     held out; empty without CV), fold of each hit (-1: never held out)).
     """
-    ctxs = sorted(set(float(c) for c in var_ctx)) if opts.per_context else [None]
-
-    def fit_all(keep: np.ndarray) -> list[Head]:
-        heads = []
-        for c in ctxs:
-            m = keep if c is None else keep & (var_ctx == c)
-            heads.append(fit_head(emb[m], torch.from_numpy(y[var_hit[m]]).long(), n_pieces,
-                                  opts.l2, kind=opts.kind, normalise=opts.normalise,
-                                  context_ms=c, spectrum_dims=spectrum_dims))
-        return heads
+    def fit(keep: np.ndarray) -> Head:
+        return fit_head(emb[keep], torch.from_numpy(y[var_hit[keep]]).long(), n_pieces,
+                        opts.l2, normalise=opts.normalise, spectrum_dims=spectrum_dims)
 
     k = int(min(cv_folds, np.bincount(y, minlength=n_pieces).max()))
     fold = _folds(y, k, rng) if k >= 2 else np.full(len(y), -1)
     logits = {c: torch.full((len(y), n_pieces), float("nan")) for c in hit_emb}  # [H, P]
     for f in range(k if k >= 2 else 0):
         out = np.flatnonzero(fold == f)
-        heads = fit_all(~np.isin(var_hit, out))
+        held_out = fit(~np.isin(var_hit, out))
         for c, e in hit_emb.items():
-            logits[c][out] = pick_head(heads, c).logits(e[out])
-    heads = fit_all(np.ones(len(var_hit), bool))
+            logits[c][out] = held_out.logits(e[out])
+    head = fit(np.ones(len(var_hit), bool))
     held = fold >= 0
-    if opts.temperature and held.any():
-        for h in heads:     # per head: the held-out predictions it would have made
-            cs = [c for c in hit_emb if pick_head(heads, c) is h]
-            if cs:
-                h.temperature = fit_temperature(
-                    torch.cat([logits[c][held] for c in cs]),
-                    torch.from_numpy(np.tile(y[held], len(cs))).long())
-    probs = {c: torch.softmax(v / pick_head(heads, c).temperature, -1)
+    if opts.temperature and held.any():     # on the held-out predictions at every context
+        head.temperature = fit_temperature(
+            torch.cat([v[held] for v in logits.values()]),
+            torch.from_numpy(np.tile(y[held], len(logits))).long())
+    probs = {c: torch.softmax(v / head.temperature, -1)
              for c, v in logits.items()} if k >= 2 else {}
-    return heads, probs, fold
+    return head, probs, fold
 
 
 def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                 pieces: list[Piece], *, augment: int | None = None,
                 contexts_ms: Sequence[float] | None = None,
-                live_context_ms: float = 20.0, l2: float | None = None, cv_folds: int = 5,
+                live_context_ms: float | None = None, l2: float | None = None, cv_folds: int = 5,
                 seed: int = 0, weights_sha256: str | None = None,
                 options: FitOptions | None = None) -> KitProfile:
-    """Calibration hits -> a KitProfile (heads, velocity ranges, gates, CV accuracy).
+    """Calibration hits -> a KitProfile (head, velocity ranges, gates, CV accuracy).
 
     Args:
         clf: a DrumClassifier (its embedding, sample rate and weights).
         hits: prepared [2, n] waves at the model rate, each starting at its onset.
         piece_of_hit: index into `pieces` of each hit; every piece needs >= 1 hit.
         pieces: the kit's pieces (name, label, note); levels and CV are filled in here.
-        live_context_ms: the context the live path will use: levels and the CV use it.
+        live_context_ms: the context the live path will use: levels and the CV use it
+            (None: the real-time config's default, slicer.context_ms).
         augment, contexts_ms, l2: override those of `options` (default FitOptions()).
         cv_folds: k of the stratified k-fold CV; per-piece CV accuracy is reported only
             when every piece has >= 2 hits.
     """
     t0 = time.perf_counter()
+    if live_context_ms is None:
+        from realtime.config import SlicerConfig
+        live_context_ms = SlicerConfig().context_ms
     opts = replace(options or FitOptions(), **{k: v for k, v in (
         ("augment", augment), ("l2", l2),
         ("contexts_ms", None if contexts_ms is None else tuple(map(float, contexts_ms))))
@@ -535,16 +506,16 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         raise DrumClassifierError("a kit profile needs at least two pieces")
     rng = np.random.default_rng(seed)
     live = max(1, int(round(live_context_ms * sr / 1000)))
-    variants, src, var_ctx = augment_hits(hits, opts.augment, sr, opts.contexts_ms, rng,
-                                          opts.jitter_ms, opts.eq_db)
+    variants, src, _ = augment_hits(hits, opts.augment, sr, opts.contexts_ms, rng,
+                                    opts.jitter_ms, opts.eq_db)
     emb = embed_batched(clf, variants, spectrum=opts.spectrum)      # [V, D]
     cv_ctx = sorted(set(opts.contexts_ms) | {float(live_context_ms)})
     hit_emb = {c: embed_batched(clf, [h[:, :max(1, int(round(c * sr / 1000)))] for h in hits],
                                 spectrum=opts.spectrum)
                for c in cv_ctx}                               # context -> [H, D]
-    heads, cv_probs, fold = fit_heads(emb, np.asarray(var_ctx), np.asarray(src), y,
-                                      len(pieces), hit_emb, opts, cv_folds, rng,
-                                      clf.cfg.features.n_mels if opts.spectrum else 0)
+    head, cv_probs, fold = fit_head_cv(emb, np.asarray(src), y, len(pieces), hit_emb, opts,
+                                       cv_folds, rng,
+                                       clf.cfg.features.n_mels if opts.spectrum else 0)
     # CV accuracy at the live context, reported when every piece was held out somewhere
     cv_ok = bool(cv_probs) and counts.min() >= 2
     pred = cv_probs[float(live_context_ms)].argmax(1).numpy() if cv_ok else None
@@ -556,15 +527,15 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         pc.cv_accuracy = float((pred[y == i] == i).mean()) if cv_ok else None
     sha = weights_sha256 or file_sha256(clf.weights_path)
     fit = {"contexts_ms": [float(c) for c in opts.contexts_ms], "augment": opts.augment,
-           "l2": opts.l2, "per_context": opts.per_context, "temperature": opts.temperature,
-           "kind": opts.kind, "normalise": opts.normalise, "spectrum": opts.spectrum,
+           "l2": opts.l2, "temperature": opts.temperature,
+           "normalise": opts.normalise, "spectrum": opts.spectrum,
            "jitter_ms": list(opts.jitter_ms), "eq_db": opts.eq_db,
            "live_context_ms": float(live_context_ms),
            "cv_folds": int(fold.max()) + 1 if cv_ok else 0,
            "cv_accuracy": float((pred == y).mean()) if cv_ok else None, "seed": seed,
            "seconds": round(time.perf_counter() - t0, 3),
            "weights_file": Path(clf.weights_path).name}
-    return KitProfile(pieces, heads, list(clf.labels), sha, fit,
+    return KitProfile(pieces, head, list(clf.labels), sha, fit,
                       time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
@@ -593,13 +564,18 @@ class KitClassify:
     """
 
     def __init__(self, clf, profile: KitProfile, stream_rate_hz: int,
-                 min_confidence: float = 0.95, max_pieces: int = 1,
-                 extra_piece_min: float = 0.35, sure_of: str = "piece"):
-        if sure_of not in ("piece", "class"):
-            raise ValueError(f"sure_of must be piece or class, got {sure_of!r}")
+                 min_confidence: float | None = None, max_pieces: int | None = None,
+                 extra_piece_min: float | None = None, sure_of: str | None = None):
+        from realtime.config import DecisionConfig
+
+        # None: the real-time config's default
+        d = defaults_with(DecisionConfig, min_confidence=min_confidence, max_pieces=max_pieces,
+                          extra_piece_min=extra_piece_min, sure_of=sure_of)
+        if d.sure_of not in ("piece", "class"):
+            raise ValueError(f"sure_of must be piece or class, got {d.sure_of!r}")
         self.clf, self.profile, self.sr = clf, profile, stream_rate_hz
-        self.min_confidence, self.max_pieces = min_confidence, max_pieces
-        self.extra_piece_min, self.sure_of = extra_piece_min, sure_of
+        self.min_confidence, self.max_pieces = d.min_confidence, d.max_pieces
+        self.extra_piece_min, self.sure_of = d.extra_piece_min, d.sure_of
         self.piece_classes = [profile.labels.index(pc.label) for pc in profile.pieces]
 
     def __call__(self, hits):
@@ -607,9 +583,7 @@ class KitClassify:
         if not waves:
             return [], []
         emb = self.clf.embed(waves, spectrum=self.profile.spectrum)  # [B, D]
-        # each hit through the head fitted nearest its context (ms of audio after onset)
-        ctx_ms = [1000.0 * h.audio.shape[0] / self.sr for h in keep]
-        probs = torch.stack([self.profile.probs(e[None], c)[0] for e, c in zip(emb, ctx_ms)])
+        probs = self.profile.probs(emb)                                # [B, P]
         if self.sure_of == "class":
             conf, first = class_sure(probs, self.piece_classes, len(self.profile.labels))
         else:

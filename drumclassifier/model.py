@@ -3,8 +3,6 @@ then 3 linear layers giving one logit per class.
 
 Shapes (B batch, C channels, F mel bands, T frames):
     feats  [B, 2, 64, T]
-    norm   [B, 2, 64, T]      optional per-clip channel normalisation (features.norm:
-                              band_mean or pcen, features.py); absent when none
     conv   [B, 64, 8, T]      3 x (conv 3x3 -> batchnorm -> ReLU -> max-pool over frequency / 2)
     f-RNN  [B, T, 64]         bidirectional GRU over the 8 frequency steps of each frame,
                               final states of both directions concatenated
@@ -26,7 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .config import ModelConfig
-from .features import channel_norm, frame_mask
+from .features import frame_mask
 
 
 class ConvLayer(nn.Module):
@@ -45,8 +43,6 @@ class CRNN(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         n = cfg.net
-        # None for features.norm = none: no layer, so the state_dict is the one it always was
-        self.front_norm = channel_norm(cfg)
         chans = [2] + list(n.conv_channels)
         self.convs = nn.ModuleList(ConvLayer(a, b) for a, b in zip(chans[:-1], chans[1:]))
         self.freq_rnn = nn.GRU(chans[-1], n.freq_rnn_hidden, batch_first=True, bidirectional=True)
@@ -62,7 +58,7 @@ class CRNN(nn.Module):
         """feats [B, 2, F, T], frames [B] -> the hit embedding [B, time_rnn_hidden]."""
         b, t = feats.shape[0], feats.shape[-1]
         mask = frame_mask(frames, t).to(feats.dtype)  # [B, 1, 1, T]
-        x = feats if self.front_norm is None else self.front_norm(feats, frames)
+        x = feats
         for conv in self.convs:
             x = conv(x, mask)  # [B, C, F/2^k, T]
         # the frequency GRU runs only on real frames: padding costs no recurrent steps

@@ -67,17 +67,23 @@ class TrainConfig:
     p_bleed: float = 0.0                  # share of batch items that get a quiet bleed hit
     bleed_gain_db: list[float] = field(default_factory=lambda: [-30.0, -12.0])
     bleed_offset_ms: list[float] = field(default_factory=lambda: [-100.0, 100.0])
-    label_smoothing: float = 0.0          # BCE targets y (1 - e) + e / 2; 0 = off
-    mixup_p: float = 0.0                  # share of batch items mixed with another item; 0 = off
-    mixup_alpha: float = 0.4              # mixing weight ~ Beta(alpha, alpha)
-    metric_weight: float = 0.0            # weight of the within-kit contrastive loss; 0 = off
-    metric_kits: int = 3                  # kits per batch drawn as a metric episode
-    metric_temperature: float = 0.1       # temperature of its cosine similarities
-    val_context_ms: float = 20.0          # the short context of the selection score
+    # the short context of the selection score: the live one (realtime slicer.context_ms)
+    val_context_ms: float = field(default_factory=lambda: _live_context_ms())
     val_mixtures: int = 200               # seeded val mixtures (thresholds, mixture F1)
     val_batch_size: int = 64
     select_short_weight: float = 0.5      # score = (1-w) * acc_full + w * acc_short
     progress: bool = True
+
+
+# train config keys of options measured and removed (docs/experiments.md) -> their "off"
+# value (config.drop_removed): label smoothing, mixup, the within-kit contrastive loss
+REMOVED_TRAIN_KEYS = {"label_smoothing": 0.0, "mixup_p": 0.0, "mixup_alpha": ...,
+                      "metric_weight": 0.0, "metric_kits": ..., "metric_temperature": ...}
+
+
+def _live_context_ms() -> float:
+    from realtime.config import SlicerConfig
+    return SlicerConfig().context_ms
 
 
 def _schema():
@@ -99,8 +105,9 @@ def load_train_config(path: str | Path | None, overrides: list[str] = ()):
     """
     from omegaconf import OmegaConf
 
-    from .augment import load_augment_config
+    from .augment import REMOVED_AUGMENT_KEYS, load_augment_config
     from .config import (
+        REMOVED_MODEL_KEYS,
         config_to_dict,
         load_model_config,
         merge_structured,
@@ -118,31 +125,27 @@ def load_train_config(path: str | Path | None, overrides: list[str] = ()):
     except Exception as e:  # noqa: BLE001 (a malformed override)
         raise ConfigError(f"overrides: {str(e).splitlines()[0]}") from None
     source = str(path or "config")
+    removed = {f"{section}.{k}": v for section, table in (
+        ("train", REMOVED_TRAIN_KEYS), ("model", REMOVED_MODEL_KEYS),
+        ("augment", REMOVED_AUGMENT_KEYS)) for k, v in table.items()}
     # the model section starts from the model config file that train.model_config names
-    first = merge_structured(_schema(), *layers, source=source)
+    first = merge_structured(_schema(), *layers, source=source, removed=removed)
     model_base = config_to_dict(load_model_config(first.train.model_config))
-    cfg = merge_structured(_schema(), {"model": model_base}, *layers, source=source)
+    cfg = merge_structured(_schema(), {"model": model_base}, *layers, source=source,
+                           removed=removed)
     validate_model_config(cfg.model)
     load_augment_config(cfg.augment)  # range checks
     t = cfg.train
     for k in ("batch_size", "steps_per_epoch", "epochs"):
         if getattr(t, k) < 1:
             raise ConfigError(f"train.{k} must be >= 1, got {getattr(t, k)}")
-    for k in ("p_mix", "select_short_weight", "p_bleed", "mixup_p"):
+    for k in ("p_mix", "select_short_weight", "p_bleed"):
         if not 0 <= getattr(t, k) <= 1:
             raise ConfigError(f"train.{k} must be in [0, 1], got {getattr(t, k)}")
     for k in ("bleed_gain_db", "bleed_offset_ms"):
         v = getattr(t, k)
         if len(v) != 2 or v[0] > v[1]:
             raise ConfigError(f"train.{k} must be [low, high] with low <= high, got {v}")
-    if not 0 <= t.label_smoothing < 1:
-        raise ConfigError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
-    if t.mixup_alpha <= 0:
-        raise ConfigError(f"train.mixup_alpha must be > 0, got {t.mixup_alpha}")
-    if t.metric_weight < 0 or t.metric_temperature <= 0 or t.metric_kits < 1:
-        raise ConfigError("train.metric_weight must be >= 0, train.metric_temperature > 0 and "
-                          f"train.metric_kits >= 1; got {t.metric_weight}, "
-                          f"{t.metric_temperature}, {t.metric_kits}")
     if not t.mix_sizes or min(t.mix_sizes) < 2:
         raise ConfigError(f"train.mix_sizes must list sizes >= 2, got {t.mix_sizes}")
     return cfg
@@ -173,10 +176,6 @@ class BatchSampler:
     positive = a hit that comes after). Its class is NOT added to the target: the model
     should name the loud hit and ignore quiet leakage. All draws come from ``rng``, and
     none are made at p_bleed = 0, so the batches of a seeded run stay as they were.
-
-    With ``metric_weight`` > 0 the batch starts with a metric episode (``episode``): for
-    each of ``metric_kits`` kits, two hits of every class the kit has, unmixed, for the
-    within-kit contrastive loss (kit_contrastive). The rest of the batch is drawn as above.
     """
 
     def __init__(self, bank, labels: list[str], t: TrainConfig):
@@ -189,41 +188,15 @@ class BatchSampler:
                                     t.mix_gain_db, t.mix_offset_ms)
         self.can_mix = set(self.mixer.multi_kit())
         self.bleed_offsets = tuple(round(ms * 1e-3 * bank.sample_rate_hz) for ms in t.bleed_offset_ms)
-        # episode kits: those with two classes or more (a lone class has no negative)
-        self.kit_classes = {k: {} for k in self.can_mix}
-        for i, (k, lab) in enumerate(zip(bank.kits, bank.labels)):
-            if k in self.kit_classes:
-                self.kit_classes[k].setdefault(labels.index(lab), []).append(i)
-        self.episode_kits = sorted(self.kit_classes)
-
-    def episode(self, rng) -> list[tuple[int, int, int]]:
-        """Two hits of every class of ``metric_kits`` random kits, as (bank index, kit
-        number, class); distinct hits where the kit has two of the class, else the same hit
-        twice (its two views then differ only by augmentation). At most half the batch."""
-        n_kits = min(self.t.metric_kits, len(self.episode_kits))
-        out: list[tuple[int, int, int]] = []
-        for kk in rng.choice(len(self.episode_kits), size=n_kits, replace=False):
-            for c, idx in sorted(self.kit_classes[self.episode_kits[kk]].items()):
-                pair = rng.choice(idx, size=2, replace=len(idx) < 2)
-                out += [(int(i), int(kk), c) for i in pair]
-        return out[:2 * (self.t.batch_size // 4)]
 
     def sample(self, rng):
-        """-> x [B, 2, N], lengths [B], target [B, C], single Bool[B], and episode
-        Long[B, 2]: (kit number, class) of the metric episode's items, -1 elsewhere."""
+        """-> x [B, 2, N], lengths [B], target [B, C], single Bool[B]."""
         import numpy as np
         import torch
 
         from .dataset import mix, pad_batch
         waves, target, single = [], np.zeros((self.t.batch_size, len(self.labels)), np.float32), []
-        episode = torch.full((self.t.batch_size, 2), -1, dtype=torch.long)
-        if self.t.metric_weight > 0:
-            for b, (i, kk, c) in enumerate(self.episode(rng)):
-                waves.append(self.bank.get(i))
-                target[b, c] = 1.0
-                single.append(True)
-                episode[b] = torch.tensor([kk, c])
-        for b in range(len(waves), self.t.batch_size):
+        for b in range(self.t.batch_size):
             c = self.classes[int(rng.integers(len(self.classes)))]
             i = self.by_class[c][int(rng.integers(len(self.by_class[c])))]
             if rng.random() < self.t.p_mix and self.bank.kits[i] in self.can_mix:
@@ -242,7 +215,7 @@ class BatchSampler:
             if self.t.p_bleed > 0 and rng.random() < self.t.p_bleed:
                 waves[-1] = self.add_bleed(rng, waves[-1], used)
         x, lengths = pad_batch(waves, self.max_len)
-        return x, lengths, torch.from_numpy(target), torch.tensor(single), episode
+        return x, lengths, torch.from_numpy(target), torch.tensor(single)
 
     def add_bleed(self, rng, wave, used: list[int]):
         """wave [2, n] plus a quiet hit of the same kit not in ``used`` -> [2, n'] (n' >= n).
@@ -264,71 +237,6 @@ class BatchSampler:
         if peak == 0.0 or peak_bleed == 0.0:
             return wave
         return mix([wave, bleed], [0.0, gain_db + 20 * math.log10(peak / peak_bleed)], [0, offset])
-
-
-# ------------------------------------------------------------------------------- targets
-
-def smooth_targets(y, eps: float):
-    """Binary label smoothing: each of the C independent sigmoid targets moves eps/2
-    towards 0.5, y (1 - eps) + eps / 2 (1 -> 1 - eps/2, 0 -> eps/2), so the logits are not
-    pushed to +-infinity on hits the model cannot tell apart. y: [B, C] in [0, 1]."""
-    return y if eps == 0 else y * (1.0 - eps) + 0.5 * eps
-
-
-def mixup(x, lengths, y, p: float, alpha: float):
-    """Mix each item, with probability p, with a random other item of the batch.
-
-    x' = lam x + (1 - lam) x[j], y' = lam y + (1 - lam) y[j], lam ~ Beta(alpha, alpha)
-    per item, j a random permutation; both onsets stay at sample 0 and the length is
-    the longer of the two (both are zero beyond their own). Applied before the
-    augmentations, so truncation and noise act on the mixture like on any hit.
-    Randomness from the global torch RNG; nothing is drawn at p = 0.
-
-    Args: x [B, 2, N], lengths [B], y [B, C].
-    Returns: (x, lengths, y, mixed Bool[B]).
-    """
-    import torch
-    b = x.shape[0]
-    mixed = torch.zeros(b, dtype=torch.bool, device=x.device)
-    if p == 0 or b < 2:
-        return x, lengths, y, mixed
-    mixed = torch.rand(b, device=x.device) < p
-    partner = torch.randperm(b, device=x.device)
-    lam = torch.distributions.Beta(alpha, alpha).sample((b,)).to(x.device)
-    lam = torch.where(mixed, lam, torch.ones_like(lam))  # [B], 1 = unchanged
-    x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[partner]
-    y = lam[:, None] * y + (1 - lam[:, None]) * y[partner]
-    lengths = torch.where(mixed, torch.maximum(lengths, lengths[partner]), lengths)
-    return x, lengths, y, mixed
-
-
-def kit_contrastive(emb, kit, cls, temperature: float):
-    """Supervised contrastive loss within kits: a kit's hits of one class together, apart
-    from the kit's other classes. This is close to the task a kit profile solves (kit.py:
-    a head over one kit's pieces on this embedding); measured, it did not help it
-    (README, "What helps"), so it is off by default.
-
-    emb [M, D] (the model's hit embedding), kit [M], cls [M] (ints). With s the cosine
-    similarity over temperature, anchor i's candidates are the other items of its kit and
-    its positives those of its class too:
-        loss_i = -mean_{p positive} log( exp(s_ip) / sum_{j candidate} exp(s_ij) ).
-    Other kits are not candidates: a kick need not be far from another kit's tom, only
-    from its own. Mean over anchors with a positive and a negative; 0 when none has.
-    """
-    import torch
-    import torch.nn.functional as F
-    same_kit = kit[:, None] == kit[None, :]
-    cand = same_kit & ~torch.eye(len(kit), dtype=torch.bool, device=emb.device)  # [M, M]
-    pos = cand & (cls[:, None] == cls[None, :])
-    valid = pos.any(1) & (cand & ~pos).any(1)  # [M]
-    if not valid.any():
-        return emb.sum() * 0.0
-    z = F.normalize(emb[valid], dim=1)  # [V, D]
-    s = z @ F.normalize(emb, dim=1).T / temperature  # [V, M]
-    cand, pos = cand[valid], pos[valid]
-    s = s.masked_fill(~cand, -1e4)  # finite: no NaN gradients through logsumexp
-    logp = s - s.logsumexp(1, keepdim=True)
-    return -((logp * pos).sum(1) / pos.sum(1)).mean()
 
 
 # ------------------------------------------------------------------------------- the run
@@ -468,14 +376,7 @@ def run(args) -> int:
     features = LogMel(mcfg).to(device)
     model = CRNN(mcfg).to(device)
     augmenter = Augmenter.from_config(cfg.augment, mcfg.sample_rate_hz).to(device)
-    # learnable PCEN parameters are logs: weight decay would pull them all towards 1
-    # (no smoothing, no compression), so they get none; one group otherwise, as ever
-    front = [p for name, p in model.named_parameters() if name.startswith("front_norm.")]
-    groups = [{"params": [p for name, p in model.named_parameters()
-                          if not name.startswith("front_norm.")]}]
-    if front:
-        groups.append({"params": front, "weight_decay": 0.0})
-    opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     n_params = sum(p.numel() for p in model.parameters())
     start_epoch, best_score, best_epoch, n_epochs = 0, -1.0, -1, t.epochs
     if resume_state is not None:
@@ -528,20 +429,12 @@ def run(args) -> int:
             g = epoch * t.steps_per_epoch + step
             for pg in opt.param_groups:
                 pg["lr"] = lr_at(g, total_steps, t)
-            x, lengths, y, single, episode = sampler.sample(rng)
-            x, lengths, y, mixed = mixup(x, lengths, y, t.mixup_p, t.mixup_alpha)
-            single = single & ~mixed  # train accuracy counts unmixed single hits only
+            x, lengths, y, single = sampler.sample(rng)  # train accuracy counts single hits
             x, lengths, y = x.to(device), lengths.to(device), y.to(device)
             with torch.no_grad():
                 x, lengths = augmenter(x, lengths)  # truncation: views at different contexts
-            emb = model.embed(*features(x, lengths))  # [B, time_rnn_hidden]
-            logits = model.head(emb)
-            loss = bce(logits, smooth_targets(y, t.label_smoothing))
-            if t.metric_weight > 0:
-                ep = ((episode[:, 0] >= 0) & ~mixed).to(device)  # [B]
-                episode = episode.to(device)
-                loss = loss + t.metric_weight * kit_contrastive(
-                    emb[ep], episode[ep, 0], episode[ep, 1], t.metric_temperature)
+            logits = model(*features(x, lengths))
+            loss = bce(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip > 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drumclassifier.classes import GM_NOTES
 from drumclassifier.config import merge_structured, read_yaml
 from drumclassifier.errors import ConfigError
 
@@ -103,8 +104,7 @@ class MidiConfig:
     note_length_ms: float = 50.0    # note-off this long after each note-on
     api: str = "auto"               # rtmidi API: auto (each compiled API in turn), alsa, jack
     client_name: str = "drumclassifier"
-    notes: dict[str, int] = field(default_factory=lambda: {
-        "kick": 36, "snare": 38, "hihat": 42, "toms": 45, "cymbals": 49})
+    notes: dict[str, int] = field(default_factory=lambda: dict(GM_NOTES))   # class -> note
 
 
 @dataclass

@@ -43,11 +43,11 @@ from pathlib import Path
 
 import numpy as np
 
+from drumclassifier.classes import CLASSES
 from drumclassifier.errors import DrumClassifierError
 
-LABEL_ORDER = ["kick", "snare", "hihat", "toms", "cymbals"]   # others follow, sorted
-COLORS = {"kick": "#d62728", "snare": "#1f77b4", "hihat": "#2ca02c", "toms": "#9467bd",
-          "cymbals": "#ff7f0e"}
+LABEL_ORDER = list(CLASSES)   # others follow, sorted
+COLORS = dict(zip(CLASSES, ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")))
 DPI = 100
 TIMELINE_SIZE_PX = (1500, 450)      # width, height of timeline.png
 FIG_WIDTH_PX = 1100                 # the other figures (embedded in the page only)

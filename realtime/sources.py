@@ -17,8 +17,10 @@ import time
 
 import numpy as np
 
+from drumclassifier.config import defaults_with
 from drumclassifier.errors import DrumClassifierError
 
+from .config import AudioConfig
 from .ringbuffer import RingBuffer
 
 PORTAUDIO_HELP = ("the PortAudio library is not installed (it is needed for audio devices): "
@@ -119,12 +121,14 @@ class DeviceSource(Source):
     """
     live = True  # the engine watches a live source for stalls (a device unplugged mid-stream)
 
-    def __init__(self, device=None, sample_rate_hz: int = 44100, blocksize: int = 128,
-                 channels: int = 1, dtype: str = "float32", latency="low",
+    def __init__(self, device=None, sample_rate_hz: int | None = None, blocksize: int | None = None,
+                 channels: int | None = None, dtype: str | None = None, latency=None,
                  duration_s: float | None = None):
-        self.device_spec, self.sample_rate_hz, self.blocksize = device, sample_rate_hz, blocksize
-        self.channels, self.dtype, self.latency = channels, dtype, latency
-        self.limit = None if duration_s is None else int(round(duration_s * sample_rate_hz))
+        a = defaults_with(AudioConfig, sample_rate_hz=sample_rate_hz, blocksize=blocksize,
+                          channels=channels, dtype=dtype, latency=latency)   # None: its default
+        self.device_spec, self.sample_rate_hz, self.blocksize = device, a.sample_rate_hz, a.blocksize
+        self.channels, self.dtype, self.latency = a.channels, a.dtype, a.latency
+        self.limit = None if duration_s is None else int(round(duration_s * a.sample_rate_hz))
         self.finished = threading.Event()
         self.error = None
         self._stream = None
@@ -198,9 +202,10 @@ class DeviceSource(Source):
 class FileSource(Source):
     """A file delivered block by block, paced, fast (lossless), or played while analysed."""
 
-    def __init__(self, path, blocksize: int = 128, fast: bool = False, play: bool = False,
+    def __init__(self, path, blocksize: int | None = None, fast: bool = False, play: bool = False,
                  output_device=None):
         import soundfile as sf
+        blocksize = defaults_with(AudioConfig, blocksize=blocksize).blocksize   # None: its default
         if fast and play:
             raise DrumClassifierError("--fast and --play exclude each other "
                                       "(playback runs in real time)")

@@ -30,8 +30,9 @@ from collections import deque
 from dataclasses import dataclass
 
 from drumclassifier.anytime import class_confidence
+from drumclassifier.config import defaults_with
 
-from .config import VelocityConfig
+from .config import DecisionConfig, VelocityConfig
 from .slicer import Hit
 
 
@@ -121,8 +122,9 @@ class Classify:
     (drumclassifier.anytime.class_confidence) gets None: wait for more context.
     """
 
-    def __init__(self, clf, stream_rate_hz: int, min_confidence: float = 0.95):
-        self.clf, self.sr, self.min_confidence = clf, stream_rate_hz, min_confidence
+    def __init__(self, clf, stream_rate_hz: int, min_confidence: float | None = None):
+        self.clf, self.sr = clf, stream_rate_hz
+        self.min_confidence = defaults_with(DecisionConfig, min_confidence=min_confidence).min_confidence
 
     def __call__(self, hits: list[Hit]):
         import torch

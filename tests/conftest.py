@@ -7,30 +7,13 @@ import shutil
 import subprocess
 import time
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-SR = 44100
+from bench.sounds import SR, hihat_like, kick_like  # generated sounds, shared with bench/
 
-
-def kick_like(sr: int = SR, dur_s: float = 0.5, seed: int = 0) -> np.ndarray:
-    """A pitch-swept low sine burst with exponential decay: [n] float32."""
-    t = np.arange(int(sr * dur_s)) / sr
-    f = 50 + 100 * np.exp(-t * 30)
-    phase = 2 * np.pi * np.cumsum(f) / sr
-    return (0.8 * np.sin(phase) * np.exp(-t * 8)).astype(np.float32)
-
-
-def hihat_like(sr: int = SR, dur_s: float = 0.2, seed: int = 0) -> np.ndarray:
-    """High-passed (first-difference, twice) noise burst with a fast decay: [n] float32."""
-    rng = np.random.default_rng(seed)
-    n = rng.standard_normal(int(sr * dur_s) + 2)
-    hp = np.diff(n, 2)
-    t = np.arange(len(hp)) / sr
-    x = hp * np.exp(-t * 40)
-    return (0.5 * x / np.abs(x).max()).astype(np.float32)
+__all__ = ["SR", "hihat_like", "kick_like"]
 
 
 @pytest.fixture(scope="session")

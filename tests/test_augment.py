@@ -14,12 +14,9 @@ from drumclassifier.augment import (
     AddNoise,
     AugmentConfig,
     Augmenter,
-    BitCrush,
     ChannelSwap,
-    DecayReshape,
     Distortion,
     Gain,
-    LowPass,
     Mp3Compression,
     PitchShift,
     Polarity,
@@ -28,7 +25,6 @@ from drumclassifier.augment import (
     RoomReverb,
     StereoImage,
     TimeShift,
-    decay_time_s,
     load_augment_config,
     valid_mask,
     zero_beyond_length,
@@ -97,12 +93,9 @@ def harmonic_ratio_db(x: torch.Tensor, f0_hz: float, h: int) -> float:
 FACTORIES = {
     "gain": lambda p: Gain(p, (-12.0, -3.0)),
     "eq": lambda p: RandomEQ(p, SR),
-    "decay": lambda p: DecayReshape(p, SR, (0.3, 0.5)),
     "pitch_shift": lambda p: PitchShift(p, (-5.0, 5.0)),
     "room": lambda p: RoomReverb(p, SR, (0.1, 0.3)),
     "time_shift": lambda p: TimeShift(p, SR, max_delay_ms=10.0, max_advance_ms=2.0),
-    "lowpass": lambda p: LowPass(p, SR, (1000.0, 4000.0)),
-    "bitcrush": lambda p: BitCrush(p, SR, (4.0, 8.0), (4000.0, 22050.0)),
     "distortion": lambda p: Distortion(p, (6.0, 24.0)),
     "mp3": lambda p: Mp3Compression(p, SR),
     "stereo_image": lambda p: StereoImage(p),
@@ -394,50 +387,6 @@ def test_eq_matches_time_domain_biquads_and_is_causal():
     torch.testing.assert_close(y.double(), ref, atol=1e-4, rtol=0)
 
 
-def fitted_decay_s(y: torch.Tensor, frame: int = 256) -> float:
-    """Time constant (s) of the amplitude envelope, from a least-squares line through the
-    log energy of frames from the peak down to -40 dB; y: [C, n]. Independent of the
-    energy-decay-curve estimate the augmentation uses."""
-    e = y.double().square().sum(0)
-    e = e[:e.shape[0] // frame * frame].reshape(-1, frame).sum(-1)
-    k0 = int(e.argmax())
-    level = 10 * torch.log10(e[k0:] / e[k0] + 1e-30)
-    keep = level > -40
-    t = torch.arange(level.shape[0], dtype=torch.float64)[keep] * frame / SR
-    slope_db_s = float(torch.linalg.lstsq(torch.stack([t, torch.ones_like(t)], 1),
-                                          level[keep][:, None]).solution[0])
-    return -20 * math.log10(math.e) / slope_db_s  # energy falls 2/tau nepers per second
-
-
-@pytest.mark.parametrize("factor", [0.25, 0.5, 2.0, 3.0])
-def test_decay_reshape_scales_the_decay_time(factor):
-    tau = 0.05
-    tone = sine(200.0, SR, amp=0.8, decay_s=tau)
-    x = torch.stack([tone, 0.5 * tone])[None]  # [1, 2, SR]
-    lengths = torch.tensor([SR])
-    module = DecayReshape(1.0, SR, (factor, factor), max_boost_db=(80.0, 80.0)).train()
-    y, new_lengths = module(x, lengths)
-    assert torch.equal(new_lengths, lengths)
-    assert fitted_decay_s(x[0]) == pytest.approx(tau, rel=0.03)
-    assert fitted_decay_s(y[0]) == pytest.approx(tau * factor, rel=0.08)
-    _, measured = decay_time_s(x, lengths, SR)  # the estimator itself: 10 dB in 1.15 tau
-    assert float(measured[0]) == pytest.approx(tau * math.log(10) / 2, rel=0.03)
-
-
-def test_decay_reshape_keeps_the_attack_and_caps_the_boost():
-    n = SR // 2
-    t = torch.arange(n) / SR
-    env = torch.minimum(t / 0.005, torch.ones(())) * torch.exp(-t / 0.02)  # 5 ms attack
-    x = (torch.randn(1, 2, n) * env).float()
-    lengths = torch.tensor([n])
-    y, _ = DecayReshape(1.0, SR, (4.0, 4.0), max_boost_db=(12.0, 12.0)).train()(x, lengths)
-    t0 = int(x.square().sum(1).argmax())
-    torch.testing.assert_close(y[..., :t0 - 32], x[..., :t0 - 32])  # the attack is untouched
-    gain = (y[..., t0:] / x[..., t0:]).abs()
-    gain = gain[x[..., t0:].abs() > 1e-6]
-    assert float(gain.max()) == pytest.approx(10 ** (12 / 20), rel=1e-3)  # capped at 12 dB
-
-
 def test_room_keeps_the_onset_sample_and_grows_the_length():
     x, lengths = hits(b=4, n=SR // 2, short=False, min_length=SR // 10)
     x[:, :, :1000] = 0  # onset at 1000
@@ -471,56 +420,6 @@ def test_room_impulse_response_rt60_drr_and_decorrelation():
         assert abs(corr) < 0.2  # a stereo room: decorrelated channels
 
 
-def band_energy_db(y: torch.Tensor, lo_hz: float, hi_hz: float) -> float:
-    spec = magnitude(y).square()
-    f = torch.fft.rfftfreq(y.shape[-1], 1.0 / SR)
-    return 10 * math.log10(float(spec[..., (f >= lo_hz) & (f < hi_hz)].sum()) + 1e-30)
-
-
-@pytest.mark.parametrize("order", [2, 4, 8])
-def test_lowpass_removes_energy_above_its_cutoff(order):
-    fc = 2000.0
-    x = torch.randn(2, 2, SR // 2) * 0.1
-    x[:, :, :1000] = 0  # onset at 1000
-    x[:, :, -2000:] = 0  # the filter's ringing ends inside the buffer (no cut to leak)
-    lengths = torch.full((2,), SR // 2)
-    y, _ = LowPass(1.0, SR, (fc, fc), order).train()(x, lengths)
-    assert y[:, :, :1000].abs().max() < 1e-5  # causal
-    # Butterworth: -3 dB at fc, -6 dB per octave per pole above
-    assert band_energy_db(y, 0, fc / 4) - band_energy_db(x, 0, fc / 4) == pytest.approx(0, abs=0.5)
-    above = band_energy_db(y, 4 * fc, SR / 2) - band_energy_db(x, 4 * fc, SR / 2)
-    assert above < -10 * order  # two octaves and more above: at least 2/3 of the slope
-    # the same as running the biquads sample by sample (the FFT length holds the whole IR)
-    from torchaudio.functional import lfilter
-
-    from drumclassifier.augment import _biquad_lowpass
-    module = LowPass(1.0, SR, (fc, fc), order)
-    ref = x.double()
-    for q in module.qs:
-        bq, aq = _biquad_lowpass(torch.tensor([fc], dtype=torch.float64),
-                                 torch.tensor([q], dtype=torch.float64), SR)
-        ref = lfilter(ref, aq[0], bq[0], clamp=False)
-    torch.testing.assert_close(y.double(), ref, atol=1e-5, rtol=0)
-
-
-def test_bitcrush_holds_samples_and_quantises():
-    x, lengths = hits(b=4, n=SR // 4, short=False, min_length=SR // 8)
-    y, new_lengths = BitCrush(1.0, SR, bits=(4.0, 4.0), rate_hz=(SR / 4, SR / 4)).train()(x, lengths)
-    assert torch.equal(new_lengths, lengths)
-    for b in range(4):
-        n = int(lengths[b]) // 4 * 4
-        blocks = y[b, :, :n].reshape(2, -1, 4)
-        assert (blocks == blocks[..., :1]).all()  # each value held for 4 samples (11025 Hz)
-        torch.testing.assert_close(blocks[..., 0], x[b, :, :n:4], atol=float(x[b].abs().max()) / 16,
-                                   rtol=0)  # the held value is the period's first sample, rounded
-        levels = y[b, :, :n].unique()
-        assert len(levels) <= 2 ** 4 + 1  # 4 bits: steps of peak / 8 within +-peak
-        step = float(y[b].abs().max()) / 8
-        torch.testing.assert_close(levels / step, torch.round(levels / step), atol=1e-4, rtol=0)
-    silent = torch.zeros(1, 2, 100)
-    assert torch.equal(BitCrush(1.0, SR).train()(silent, torch.tensor([100]))[0], silent)
-
-
 # --------------------------------------------------------------------------- chain and config
 
 def test_augmenter_from_yaml_keeps_invariant():
@@ -542,7 +441,9 @@ def test_augmenter_everything_on():
     x, lengths = hits(b=6)
     y, new_lengths = aug(x, lengths)
     assert (y[~valid_mask(new_lengths, x.shape[-1])[:, None, :].expand_as(y)] == 0).all()
-    assert y.abs().max() <= 1.0 + 0.5  # distortion caps at 1; only MP3 and noise come after it
+    # distortion caps at 1; after it the stereo image (width <= 2) can double a channel, and
+    # MP3 and noise add a little
+    assert y.abs().max() <= 2.0 + 0.5
     assert (new_lengths <= x.shape[-1]).all()
 
 

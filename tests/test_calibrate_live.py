@@ -1,102 +1,35 @@
 """The guided live calibration, `drumclassifier calibrate --device D --out my.kit`.
 
 The drummer is simulated, the device path is real:
-- each take is a generated raw file (tests/test_kit.py's kit of generated hits) that the
+- each take is a generated raw file (bench/sounds.py's kit of generated hits) that the
   ALSA `file` plugin plays into the REAL sounddevice/PortAudio InputStream callback
-  (realtime_helpers.alsa_file_env: unpaced, exact with int16 samples). A stream reads the
-  file from its start each time it opens, and the session opens one per take, so the
-  answer that starts a take swaps in the file the drummer "plays";
+  (bench/drummer.py: unpaced, exact with int16 samples). A stream reads the file from its
+  start each time it opens, and the session opens one per take, so the answer that
+  starts a take swaps in the file the drummer "plays";
 - a scripted answer list stands in for the keyboard (no human can run here);
 - PortAudio reads the ALSA configuration once, when it initialises, so the session runs
-  in a subprocess (SESSION_SCRIPT);
+  in a subprocess (bench.drummer.run_session);
 - the JACK dummy server (conftest.jack_server) is a paced device whose input is silence:
   the take that Enter ends.
 """
 from __future__ import annotations
 
 import csv
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from bench.drummer import TAKE_S, alsa_file_env, run_session, take_file
 from drumclassifier.calibrate_live import GuidedSession, Prompter, Take
 from drumclassifier.cli import main
 from drumclassifier.kit import KitProfile
 from drumclassifier.takes import TakeHit, hits_in
 
-from .realtime_helpers import alsa_file_env
-from .test_kit import SR, burst, recording
+from .test_kit import SR, recording
 
-REPO = Path(__file__).resolve().parents[1]
 PIECES = "kick,snare,hihat--pedal hat,hihat,toms--floor tom"
 HITS = 6
-TAKE_S = 4.0
-
-# Runs `calibrate` with a scripted prompter. plan.json: {"argv": [...], "infile": the ALSA
-# plugin's file, "answers": [[answer, raw file to play from now or null], ...],
-# "enter_after_s": null or seconds after each answer at which Enter is "pressed"}.
-SESSION_SCRIPT = r"""
-import json, os, shutil, sys, time
-from drumclassifier.calibrate_cli import run
-from drumclassifier.calibrate_live import Prompter
-from drumclassifier.cli import get_parser
-plan = json.load(open(sys.argv[1]))
-answered = [time.monotonic()]
-def ask(prompt):
-    answer, play = plan["answers"].pop(0)
-    if play:   # the drummer plays this take: the next stream reads it
-        shutil.copyfile(play, plan["infile"] + ".new")
-        os.replace(plan["infile"] + ".new", plan["infile"])
-    answered[0] = time.monotonic()
-    return answer
-after = plan["enter_after_s"]
-enter = (lambda: False) if after is None else (lambda: time.monotonic() > answered[0] + after)
-prompter = Prompter(ask, enter)
-rc = run(get_parser().parse_args(plan["argv"]), prompter)
-print(json.dumps({"rc": rc, "transcript": prompter.transcript, "left": plan["answers"]}))
-"""
-
-
-def hit(kind: str, rng: np.random.Generator, gain: float) -> np.ndarray:
-    """tests/test_kit.py's generated hits, and a cymbal: bright noise, slow decay, 0.3 s,
-    faded out."""
-    if kind != "cymbal":
-        return burst(kind, rng, gain)
-    n = int(0.3 * SR)
-    x = np.diff(rng.standard_normal(n + 1)) * np.exp(-np.arange(n) / SR * 5)
-    x = x * np.minimum(1, (n - np.arange(n)) / (0.1 * SR))
-    return (gain * x / np.abs(x).max()).astype(np.float32)
-
-
-def take_file(path: Path, kind: str, gains_db, seed: int) -> Path:
-    """A take: 0.3 s of silence, one hit every 0.5 s at gains_db (dBFS peaks), then more
-    silence than a take lasts (past the file's end the plugin repeats stale audio)."""
-    rng = np.random.default_rng(seed)
-    parts = [np.zeros(int(0.3 * SR), np.float32)]
-    for g in gains_db:
-        h = hit(kind, rng, 10 ** (g / 20))
-        parts += [h, np.zeros(int(0.5 * SR) - len(h), np.float32)]
-    parts.append(np.zeros(int((TAKE_S + 1) * SR), np.float32))
-    x = np.concatenate(parts)
-    np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tofile(path)
-    return path
-
-
-def run_session(env, d: Path, argv, answers, enter_after_s=None):
-    plan = d / "plan.json"
-    plan.write_text(json.dumps({"argv": ["calibrate", *map(str, argv)],
-                                "infile": str(d / "in.raw"), "enter_after_s": enter_after_s,
-                                "answers": [[a, None if p is None else str(p)]
-                                            for a, p in answers]}))
-    r = subprocess.run([sys.executable, "-c", SESSION_SCRIPT, str(plan)], env=env, cwd=REPO,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from bench.sounds import faded, snare_like
 from drumclassifier.cli import main
 from realtime import Engine, EventsCsvSink, FileSource, MidiPortSink, RealtimeConfig
 from realtime.config import load_realtime_config
@@ -33,7 +34,7 @@ from realtime.sinks import ConsoleSink
 from realtime.worker import Classify
 
 from .conftest import SR
-from .realtime_helpers import Collect, faded, snare_like, write_bursts
+from .realtime_helpers import Collect, write_bursts
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,14 @@ def test_shapes_through_model():
     assert net.embed(feats, frames).shape == (3, cfg.net.time_rnn_hidden)
 
 
+def test_model_yaml_equals_builtin_defaults():
+    # configs/model.yaml mirrors ModelConfig's defaults with comments: the two stay equal
+    from drumclassifier.classes import CLASSES
+    from drumclassifier.config import ModelConfig
+    assert load_model_config("configs/model.yaml") == ModelConfig()
+    assert ModelConfig().labels == list(CLASSES)
+
+
 def test_silence_features_are_zero():
     cfg = load_model_config()
     feats, _ = LogMel(cfg)(torch.zeros(1, 2, 4096), torch.tensor([4096]))
@@ -200,126 +208,30 @@ def test_temperature_scales_logits(tiny_checkpoint, tmp_path):
         load_model_config(cfg)
 
 
-# --------------------------------------------------------------------------- channel normalisation
+# --------------------------------------------------------------------------- removed options
 
-def _logmel_batch(lengths, seed=0):
-    """Log-mel of decaying noise bursts of the given lengths (samples): feats, frames."""
-    torch.manual_seed(seed)
-    cfg = load_model_config()
-    n = max(lengths)
-    t = torch.arange(n) / SR
-    x = torch.randn(len(lengths), 2, n) * torch.exp(-t / 0.05)
-    lens = torch.tensor(lengths)
-    x = x * (torch.arange(n)[None, None, :] < lens[:, None, None])
-    return LogMel(cfg)(x, lens)
-
-
-def _norm(kind, **features):
-    from drumclassifier.features import channel_norm
-    return channel_norm(load_model_config({"features": {"norm": kind, **features}}))
-
-
-def test_band_mean_zero_mean_per_band_and_padding_invariant():
-    feats, frames = _logmel_batch([20000, 3000, 200])  # 200 samples: one frame
-    out = _norm("band_mean")(feats, frames)
-    for b in range(3):
-        f = int(frames[b])
-        torch.testing.assert_close(out[b, :, :, :f].mean(-1), torch.zeros(2, 64), atol=1e-4, rtol=0)
-        assert (out[b, :, :, f:] == 0).all()
-        alone = _norm("band_mean")(feats[b:b + 1, :, :, :f], frames[b:b + 1])  # no padding at all
-        torch.testing.assert_close(out[b:b + 1, :, :, :f], alone, atol=1e-5, rtol=0)
-    # one frame (the 5 ms live context): plain mean removal leaves nothing; min_frames keeps part
-    assert out[2, :, :, 0].abs().max() < 1e-5
-    shrunk = _norm("band_mean", band_mean_min_frames=4)(feats, frames)
-    torch.testing.assert_close(shrunk[2, :, :, 0], feats[2, :, :, 0] * 0.75)
-
-
-def test_band_mean_removes_a_fixed_eq():
-    feats, frames = _logmel_batch([20000])
-    tilt = torch.linspace(-3.0, 3.0, 64)[None, None, :, None]  # a fixed gain per band (log domain)
-    norm = _norm("band_mean")
-    torch.testing.assert_close(norm(feats + tilt, frames), norm(feats, frames), atol=1e-4, rtol=0)
-
-
-def test_pcen_is_causal_and_padding_invariant():
-    feats, frames = _logmel_batch([20000, 3000])
-    pcen = _norm("pcen")
-    out = pcen(feats, frames)
-    assert torch.isfinite(out).all() and (out[1, :, :, int(frames[1]):] == 0).all()
-    later = feats.clone()
-    later[:, :, :, 10:] = torch.rand_like(later[:, :, :, 10:]) * 20  # change every later frame
-    torch.testing.assert_close(pcen(later, frames)[..., :10], out[..., :10], atol=0, rtol=0)
-    f = int(frames[1])
-    alone = pcen(feats[1:2, :, :, :f], frames[1:2])
-    torch.testing.assert_close(out[1:2, :, :, :f], alone, atol=1e-5, rtol=1e-5)
-    assert _norm("pcen")(torch.zeros(1, 2, 64, 5), torch.tensor([5])).abs().max() == 0  # silence
-
-
-def test_pcen_normalises_level_per_band():
-    # stationary noise at two levels 40 dB apart: once the smoother has caught up, alpha = 1
-    # divides the level out (the log-mel differs by 9.2 everywhere)
-    torch.manual_seed(0)
-    cfg = load_model_config()
-    x = torch.randn(1, 2, SR) * 0.3
-    lens = torch.tensor([SR])
-    pcen = _norm("pcen", pcen={"alpha": 1.0, "time_constant_s": 0.05})
-    quiet, loud = (pcen(*LogMel(cfg)(x * g, lens)) for g in (0.01, 1.0))
-    late = slice(100, 170)  # frames after 10 time constants
-    torch.testing.assert_close(loud[..., 2:, late], quiet[..., 2:, late], atol=0.02, rtol=0.02)
-
-
-def test_pcen_learnable_parameters_train_and_travel_in_the_state_dict():
-    cfg = load_model_config({"features": {"norm": "pcen", "pcen": {"learnable": True}}})
-    net = CRNN(cfg)
-    assert net.state_dict()["front_norm.log_params"].shape == (4, 64)
-    feats, frames = _logmel_batch([5000, 2000])
-    net(feats, frames).sum().backward()
-    grad = net.front_norm.log_params.grad
-    assert grad is not None and grad.abs().sum() > 0 and torch.isfinite(grad).all()
-    fixed = CRNN(load_model_config({"features": {"norm": "pcen"}}))
-    assert set(fixed.state_dict()) == set(CRNN(load_model_config()).state_dict())
-
-
-@pytest.mark.parametrize("norm", ["band_mean", "pcen"])
-def test_normalised_model_batch_equals_one_by_one(norm, tmp_path):
-    cfg = load_model_config({"features": {"norm": norm},
-                             "net": {"conv_channels": [4, 8, 8], "freq_rnn_hidden": 8,
-                                     "time_rnn_hidden": 8, "linear_hidden": [8, 8]}})
-    torch.manual_seed(0)
-    path = save_checkpoint(tmp_path / "n.pt", CRNN(cfg).state_dict(), cfg)
-    clf = DrumClassifier(path, device="cpu")
-    items = [kick_like(dur_s=0.5), hihat_like(dur_s=0.05), kick_like(dur_s=0.004)]
-    for item, r in zip(items, clf.classify(items, SR)):
-        single = clf.classify(item, SR)
-        padded = np.zeros(2 * SR, np.float32)
-        padded[:len(item)] = item
-        for k in r.probs:
-            assert r.probs[k] == pytest.approx(single.probs[k], abs=1e-5)
-            assert clf.classify(padded, SR).probs[k] == pytest.approx(single.probs[k], abs=1e-5)
-    with pytest.raises(CheckpointError, match="norm"):  # weights trained with a norm need it
-        DrumClassifier(path, "configs/model.yaml", device="cpu")
-
-
-def test_checkpoint_from_before_the_norm_options_loads_unchanged(tiny_checkpoint, tmp_path):
-    # a checkpoint written before features.norm existed has no such keys in its config
+def test_checkpoint_naming_removed_options_off_loads_unchanged(tiny_checkpoint, tmp_path):
+    # checkpoints written while the PCEN / band-mean front ends existed store features.norm
+    # none and their settings (the shipped one does): read, those keys ignored, same outputs
     ckpt = torch.load(tiny_checkpoint, weights_only=True)
-    for key in ("norm", "band_mean_min_frames", "pcen"):
-        ckpt["config"]["features"].pop(key, None)
+    ckpt["config"]["features"] |= {"norm": "none", "band_mean_min_frames": 1,
+                                   "pcen": {"time_constant_s": 0.4, "learnable": False}}
     old = tmp_path / "old.pt"
     torch.save(ckpt, old)
     clf_old, clf_new = DrumClassifier(old, device="cpu"), DrumClassifier(tiny_checkpoint, device="cpu")
-    assert clf_old.cfg.features.norm == "none" and clf_old.model.front_norm is None
+    assert clf_old.cfg == clf_new.cfg
     for item in (kick_like(), hihat_like()):
         assert clf_old.classify(item, SR).probs == clf_new.classify(item, SR).probs
 
 
-def test_pcen_smoother_is_the_first_order_recursion():
-    from torchaudio.functional import lfilter
-
-    from drumclassifier.features import PCEN
-    s = torch.tensor([[0.02], [0.3]], dtype=torch.float64)  # two bands
-    e = torch.rand(3, 2, 50, dtype=torch.float64)  # [B, F, T]
-    got = torch.einsum("bfj,ftj->bft", e, PCEN.smoother(s, 50))
-    ref = lfilter(e, torch.cat([torch.ones_like(s), s - 1], -1), torch.cat([s, 0 * s], -1),
-                  clamp=False, batching=True)
-    torch.testing.assert_close(got, ref)
+@pytest.mark.parametrize("norm", ["pcen", "band_mean"])
+def test_checkpoint_needing_a_removed_option_is_refused(tiny_checkpoint, tmp_path, norm):
+    ckpt = torch.load(tiny_checkpoint, weights_only=True)
+    ckpt["config"]["features"]["norm"] = norm
+    path = tmp_path / f"{norm}.pt"
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=f"features.norm: '{norm}': this option was removed "
+                                              r"after it was measured not to help.*9b3c41f"):
+        DrumClassifier(path, device="cpu")
+    with pytest.raises(ConfigError, match="features.norm: .* removed"):
+        load_model_config({"features": {"norm": norm}})

@@ -233,6 +233,23 @@ def test_ten_minute_file_decodes_only_the_window(tiny_checkpoint, tmp_path, monk
     assert peak < 20e6, f"peak Python allocation {peak / 1e6:.1f} MB"
 
 
+def test_corpus_builder_reads_files_like_the_classifier(tmp_path):
+    """data/render.py's load_audio is audio.py's reader and channel policy (whole file, 44.1
+    kHz): a 6-channel file keeps channels 3-6, folded into both sides at -3 dB."""
+    from drumclassifier.data.render import load_audio
+    from drumclassifier.errors import AudioError
+    hit = kick_like()
+    six = np.stack([hit * (k + 1) / 6 for k in range(6)], 1)
+    sf.write(tmp_path / "six.wav", six, SR, subtype="FLOAT")
+    rest = six[:, 2:].mean(1, keepdims=True) * np.float32(0.70710677)
+    np.testing.assert_allclose(load_audio(tmp_path / "six.wav"), six[:, :2] + rest, atol=1e-6)
+    sf.write(tmp_path / "mono.wav", hit, SR // 2, subtype="FLOAT")
+    mono = load_audio(tmp_path / "mono.wav")
+    assert mono.shape == (2 * len(hit), 2) and (mono[:, 0] == mono[:, 1]).all()
+    with pytest.raises(AudioError, match="file not found"):
+        load_audio(tmp_path / "missing.wav")
+
+
 def test_unusable_arguments_one_line_each(tiny_checkpoint, tmp_path):
     """Arguments that are not files: a missing file, a name longer than NAME_MAX, a path
     through a file, a folder. Each one line; the good file is still classified."""
@@ -397,7 +414,7 @@ def test_odd_weights_files_are_refused_on_the_cli(tiny_checkpoint, tmp_path):
 
 def test_stream_a_non_utf8_name(tiny_checkpoint, tmp_path):
     """`drumclassifier stream` opens a file whose name is not UTF-8 (FileSource)."""
-    from .realtime_helpers import burst_signal
+    from bench.sounds import burst_signal
     path = os.fsencode(tmp_path) + b"/" + NON_UTF8
     with open(path, "wb") as f:
         sf.write(f, burst_signal(seconds=1.0)[0], SR, format="WAV")

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from bench.sounds import burst
 from drumclassifier.cli import main
 from drumclassifier.kit import (
     FORMAT,
@@ -21,7 +21,7 @@ from drumclassifier.kit import (
     Piece,
     file_sha256,
     fit_head,
-    fit_heads,
+    fit_head_cv,
     fit_temperature,
     guess_note,
     parse_piece,
@@ -30,23 +30,6 @@ from drumclassifier.kit import (
 SR = 44100
 ORDER = ["kick", "snare", "hihat", "toms--floor tom"]          # as played
 KINDS = ["kick", "snare", "hihat", "tom"]
-
-
-def burst(kind: str, rng: np.random.Generator, gain: float) -> np.ndarray:
-    """A generated drum hit, 0.3 s, faded out (an abrupt end would be an onset itself)."""
-    n = int(0.3 * SR)
-    t = np.arange(n) / SR
-    if kind == "kick":      # pitch-swept low sine
-        x = np.sin(2 * np.pi * np.cumsum(50 + 100 * np.exp(-t * 30)) / SR) * np.exp(-t * 8)
-    elif kind == "snare":   # tone + noise
-        x = (0.5 * np.sin(2 * np.pi * 190 * t) * np.exp(-t * 20)
-             + 0.6 * rng.standard_normal(n) * np.exp(-t * 15))
-    elif kind == "hihat":   # high-passed noise, fast decay
-        x = np.diff(rng.standard_normal(n + 2), 2) * np.exp(-t * 40)
-    else:                   # tom: mid sine with a small sweep
-        x = np.sin(2 * np.pi * (110 + 30 * np.exp(-t * 20)) * t) * np.exp(-t * 6)
-    x = x * np.minimum(1, (n - np.arange(n)) / (0.1 * SR))
-    return (gain * x / np.abs(x).max()).astype(np.float32)
 
 
 def recording(per_piece: int, seed: int) -> np.ndarray:
@@ -113,10 +96,8 @@ def test_profile_round_trip(kit, tmp_path):
     prof.save(tmp_path / "copy.kit")
     again = KitProfile.load(tmp_path / "copy.kit", prof.weights_sha256, prof.labels)
     emb = torch.randn(7, prof.embedding_dim)
-    for ctx in (5.0, 20.0, 80.0, None):
-        assert torch.allclose(prof.probs(emb, ctx), again.probs(emb, ctx), atol=1e-6)
-    assert [(h.context_ms, h.temperature) for h in again.heads] == \
-        [(h.context_ms, h.temperature) for h in prof.heads]
+    assert torch.allclose(prof.probs(emb), again.probs(emb), atol=1e-6)
+    assert again.head.temperature == prof.head.temperature
     assert again.pieces == prof.pieces and again.fit == prof.fit
     d = json.loads(out.read_text())
     assert d["format"] == FORMAT and d["version"] == VERSION
@@ -223,7 +204,7 @@ def fixed_profile(dim: int, probs: list[float]) -> KitProfile:
               Piece("floor tom", "toms", 41, gate_db=-90.0)][:len(probs)]
     head = Head(torch.zeros(dim), torch.ones(dim), torch.zeros(len(probs), dim),
                 torch.tensor(probs).log())
-    return KitProfile(pieces, [head], labels, "0" * 64)
+    return KitProfile(pieces, head, labels, "0" * 64)
 
 
 def hits_of(n: int, final: bool):
@@ -308,7 +289,7 @@ def test_pick_pieces_rule():
     assert class_confidence(torch.tensor([[0.99, 0.01]]), th) > 0.95
 
 
-# ---- how a profile is fitted: heads per context, temperature, prototypes, augmentation ----
+# ---- how a profile is fitted: temperature, augmentation; old and removed formats ----
 def test_version_1_profile_read_as_one_head(kit, tmp_path):
     _, out = kit
     d = json.loads(out.read_text())
@@ -317,12 +298,24 @@ def test_version_1_profile_read_as_one_head(kit, tmp_path):
     p = tmp_path / "v1.kit"
     p.write_text(json.dumps(d))
     old = KitProfile.load(p)
-    assert [(x.context_ms, x.temperature, x.normalise) for x in old.heads] == \
-        [(None, 1.0, False)]
+    assert (old.head.temperature, old.head.normalise) == (1.0, False)
     emb = torch.randn(3, old.embedding_dim)
     t = {k: torch.tensor(h[k]) for k in ("mean", "std", "weight", "bias")}
     want = torch.softmax(((emb - t["mean"]) / t["std"]) @ t["weight"].T + t["bias"], -1)
-    assert torch.allclose(old.probs(emb, 5.0), want, atol=1e-5)
+    assert torch.allclose(old.probs(emb), want, atol=1e-5)
+
+
+def test_profile_with_a_head_per_context_refused(kit):
+    # one head per context (FitOptions.per_context) was measured and removed: a profile
+    # that has several is refused; one head that names its context reads as before
+    _, out = kit
+    d = json.loads(out.read_text())
+    one = dict(d["heads"][0], context_ms=5.0)
+    emb = torch.randn(3, d["embedding_dim"])
+    assert torch.equal(KitProfile.from_dict(d | {"heads": [one]}).probs(emb),
+                       KitProfile.load(out).probs(emb))
+    with pytest.raises(KitError, match="2 heads, one per context .* removed"):
+        KitProfile.from_dict(d | {"heads": [one, dict(one, context_ms=80.0)]})
 
 
 def test_bad_temperature_refused(kit, tmp_path):
@@ -335,14 +328,6 @@ def test_bad_temperature_refused(kit, tmp_path):
         KitProfile.load(p)
 
 
-def test_pick_head_nearest_context():
-    from drumclassifier.kit import pick_head
-    heads = [Head(torch.zeros(2), torch.ones(2), torch.zeros(3, 2), torch.zeros(3),
-                  context_ms=c) for c in (5.0, 20.0, 80.0)]
-    assert [pick_head(heads, c).context_ms for c in (4.0, 6.0, 15.0, 50.0, 1000.0, None)] == \
-        [5.0, 5.0, 20.0, 80.0, 80.0, 80.0]
-
-
 def test_temperature_undoes_overconfidence():
     g = torch.Generator().manual_seed(0)
     true = 1.5 * torch.randn(4000, 3, generator=g)          # [N, P] calibrated logits
@@ -353,51 +338,48 @@ def test_temperature_undoes_overconfidence():
 
 def near_copies(n_hits: int, spread: float, seed: int):
     """3 pieces, n_hits hits each (hit-to-hit spread around its piece's centre), 10
-    near-copies of each hit at two contexts: what augmentation gives the fit."""
+    near-copies of each hit: what augmentation gives the fit."""
     g = torch.Generator().manual_seed(seed)
     y = np.repeat(np.arange(3), n_hits)                                  # [H]
     hit = torch.eye(3, 8)[y] * 2 + spread * torch.randn(len(y), 8, generator=g)  # [H, 8]
     var_hit = np.repeat(np.arange(len(y)), 10)                           # [V]
-    var_ctx = np.tile([5.0, 80.0], len(var_hit) // 2)
     emb = hit[var_hit] + 0.01 * torch.randn(len(var_hit), 8, generator=g)
-    return emb, var_ctx, var_hit, y, {5.0: hit, 80.0: hit}
+    return emb, var_hit, y, {5.0: hit, 80.0: hit}
 
 
-def test_fit_heads_per_context_and_temperature():
-    emb, var_ctx, var_hit, y, hit_emb = near_copies(6, 1.5, 0)
+def test_fit_head_cv_and_temperature():
+    emb, var_hit, y, hit_emb = near_copies(6, 1.5, 0)
     rng = np.random.default_rng(0)
-    opts = FitOptions(per_context=True, temperature=True, l2=1e-4)
-    heads, cv, fold = fit_heads(emb, var_ctx, var_hit, y, 3, hit_emb, opts, 3, rng)
-    assert [h.context_ms for h in heads] == [5.0, 80.0]
+    head, cv, fold = fit_head_cv(emb, var_hit, y, 3, hit_emb,
+                                 FitOptions(temperature=True, l2=1e-4), 3, rng)
     # near-copies of overlapping hits: a head sure on its training hits, not on others
-    assert all(h.temperature > 1 for h in heads)
+    assert head.temperature > 1
     assert sorted(cv) == [5.0, 80.0] and torch.isfinite(cv[5.0]).all()
     assert set(fold.tolist()) == {0, 1, 2}
-    one, _, _ = fit_heads(emb, var_ctx, var_hit, y, 3, hit_emb, FitOptions(), 0, rng)
-    assert len(one) == 1 and one[0].context_ms is None and one[0].temperature == 1.0
+    plain, none, _ = fit_head_cv(emb, var_hit, y, 3, hit_emb, FitOptions(), 0, rng)
+    assert plain.temperature == 1.0 and none == {}
 
 
 def test_single_hit_piece_never_held_out():
-    emb, var_ctx, var_hit, y, hit_emb = near_copies(3, 0.3, 1)
+    emb, var_hit, y, hit_emb = near_copies(3, 0.3, 1)
     keep = (y != 2) | (np.arange(len(y)) == 6)           # piece 2 taught by one hit only
     idx = np.flatnonzero(keep)
     remap = {h: i for i, h in enumerate(idx)}
     m = np.isin(var_hit, idx)
-    heads, cv, fold = fit_heads(emb[m], var_ctx[m], np.array([remap[h] for h in var_hit[m]]),
-                                y[idx], 3, {c: e[idx] for c, e in hit_emb.items()},
-                                FitOptions(temperature=True), 3, np.random.default_rng(0))
+    head, cv, fold = fit_head_cv(emb[m], np.array([remap[h] for h in var_hit[m]]),
+                                 y[idx], 3, {c: e[idx] for c, e in hit_emb.items()},
+                                 FitOptions(temperature=True), 3, np.random.default_rng(0))
     assert fold[y[idx] == 2].tolist() == [-1] and torch.isnan(cv[5.0][y[idx] == 2]).all()
-    assert (heads[0].probs(hit_emb[5.0][idx]).argmax(1).numpy() == y[idx]).all()
+    assert (head.probs(hit_emb[5.0][idx]).argmax(1).numpy() == y[idx]).all()
 
 
-@pytest.mark.parametrize("kind, normalise", [("prototype", False), ("prototype", True),
-                                             ("logistic", True)])
-def test_head_kinds_separate_clusters(kind, normalise):
+@pytest.mark.parametrize("normalise", [False, True])
+def test_head_separates_clusters(normalise):
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.randn(20, 8, generator=g) + 3 * torch.eye(8)[i] * 3
                    for i in range(3)])
     y = torch.arange(3).repeat_interleave(20)
-    head = fit_head(x, y, 3, kind=kind, normalise=normalise)
+    head = fit_head(x, y, 3, normalise=normalise)
     assert (head.probs(x).argmax(1) == y).all()
     again = Head.from_dict(json.loads(json.dumps(head.to_dict())))
     assert torch.allclose(again.probs(x), head.probs(x), atol=1e-6)
@@ -420,21 +402,6 @@ def test_augment_hits_contexts_jitter_and_eq():
     assert not torch.allclose(spec[0], spec[1], rtol=0.05)
 
 
-def test_kit_classify_uses_the_head_fitted_nearest_the_context(tiny):
-    from drumclassifier.kit import KitClassify
-    from realtime.slicer import Hit
-    dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
-    prof = fixed_profile(dim, [0.9, 0.05, 0.05])
-    late = Head(torch.zeros(dim), torch.ones(dim), torch.zeros(3, dim),
-                torch.tensor([0.05, 0.9, 0.05]).log(), context_ms=80.0)
-    prof.heads = [replace(prof.heads[0], context_ms=5.0), late]
-    rng = np.random.default_rng(0)
-    hits = [Hit(i, None, (0.1 * rng.standard_normal((n, 1))).astype(np.float32), -20.0, n)
-            for i, n in enumerate([441, 3528])]               # 10 ms and 80 ms of audio
-    _, out = KitClassify(tiny, prof, SR)(hits)
-    assert [o[0][2]["piece"] for o in out] == ["kick", "hihat"]
-
-
 # ---- the band profile next to the embedding (profile version 3) ----
 def test_calibrated_profile_reads_the_band_profile(kit):
     from drumclassifier import DrumClassifier
@@ -444,7 +411,7 @@ def test_calibrated_profile_reads_the_band_profile(kit):
     n_mels, dim = clf.cfg.features.n_mels, clf.embed([torch.zeros(2, 441)]).shape[1]
     assert prof.spectrum and prof.fit["spectrum"] is True
     assert prof.embedding_dim == dim + n_mels
-    assert all(h.spectrum_dims == n_mels for h in prof.heads)
+    assert prof.head.spectrum_dims == n_mels
 
 
 def test_band_profile_is_level_free_and_ignores_padding():

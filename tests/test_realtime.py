@@ -2,7 +2,7 @@
 
 The model here is the UNTRAINED tiny checkpoint (tests/conftest.py): these tests check
 plumbing, event timing, counts, latency bookkeeping and outputs, never label correctness.
-Hit times are known because the signals are generated (tests/realtime_helpers.py); the
+Hit times are known because the signals are generated (bench/sounds.py); the
 stated tolerance is TOLERANCE_S. No test asserts a timing threshold.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.sounds import burst_signal
 from drumclassifier.cli import main
 from drumclassifier.errors import ConfigError
 from realtime import (
@@ -37,7 +38,7 @@ from realtime import (
 from realtime.worker import Classify, HitQueue
 
 from .conftest import SR
-from .realtime_helpers import TOLERANCE_S, Collect, burst_signal, match, write_bursts
+from .realtime_helpers import TOLERANCE_S, Collect, match, write_bursts
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,8 +19,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bench.drummer import alsa_file_env
+from bench.sounds import burst_signal
+
 from .conftest import SR
-from .realtime_helpers import TOLERANCE_S, alsa_file_env, burst_signal, match
+from .realtime_helpers import TOLERANCE_S, match
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -3,6 +3,8 @@
 Every one-shot of the corpus is 44.1 kHz stereo float, at most 4 s, starting at
 its onset: leading samples below `lead_threshold_db` (relative to the clip's
 peak) are trimmed, and the tail is cut where it stays below `tail_threshold_db`.
+Files are read by the classifier's own loader (drumclassifier/audio.py: its decoder,
+its errors and its channel policy), so a corpus hit and a classified file agree.
 """
 from __future__ import annotations
 
@@ -11,19 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import audio
+
 SAMPLE_RATE_HZ = 44100
 MAX_SECONDS = 4.0
 MAX_SAMPLES = int(SAMPLE_RATE_HZ * MAX_SECONDS)
-
-
-def to_stereo(x: np.ndarray) -> np.ndarray:
-    """(n,) or (n, c) -> (n, 2) float32: mono duplicated, extra channels dropped."""
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.shape[1] == 1:
-        x = np.repeat(x, 2, axis=1)
-    return np.ascontiguousarray(x[:, :2])
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE_HZ) -> np.ndarray:
@@ -38,11 +32,12 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE_HZ) -> np.ndar
 
 
 def load_audio(path: str | Path) -> np.ndarray:
-    """Read any file soundfile reads as (n, 2) float32 at 44.1 kHz."""
-    import soundfile as sf
+    """A whole file as (n, 2) float32 at 44.1 kHz, by audio.read and audio.to_stereo
+    (mono duplicated; channels beyond two folded into both at -3 dB).
 
-    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    return resample(to_stereo(x), sr)
+    Raises AudioError (one line naming the file) when it cannot be read."""
+    x, sr = audio.read(path)
+    return resample(audio.to_stereo(x), sr)
 
 
 def trim(x: np.ndarray, lead_threshold_db: float = -50.0, tail_threshold_db: float = -80.0,
