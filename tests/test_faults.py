@@ -28,9 +28,9 @@ import soundfile as sf
 
 from drumclassifier.cli import main
 from realtime import Engine, EventsCsvSink, FileSource, MidiPortSink, RealtimeConfig
+from realtime.classify import Classify
 from realtime.config import load_realtime_config
 from realtime.sinks import ConsoleSink
-from realtime.worker import Classify
 
 from .conftest import SR
 from .realtime_helpers import Collect, faded, snare_like, write_bursts
