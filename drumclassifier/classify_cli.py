@@ -11,21 +11,14 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .cli_common import add_model_args
+
 EPILOG = """output formats:
   table  one line per file: path, label, confidence, then every class's probability
   csv    path,label,confidence,p_kick,p_snare,p_hihat,p_toms,p_cymbals
   json   a list of {path, label, confidence, probs}
 A file that cannot be used gets one line on stderr and the batch goes on;
 the exit status is 1 if any file failed."""
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """--weights/--config/--device: shared by every command that runs the model."""
-    p.add_argument("-w", "--weights", help="checkpoint file (default: the shipped model)")
-    p.add_argument("-c", "--config", help="model config YAML; must match the checkpoint "
-                   "(default: the checkpoint's own)")
-    p.add_argument("-d", "--device", default=None,
-                   help="cpu, cuda, cuda:N (default: CUDA when available, else CPU)")
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -139,7 +132,7 @@ def run(args) -> int:
         print("drumclassifier classify: error: no audio files found in "
               + ", ".join(map(display_path, args.paths)), file=sys.stderr)
         return 2
-    clf = DrumClassifier(args.weights, args.config, args.device)
+    clf = DrumClassifier(args.weights, args.config, args.model_device)
     labels = clf.labels
     failures = [path for path, _ in unlistable]
 

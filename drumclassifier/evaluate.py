@@ -156,7 +156,7 @@ Writes DIR/metrics.json, DIR/confusion.png, DIR/context.png."""
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    from .classify_cli import add_model_args
+    from .cli_common import add_model_args
     p.epilog = EPILOG
     p.add_argument("folder", nargs="?", metavar="FOLDER",
                    help="a folder with one sub-folder per class (instead of a manifest)")
@@ -246,7 +246,7 @@ def run(args) -> int:
     contexts = sorted({float(c) for c in args.contexts.split(",") if c.strip()})
     if any(c <= 0 for c in contexts):
         raise ConfigError(f"--contexts must be positive milliseconds, got {args.contexts}")
-    clf = DrumClassifier(args.weights, args.config, args.device)
+    clf = DrumClassifier(args.weights, args.config, args.model_device)
     labels, sr = clf.labels, clf.cfg.sample_rate_hz
     if args.folder:
         items, source = items_from_folder(args.folder, labels), f"folder {args.folder}"

@@ -196,8 +196,7 @@ def test_fit_head_separates_clusters():
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.randn(20, 8, generator=g) + 3 * i for i in range(3)])
     y = torch.arange(3).repeat_interleave(20)
-    from drumclassifier.kit import head_probs
-    assert (head_probs(fit_head(x, y, 3), x).argmax(1) == y).all()
+    assert (fit_head(x, y, 3).probs(x).argmax(1) == y).all()
 
 
 def test_folder_calibration_and_notes(tmp_path):
@@ -240,7 +239,7 @@ def tiny(tiny_checkpoint):
 
 
 def test_several_pieces_per_onset(tiny):
-    from drumclassifier.kit import KitClassify
+    from realtime.classify import KitClassify
     dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
     prof = fixed_profile(dim, [0.5, 0.4, 0.1])              # a kick + hihat hit
     hits = hits_of(2, final=True)
@@ -259,7 +258,7 @@ def test_several_pieces_per_onset(tiny):
 
 
 def test_kit_anytime_waits_until_sure_or_last(tiny):
-    from drumclassifier.kit import KitClassify
+    from realtime.classify import KitClassify
     dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
     unsure, sure = fixed_profile(dim, [0.6, 0.3, 0.1]), fixed_profile(dim, [0.9, 0.05, 0.05])
     early, last = hits_of(1, final=False), hits_of(1, final=True)
@@ -269,7 +268,8 @@ def test_kit_anytime_waits_until_sure_or_last(tiny):
 
 
 def test_kit_anytime_sure_of_class_sends_the_top_piece_of_the_sure_class(tiny):
-    from drumclassifier.kit import KitClassify, Piece
+    from drumclassifier.kit import Piece
+    from realtime.classify import KitClassify
     dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
     prof = fixed_profile(dim, [0.3, 0.36, 0.34])  # kick 0.3, hihat 0.36, floor tom 0.34
     prof.pieces[0] = Piece("rack tom", "toms", 48, gate_db=-90.0)  # toms: 0.30 + 0.34
@@ -421,7 +421,7 @@ def test_augment_hits_contexts_jitter_and_eq():
 
 
 def test_kit_classify_uses_the_head_fitted_nearest_the_context(tiny):
-    from drumclassifier.kit import KitClassify
+    from realtime.classify import KitClassify
     from realtime.slicer import Hit
     dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
     prof = fixed_profile(dim, [0.9, 0.05, 0.05])
