@@ -31,6 +31,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-device", metavar="DEV", default=None, help=MODEL_DEVICE_HELP)
 
 
+class _NotTheModelDevice(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} is an audio device option (listen, calibrate, stream "
+                     f"--play); the model's device is --model-device {values}")
+
+
+def refuse_device_flag(p: argparse.ArgumentParser) -> None:
+    """For commands without an audio device (classify, evaluate): -d/--device, once the
+    model's device, is refused with a line naming --model-device (hidden from --help)."""
+    p.add_argument("-d", "--device", action=_NotTheModelDevice, help=argparse.SUPPRESS)
+
+
 def default(cls, name: str):
     """The default of field `name` of dataclass `cls`: the number a help text quotes."""
     f = next(f for f in dataclasses.fields(cls) if f.name == name)

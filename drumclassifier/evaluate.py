@@ -156,7 +156,7 @@ Writes DIR/metrics.json, DIR/confusion.png, DIR/context.png."""
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    from .cli_common import add_model_args
+    from .cli_common import add_model_args, refuse_device_flag
     p.epilog = EPILOG
     p.add_argument("folder", nargs="?", metavar="FOLDER",
                    help="a folder with one sub-folder per class (instead of a manifest)")
@@ -167,6 +167,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    "eval/FOLDERNAME)")
     p.add_argument("--force", action="store_true", help="overwrite results already in DIR")
     add_model_args(p)
+    refuse_device_flag(p)
     p.add_argument("--contexts", default="5,10,20,30,50,100,1000",
                    help="post-onset contexts in ms, comma-separated; full context is always "
                         "added (default: 5,10,20,30,50,100,1000)")
