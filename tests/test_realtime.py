@@ -427,6 +427,8 @@ def test_no_sound_card_and_no_midi_give_clear_messages(tiny_checkpoint, tmp_path
                        env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2 and "no audio input device found" in r.stderr
     assert "Traceback" not in r.stderr
+    assert "listening" not in r.stderr           # the input is checked before anything is said
+    assert "ALSA" in r.stderr and "stream FILE" in r.stderr
     r = subprocess.run(base + ["listen", "--list-devices"], env=env, capture_output=True,
                        text=True, cwd=REPO, timeout=120)
     # said once, useful, and not pointing to the command that is running
@@ -439,6 +441,19 @@ def test_no_sound_card_and_no_midi_give_clear_messages(tiny_checkpoint, tmp_path
                        cwd=REPO, timeout=120)
     assert r.returncode == 2 and "no MIDI system is available" in r.stderr
     assert "jackd" in r.stderr and "Traceback" not in r.stderr
+    # --play without an output device: drop --play (not the command already running)
+    r = subprocess.run(base + ["stream", str(wav), "--play", "-w", str(tiny_checkpoint)],
+                       env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "no audio output device found" in r.stderr
+    assert "drop --play" in r.stderr and "stream FILE" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    # a guided calibration without an input device: the ways in that need none
+    r = subprocess.run(base + ["calibrate", "-d", "--out", str(tmp_path / "x.kit"), "-w",
+                               str(tiny_checkpoint)], env=env, capture_output=True, text=True,
+                       cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "no audio input device found" in r.stderr
+    assert "--from-file" in r.stderr and "--from-folder" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.kit").exists()
 
 
 def test_music_config_stops_a_sustained_bass_note_from_firing():
