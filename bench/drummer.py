@@ -30,9 +30,9 @@ TAKE_S = 4.0          # the --take-seconds the sessions use
 # "enter_after_s": null or seconds after each answer at which Enter is "pressed"}.
 SESSION_SCRIPT = r"""
 import json, os, shutil, sys, time
-from drumclassifier.calibrate_cli import run
-from drumclassifier.calibrate_live import Prompter
 from drumclassifier.cli import get_parser
+from realtime.calibrate import Prompter
+from realtime.calibrate_cli import run
 plan = json.load(open(sys.argv[1]))
 answered = [time.monotonic()]
 def ask(prompt):

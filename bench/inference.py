@@ -76,7 +76,7 @@ def main() -> int:
         out = Path(tmp) / "out.csv"
         t0 = time.perf_counter()
         rc = cli_main(["classify", tmp, "-w", str(weights), "--format", "csv", "-o", str(out),
-                       "-q", "-d", "cpu"])
+                       "-q", "--model-device", "cpu"])
         dt = time.perf_counter() - t0
     print(f"\nclassify on {args.files} files of 0.5 s (16-bit stereo WAV), {os.cpu_count()} cores: "
           f"{dt:.1f} s, {args.files / dt:.0f} files/s (exit {rc})")

@@ -3,7 +3,7 @@
 The live path may classify a hit at growing post-onset context (a ladder such as 5, 10,
 20, 40, 80 ms) and send its note at the first rung whose decision is sure enough, at
 the latest at the last rung. Here are the rules, shared by the live worker
-(realtime/worker.py, drumclassifier/kit.py KitClassify) and the benchmark
+(realtime/classify.py: Classify, KitClassify) and the benchmark
 (bench/calibration.py), so what is measured is what runs:
 
   - generic model (independent sigmoid per class, each with its own threshold): a

@@ -156,14 +156,27 @@ def load(path: str | Path, target_rate_hz: int, window_s: float) -> torch.Tensor
                    name=display_path(path))
 
 
-def find_audio_files(paths, recursive: bool = True, errors: list | None = None) -> list[Path]:
+def duration_s(path: str | Path) -> float | None:
+    """A file's length in seconds from its header (nothing decoded); None if unknown."""
+    try:
+        info = sf.info(str(path) if os.name == "nt" else os.fsencode(path))
+    except Exception:  # noqa: BLE001 (unknown is an answer: the decoder reports the error)
+        return None
+    return info.frames / info.samplerate if info.samplerate > 0 and info.frames >= 0 else None
+
+
+def find_audio_files(paths, recursive: bool = True, errors: list | None = None,
+                     exclude=()) -> list[Path]:
     """Expand files and folders into a sorted list of audio files.
 
     Folders are walked without following symlinked folders (no loops); files given
     explicitly are kept whatever their extension, so the user hears why they fail.
     A folder that cannot be listed is appended to `errors` as (path, message).
+    exclude: folders the walk never enters (e.g. classify's --sort-into target, which may
+    lie inside a folder being sorted).
     """
     out: list[Path] = []
+    skip = {os.path.realpath(e) for e in exclude}
 
     def unlistable(e: OSError) -> None:
         if errors is not None:
@@ -179,7 +192,8 @@ def find_audio_files(paths, recursive: bool = True, errors: list | None = None) 
         if is_dir:
             if recursive:
                 for root, dirs, files in os.walk(p, followlinks=False, onerror=unlistable):
-                    dirs.sort()
+                    dirs[:] = sorted(d for d in dirs if not skip
+                                     or os.path.realpath(os.path.join(root, d)) not in skip)
                     out += [Path(root) / f for f in sorted(files)
                             if Path(f).suffix.lower() in AUDIO_EXTENSIONS]
             else:

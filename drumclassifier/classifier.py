@@ -23,13 +23,34 @@ def default_weights_path() -> Path:
     return Path(str(resources.files("drumclassifier.weights") / DEFAULT_WEIGHTS))
 
 
+MODEL_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def select_device(device: str | torch.device | None = None) -> torch.device:
-    """The one place a device is chosen: CUDA when available, else CPU, unless overridden."""
+    """The one place a device is chosen: CUDA when available, else CPU, unless overridden.
+
+    A device that is not a torch device the model can run on (a typo, an audio device's
+    index or name given where the model's device is asked for) is one DrumClassifierError
+    naming it, not torch's RuntimeError.
+    """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in MODEL_DEVICE_TYPES:
+        raise DrumClassifierError(f"model device {str(device)!r}: not a torch device (use cpu, "
+                                  "cuda or cuda:N)")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DrumClassifierError(f"device '{device}' requested but CUDA is not available here")
+        raise DrumClassifierError(f"model device '{device}' requested but CUDA is not "
+                                  "available here (use cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DrumClassifierError(f"model device '{device}': there are "
+                                  f"{torch.cuda.device_count()} CUDA device(s) (cuda:0...)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DrumClassifierError(f"model device '{device}' requested but MPS is not "
+                                  "available here (use cpu)")
     return dev
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import filecmp
 import json
 import os
 import shutil
@@ -11,21 +12,14 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .cli_common import add_model_args, refuse_device_flag
+
 EPILOG = """output formats:
   table  one line per file: path, label, confidence, then every class's probability
   csv    path,label,confidence,p_kick,p_snare,p_hihat,p_toms,p_cymbals
   json   a list of {path, label, confidence, probs}
 A file that cannot be used gets one line on stderr and the batch goes on;
 the exit status is 1 if any file failed."""
-
-
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """--weights/--config/--device: shared by every command that runs the model."""
-    p.add_argument("-w", "--weights", help="checkpoint file (default: the shipped model)")
-    p.add_argument("-c", "--config", help="model config YAML; must match the checkpoint "
-                   "(default: the checkpoint's own)")
-    p.add_argument("-d", "--device", default=None,
-                   help="cpu, cuda, cuda:N (default: CUDA when available, else CPU)")
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -38,10 +32,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="write results to OUT instead of stdout (refuses to overwrite)")
     p.add_argument("--force", action="store_true", help="allow overwriting -o OUT")
     p.add_argument("--sort-into", metavar="DIR",
-                   help="copy (never move) each file into DIR/<label>/; never overwrites")
+                   help="copy (never move) each file into DIR/<label>/; never overwrites; a "
+                        "file already there with the same bytes is skipped, and DIR is never "
+                        "read as input (it may lie inside a folder being sorted)")
     add_model_args(p)
+    refuse_device_flag(p)
     p.add_argument("-b", "--batch-size", type=int, default=32,
-                   help="files per model call (default: 32)")
+                   help="files per model call (default: %(default)s)")
     p.add_argument("-j", "--jobs", type=int, default=min(4, os.cpu_count() or 1),
                    help="decoding threads (default: min(4, CPUs))")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -86,20 +83,43 @@ def iter_batches(clf, files, batch_size: int, jobs: int, on_error):
                 paths, waves = [], []
 
 
+def taken_names(dest_dir: Path, name: str):
+    """DIR/name, DIR/stem (2).ext, DIR/stem (3).ext ... while they exist: the names a copy
+    of `name` may already have there (a dangling symlink counts as taken)."""
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+        raise ValueError(f"not a bare file name: {name!r}")
+    dest, k = dest_dir / name, 2
+    while dest.exists() or dest.is_symlink():
+        yield dest
+        dest = dest_dir / f"{Path(name).stem} ({k}){Path(name).suffix}"
+        k += 1
+
+
 def unique_destination(dest_dir: Path, name: str) -> Path:
     """DIR/name, or DIR/stem (2).ext ... if taken: a copy never overwrites.
 
     `name` must be a bare file name (no separators, not "." or ".."), so the
     destination is always inside dest_dir.
     """
-    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
-        raise ValueError(f"not a bare file name: {name!r}")
-    dest = dest_dir / name
-    k = 2
-    while dest.exists() or dest.is_symlink():
-        dest = dest_dir / f"{Path(name).stem} ({k}){Path(name).suffix}"
-        k += 1
-    return dest
+    taken = sum(1 for _ in taken_names(dest_dir, name))
+    if not taken:
+        return dest_dir / name
+    return dest_dir / f"{Path(name).stem} ({taken + 1}){Path(name).suffix}"
+
+
+def already_sorted(src: Path, dest_dir: Path, ignore=frozenset()) -> Path | None:
+    """A copy of src already in dest_dir under its name or a numbered one: a regular file
+    with the same bytes (sizes compared first, then contents); `ignore`: copies made by
+    this run (two identical inputs still get one copy each)."""
+    for cand in taken_names(dest_dir, src.name):
+        if cand in ignore or cand.is_symlink() or not cand.is_file():
+            continue
+        try:
+            if filecmp.cmp(src, cand, shallow=False):
+                return cand
+        except OSError:
+            continue
+    return None
 
 
 def copy_into(src: Path, dest_dir: Path) -> Path:
@@ -123,7 +143,7 @@ def copy_into(src: Path, dest_dir: Path) -> Path:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from .audio import display_path, find_audio_files
+    from .audio import display_path, duration_s, find_audio_files
     from .classifier import DrumClassifier
 
     out_path = Path(args.output) if args.output else None
@@ -132,20 +152,49 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     unlistable: list = []
-    files = find_audio_files(args.paths, recursive=args.recursive, errors=unlistable)
+    target = [args.sort_into] if args.sort_into else []     # never read as input
+    files = find_audio_files(args.paths, recursive=args.recursive, errors=unlistable,
+                             exclude=target)
     for _, msg in unlistable:
         print(f"error: {msg}", file=sys.stderr)
     if not files:
+        deeper = 0 if args.recursive else len(find_audio_files(
+            [p for p in args.paths if Path(p).is_dir()], recursive=True, exclude=target))
+        hint = f" ({deeper} audio files in sub-folders: add -r)" if deeper else ""
         print("drumclassifier classify: error: no audio files found in "
-              + ", ".join(map(display_path, args.paths)), file=sys.stderr)
+              + ", ".join(map(display_path, args.paths)) + hint, file=sys.stderr)
         return 2
-    clf = DrumClassifier(args.weights, args.config, args.device)
+    clf = DrumClassifier(args.weights, args.config, args.model_device)
     labels = clf.labels
     failures = [path for path, _ in unlistable]
+    sorted_n = {"sorted": 0, "skipped": 0, "failed": 0}
+    made: set[Path] = set()          # copies this run made: never "already there"
 
     def on_error(path, msg):
         failures.append(path)
         tqdm.write(f"error: {msg}", file=sys.stderr)
+
+    def note_if_long(src, name):
+        """A groove or a song classified as one hit: said once per file."""
+        secs = duration_s(src)
+        if secs is not None and secs > clf.cfg.window_s:
+            tqdm.write(f"note: {name}: {secs:.1f} s long; only its first "
+                       f"{clf.cfg.analysis_s:g} s was classified, as one hit (for a groove "
+                       "or a song: drumclassifier stream FILE)", file=sys.stderr)
+
+    def sort(src, name, label):
+        dest_dir = Path(args.sort_into) / label
+        try:
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            if already_sorted(Path(src), dest_dir, made) is not None:
+                sorted_n["skipped"] += 1
+                return
+            made.add(copy_into(Path(src), dest_dir))
+            sorted_n["sorted"] += 1
+        except OSError as e:   # full disk, read-only target...: this file fails
+            sorted_n["failed"] += 1
+            on_error(src, f"{name}: cannot copy into {display_path(dest_dir)} "
+                          f"({e.strerror or e})")
 
     out = (open(out_path, "w" if args.force else "x", newline="", encoding="utf-8")
            if out_path else sys.stdout)
@@ -169,14 +218,9 @@ def run(args) -> int:
                     as_json.append({"path": name, "label": r.label,
                                     "confidence": round(r.confidence, 4),
                                     "probs": {k: round(v, 4) for k, v in r.probs.items()}})
+                note_if_long(src, name)
                 if args.sort_into:
-                    dest_dir = Path(args.sort_into) / r.label
-                    try:
-                        dest_dir.mkdir(parents=True, exist_ok=True)
-                        copy_into(Path(src), dest_dir)
-                    except OSError as e:   # full disk, read-only target...: this file fails
-                        on_error(src, f"{name}: cannot copy into {display_path(dest_dir)} "
-                                      f"({e.strerror or e})")
+                    sort(src, name, r.label)
             out.flush()
             bar.update(len(paths))
         if args.format == "json":
@@ -187,6 +231,11 @@ def run(args) -> int:
         bar.close()
         if out_path:
             out.close()
+    if args.sort_into:
+        n = sorted_n
+        print(f"sorted into {display_path(args.sort_into)}: {n['sorted']} copied, "
+              f"{n['skipped']} skipped (already there, same bytes), {n['failed']} failed",
+              file=sys.stderr)
     if failures:
         print(f"{len(failures)} of {len(files)} files failed", file=sys.stderr)
     return 1 if failures else 0

@@ -1,8 +1,13 @@
 """`drumclassifier` command line: one sub-command per job.
 
 Each sub-command lives in its own module exposing `configure_parser(parser)` and
-`run(args) -> exit code`; torch is imported only when a command runs, so `--help`
-is instant.
+`run(args) -> exit code`, named below by its module path: a command's module is imported
+only when that command is asked for (`drumclassifier --help` imports none of them), and
+torch only when a command runs. The live commands (listen, stream, calibrate, report)
+live in realtime/: this table names them, drumclassifier never imports realtime.
+
+Flags mean one thing everywhere (drumclassifier/cli_common.py): --model-device is where
+the model runs, -d/--device an audio device (listen, calibrate: input; stream: output).
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ COMMANDS = {
     "listen": ("realtime.cli", "live: hits from a microphone/input device to console, MIDI, files"),
     "stream": ("realtime.cli", "a file through the live engine (paced, --fast or --play)"),
     "train": ("drumclassifier.train", "train the classifier on the corpus manifest"),
-    "calibrate": ("drumclassifier.calibrate_cli",
+    "calibrate": ("realtime.calibrate_cli",
                   "learn your own kit (a guided live session, a recording or folders of "
                   "hits): a kit profile"),
     "evaluate": ("drumclassifier.evaluate", "score a checkpoint: per-class metrics, context curves"),
@@ -35,7 +40,9 @@ EPILOG = """examples:
 run `drumclassifier COMMAND --help` for each command's options."""
 
 
-def get_parser() -> argparse.ArgumentParser:
+def get_parser(commands=None) -> argparse.ArgumentParser:
+    """The parser; `commands`: the sub-commands whose options are configured (their
+    modules imported), default all of them. The others are listed, with their help line."""
     parser = argparse.ArgumentParser(
         prog="drumclassifier", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Classify drum hits as kick, snare, hihat, toms or cymbals, "
@@ -44,13 +51,17 @@ def get_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        importlib.import_module(module).configure_parser(p)
+        if commands is None or name in commands:
+            importlib.import_module(module).configure_parser(p)
         p.set_defaults(_module=module)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = get_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # only the command asked for is configured: the first word that is not an option
+    asked = next((a for a in argv if not a.startswith("-")), None)
+    args = get_parser([asked]).parse_args(argv)
     from .errors import DrumClassifierError
     try:
         return importlib.import_module(args._module).run(args)

@@ -20,6 +20,10 @@ from omegaconf.errors import OmegaConfBaseException
 from .classes import CLASSES
 from .errors import ConfigError
 
+# ms of audio after an onset the live path classifies by default (the latency floor);
+# realtime's SlicerConfig.context_ms, training's val_context_ms and kit fitting read it
+LIVE_CONTEXT_MS = 20.0
+
 # The last commit that holds the code of the removed options (docs/experiments.md).
 REMOVED_IN = "9b3c41f"
 

@@ -156,25 +156,26 @@ Writes DIR/metrics.json, DIR/confusion.png, DIR/context.png."""
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    from .classify_cli import add_model_args
+    from .cli_common import add_model_args, refuse_device_flag
     p.epilog = EPILOG
     p.add_argument("folder", nargs="?", metavar="FOLDER",
                    help="a folder with one sub-folder per class (instead of a manifest)")
     p.add_argument("--manifest", default="data/corpus/manifest.csv",
-                   help="corpus manifest (default: data/corpus/manifest.csv)")
-    p.add_argument("--split", default="test", help="manifest split to evaluate (default: test)")
+                   help="corpus manifest (default: %(default)s)")
+    p.add_argument("--split", default="test", help="manifest split to evaluate (default: %(default)s)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: eval/SPLIT or "
                    "eval/FOLDERNAME)")
     p.add_argument("--force", action="store_true", help="overwrite results already in DIR")
     add_model_args(p)
+    refuse_device_flag(p)
     p.add_argument("--contexts", default="5,10,20,30,50,100,1000",
                    help="post-onset contexts in ms, comma-separated; full context is always "
-                        "added (default: 5,10,20,30,50,100,1000)")
+                        "added (default: %(default)s)")
     p.add_argument("--mixtures", type=int, default=500,
-                   help="held-out mixtures of 2-3 hits of one kit (default: 500; 0 = none)")
+                   help="held-out mixtures of 2-3 hits of one kit (default: %(default)s; 0 = none)")
     p.add_argument("--seed", type=int, default=1234, help="mixture and bootstrap seed")
     p.add_argument("--bootstrap", type=int, default=1000,
-                   help="cluster-bootstrap resamples for intervals (default: 1000; 0 = none)")
+                   help="cluster-bootstrap resamples for intervals (default: %(default)s; 0 = none)")
     p.add_argument("-b", "--batch-size", type=int, default=32)
     p.add_argument("-j", "--jobs", type=int, default=4, help="decoding threads")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -246,7 +247,7 @@ def run(args) -> int:
     contexts = sorted({float(c) for c in args.contexts.split(",") if c.strip()})
     if any(c <= 0 for c in contexts):
         raise ConfigError(f"--contexts must be positive milliseconds, got {args.contexts}")
-    clf = DrumClassifier(args.weights, args.config, args.device)
+    clf = DrumClassifier(args.weights, args.config, args.model_device)
     labels, sr = clf.labels, clf.cfg.sample_rate_hz
     if args.folder:
         items, source = items_from_folder(args.folder, labels), f"folder {args.folder}"

@@ -41,16 +41,15 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .anytime import class_sure, pick_pieces, piece_confidence
 from .classes import GM_NOTES
-from .config import defaults_with
+from .config import LIVE_CONTEXT_MS
 from .errors import DrumClassifierError
 
 FORMAT, VERSION = "drumclassifier-kit", 3
@@ -178,11 +177,6 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-2,
                 spectrum_dims=spectrum_dims)
 
 
-def head_probs(head: Head, emb: torch.Tensor) -> torch.Tensor:
-    """[B, D] embeddings -> [B, P] piece probabilities."""
-    return head.probs(emb)
-
-
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
     """The temperature T minimising the cross-entropy of softmax(logits / T) on held-out
     predictions ([N, P] logits, [N] targets): a grid over T in 0.25..32 (log-spaced),
@@ -232,12 +226,16 @@ def augment_hits(waves: Sequence[torch.Tensor], n_aug: int, sample_rate_hz: int,
 
 
 def embed_batched(clf, waves: Sequence[torch.Tensor], batch_size: int = 128,
-                  spectrum: bool = False) -> torch.Tensor:
+                  spectrum: bool = False, tick: Callable[[], None] | None = None
+                  ) -> torch.Tensor:
     """Embeddings [N, D] (with spectrum: + the band profile) of prepared [2, n] waves,
-    batched by similar length."""
+    batched by similar length; tick() after each batch (progress)."""
     order = sorted(range(len(waves)), key=lambda i: waves[i].shape[-1])
-    parts = [clf.embed([waves[i] for i in order[s:s + batch_size]], spectrum=spectrum)
-             for s in range(0, len(order), batch_size)]
+    parts = []
+    for s in range(0, len(order), batch_size):
+        parts.append(clf.embed([waves[i] for i in order[s:s + batch_size]], spectrum=spectrum))
+        if tick is not None:
+            tick()
     out = torch.empty_like(torch.cat(parts))
     out[order] = torch.cat(parts)
     return out
@@ -427,9 +425,15 @@ class FitOptions:
     spectrum: bool = True
 
 
+def cv_k(y: np.ndarray, n_pieces: int, cv_folds: int) -> int:
+    """k of the k-fold CV over hits: cv_folds, capped by the largest piece's hit count."""
+    return int(min(cv_folds, np.bincount(y, minlength=n_pieces).max()))
+
+
 def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces: int,
                 hit_emb: dict[float, torch.Tensor], opts: FitOptions, cv_folds: int,
-                rng: np.random.Generator, spectrum_dims: int = 0
+                rng: np.random.Generator, spectrum_dims: int = 0,
+                tick: Callable[[], None] | None = None
                 ) -> tuple[Head, dict[float, torch.Tensor], np.ndarray]:
     """The head of a profile, and its cross-validated predictions.
 
@@ -442,14 +446,18 @@ def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces:
         cv_folds: k of the k-fold CV over hits (a hit's variants stay together; capped by
             the largest piece's hit count; no CV under 2).
         spectrum_dims: how many of the inputs' last columns are band profile (0: none).
+        tick: called after each head fitted (progress).
     Returns (head, context -> [H, P] held-out probabilities (NaN where a hit was never
     held out; empty without CV), fold of each hit (-1: never held out)).
     """
     def fit(keep: np.ndarray) -> Head:
-        return fit_head(emb[keep], torch.from_numpy(y[var_hit[keep]]).long(), n_pieces,
+        head = fit_head(emb[keep], torch.from_numpy(y[var_hit[keep]]).long(), n_pieces,
                         opts.l2, normalise=opts.normalise, spectrum_dims=spectrum_dims)
+        if tick is not None:
+            tick()
+        return head
 
-    k = int(min(cv_folds, np.bincount(y, minlength=n_pieces).max()))
+    k = cv_k(y, n_pieces, cv_folds)
     fold = _folds(y, k, rng) if k >= 2 else np.full(len(y), -1)
     logits = {c: torch.full((len(y), n_pieces), float("nan")) for c in hit_emb}  # [H, P]
     for f in range(k if k >= 2 else 0):
@@ -473,7 +481,8 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                 contexts_ms: Sequence[float] | None = None,
                 live_context_ms: float | None = None, l2: float | None = None, cv_folds: int = 5,
                 seed: int = 0, weights_sha256: str | None = None,
-                options: FitOptions | None = None) -> KitProfile:
+                options: FitOptions | None = None,
+                progress: Callable[[int, int], None] | None = None) -> KitProfile:
     """Calibration hits -> a KitProfile (head, velocity ranges, gates, CV accuracy).
 
     Args:
@@ -486,11 +495,12 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         augment, contexts_ms, l2: override those of `options` (default FitOptions()).
         cv_folds: k of the stratified k-fold CV; per-piece CV accuracy is reported only
             when every piece has >= 2 hits.
+        progress: called as progress(steps done, steps in all) as the fit goes (embedding
+            batches, then heads): the fit takes seconds to a minute.
     """
     t0 = time.perf_counter()
     if live_context_ms is None:
-        from realtime.config import SlicerConfig
-        live_context_ms = SlicerConfig().context_ms
+        live_context_ms = LIVE_CONTEXT_MS
     opts = replace(options or FitOptions(), **{k: v for k, v in (
         ("augment", augment), ("l2", l2),
         ("contexts_ms", None if contexts_ms is None else tuple(map(float, contexts_ms))))
@@ -508,14 +518,24 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
     live = max(1, int(round(live_context_ms * sr / 1000)))
     variants, src, _ = augment_hits(hits, opts.augment, sr, opts.contexts_ms, rng,
                                     opts.jitter_ms, opts.eq_db)
-    emb = embed_batched(clf, variants, spectrum=opts.spectrum)      # [V, D]
     cv_ctx = sorted(set(opts.contexts_ms) | {float(live_context_ms)})
+    batch = 128
+    k = cv_k(y, len(pieces), cv_folds)
+    # progress steps: embedding batches (variants, then the hits at each CV context), heads
+    total = -(-len(variants) // batch) + len(cv_ctx) * -(-len(hits) // batch) + (k if k >= 2 else 0) + 1
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+    emb = embed_batched(clf, variants, batch, opts.spectrum, tick)      # [V, D]
     hit_emb = {c: embed_batched(clf, [h[:, :max(1, int(round(c * sr / 1000)))] for h in hits],
-                                spectrum=opts.spectrum)
+                                batch, opts.spectrum, tick)
                for c in cv_ctx}                               # context -> [H, D]
     head, cv_probs, fold = fit_head_cv(emb, np.asarray(src), y, len(pieces), hit_emb, opts,
                                        cv_folds, rng,
-                                       clf.cfg.features.n_mels if opts.spectrum else 0)
+                                       clf.cfg.features.n_mels if opts.spectrum else 0, tick)
     # CV accuracy at the live context, reported when every piece was held out somewhere
     cv_ok = bool(cv_probs) and counts.min() >= 2
     pred = cv_probs[float(live_context_ms)].argmax(1).numpy() if cv_ok else None
@@ -537,69 +557,3 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
            "weights_file": Path(clf.weights_path).name}
     return KitProfile(pieces, head, list(clf.labels), sha, fit,
                       time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-
-
-# ---- the live path ------------------------------------------------------------------------
-class KitClassify:
-    """Hits -> per hit [(label, probability, extras)] with a kit profile's head.
-
-    The drop-in for realtime.worker.Classify: the embedding of each hit goes through the
-    profile's head. Sent (drumclassifier.anytime.pick_pieces): the top piece if its
-    probability reaches the piece's min_confidence, and, up to max_pieces in all, any
-    other piece with probability >= max(extra_piece_min, its min_confidence); none if
-    the hit's peak level is under the top piece's gate_db. Before its last rung
-    (anytime), a hit whose top piece is less sure than min_confidence gets None: wait
-    for more context. With sure_of="class" the test is on the top class instead (the
-    summed probability of its pieces), and the piece sent first is that class's most
-    probable one (anytime.class_sure): earlier decisions, more wrong pieces of the right
-    class (a ride sent as the crash). extras = {"piece": name, "note": MIDI note,
-    "velocity": 1-127 from the piece's calibrated levels}.
-
-    max_pieces defaults to 1: the head is a softmax over single pieces fitted on single
-    hits, and on kick + hihat mixes of held-out kits the runner-up almost never got the
-    mass to be sent (none of 100 test-split mixes, 1 of 32 validation mixes), while
-    1-2% (test) to 7-16% (validation) of single hits got a false second note
-    (bench/calibration.py, "several pieces per onset"); raise it to try. Finding pairs
-    needs a head fitted on mixes (one sigmoid per piece), not done yet.
-    """
-
-    def __init__(self, clf, profile: KitProfile, stream_rate_hz: int,
-                 min_confidence: float | None = None, max_pieces: int | None = None,
-                 extra_piece_min: float | None = None, sure_of: str | None = None):
-        from realtime.config import DecisionConfig
-
-        # None: the real-time config's default
-        d = defaults_with(DecisionConfig, min_confidence=min_confidence, max_pieces=max_pieces,
-                          extra_piece_min=extra_piece_min, sure_of=sure_of)
-        if d.sure_of not in ("piece", "class"):
-            raise ValueError(f"sure_of must be piece or class, got {d.sure_of!r}")
-        self.clf, self.profile, self.sr = clf, profile, stream_rate_hz
-        self.min_confidence, self.max_pieces = d.min_confidence, d.max_pieces
-        self.extra_piece_min, self.sure_of = d.extra_piece_min, d.sure_of
-        self.piece_classes = [profile.labels.index(pc.label) for pc in profile.pieces]
-
-    def __call__(self, hits):
-        waves, keep = self.clf.prepare_hits(hits, self.sr)     # [2, n] each, n = its context
-        if not waves:
-            return [], []
-        emb = self.clf.embed(waves, spectrum=self.profile.spectrum)  # [B, D]
-        probs = self.profile.probs(emb)                                # [B, P]
-        if self.sure_of == "class":
-            conf, first = class_sure(probs, self.piece_classes, len(self.profile.labels))
-        else:
-            conf, first = piece_confidence(probs), probs.argmax(-1)   # [B] each
-        sure = (conf >= self.min_confidence).tolist()
-        floors = [pc.min_confidence for pc in self.profile.pieces]
-        out = []
-        for h, p, ok, top in zip(keep, probs, sure, first.tolist()):
-            if not (ok or h.final):
-                out.append(None)
-                continue
-            picked = pick_pieces(p, floors, self.extra_piece_min, self.max_pieces, top)
-            if not picked or h.peak_db < self.profile.pieces[picked[0]].gate_db:
-                out.append([])
-                continue
-            out.append([(pc.label, float(p[i]), {"piece": pc.name, "note": int(pc.note),
-                                                  "velocity": pc.velocity(h.peak_db)})
-                        for i, pc in ((i, self.profile.pieces[i]) for i in picked)])
-        return keep, out

@@ -82,8 +82,8 @@ REMOVED_TRAIN_KEYS = {"label_smoothing": 0.0, "mixup_p": 0.0, "mixup_alpha": ...
 
 
 def _live_context_ms() -> float:
-    from realtime.config import SlicerConfig
-    return SlicerConfig().context_ms
+    from .config import LIVE_CONTEXT_MS
+    return LIVE_CONTEXT_MS
 
 
 def _schema():

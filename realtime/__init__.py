@@ -1,8 +1,11 @@
 """Real time: audio streams in, drum hits classified, console lines or MIDI notes out.
 
     source (DeviceSource | FileSource) -> RingBuffer -> OnsetDetector -> Slicer
-        -> HitQueue -> Worker (DrumClassifier) -> sinks (Console, MIDI port, MIDI file, CSV)
+        -> HitQueue -> Worker (classify.py: Classify | KitClassify)
+        -> sinks (Console, MIDI port, MIDI file, CSV)
 
+The analysis loop (analysis.py) also serves calibration takes (calibrate.py; the
+`drumclassifier calibrate` command is calibrate_cli.py, listen and stream are cli.py).
 Only numpy is imported here; torch, sounddevice and rtmidi load when used.
 """
 from .config import RealtimeConfig, load_realtime_config

@@ -9,7 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from drumclassifier.classify_cli import add_model_args
+from drumclassifier.cli_common import add_model_args, default, say
+
+from .config import AudioConfig, DecisionConfig, MidiConfig, SlicerConfig
 
 LISTEN_EPILOG = """examples:
   drumclassifier listen --list-devices
@@ -44,7 +46,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--virtual-port", metavar="NAME",
                    help="create a MIDI output port NAME that synths/DAWs connect to")
     g.add_argument("--midi-api", choices=["auto", "alsa", "jack"], default=None,
-                   help="MIDI system for the ports (default: config, auto = try each)")
+                   help="MIDI system for the ports (default: the real-time config's, "
+                        f"{default(MidiConfig, 'api')}; auto = try each)")
     g.add_argument("--midi-file", metavar="OUT.mid", help="write the session as a MIDI file")
     g.add_argument("--events", metavar="OUT.csv",
                    help="write time_s,label,confidence,velocity,latency_ms,wall_latency_ms,"
@@ -68,9 +71,11 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                         "kit's pieces, with their MIDI notes, gates and velocity ranges "
                         "(default: the generic model)")
     e.add_argument("--blocksize", type=int, metavar="N",
-                   help="frames per audio block (default: 128 from configs/realtime.yaml)")
+                   help="frames per audio block (default: the real-time config's, "
+                        f"{default(AudioConfig, 'blocksize')})")
     e.add_argument("--context-ms", type=float, metavar="X",
-                   help="audio after each onset given to the model (default: 20)")
+                   help="audio after each onset given to the model (default: "
+                        f"{default(SlicerConfig, 'context_ms'):g})")
     e.add_argument("--anytime-ms", type=float, nargs="+", metavar="X",
                    help="anytime decisions: classify each hit at these contexts (ms, "
                         "ascending, e.g. 5 10 20 40 80) and send it at the first sure one "
@@ -78,7 +83,7 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                         "--context-ms (default: off)")
     e.add_argument("--min-confidence", type=float, metavar="P",
                    help="with --anytime-ms: how sure a decision must be to go out before "
-                        "the last context (default: 0.95)")
+                        f"the last context (default: {default(DecisionConfig, 'min_confidence'):g})")
     e.add_argument("--sure-of", choices=["piece", "class"],
                    help="with --kit and --anytime-ms: is the confidence about the piece (its "
                         "note; default) or only its class (decides sooner, may send the "
@@ -86,25 +91,23 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("--rt-config", metavar="FILE",
                    help="real-time config YAML (default: built in, = configs/realtime.yaml)")
     add_model_args(p)
-    p.add_argument("--model-device", dest="device", metavar="DEV",
-                   help="where the model runs: cpu, cuda, cuda:N (default: CUDA when available)")
 
 
 def configure_listen(p: argparse.ArgumentParser) -> None:
     p.epilog = LISTEN_EPILOG
-    add_engine_args(p)
-    # -d/--device is the AUDIO input here (sounddevice's convention and the issue's
-    # interface); it replaces add_model_args' -d/--device, whose job --model-device does.
-    p.conflict_handler = "resolve"
-    a = p.add_argument_group("audio input")   # the group takes the parser's conflict handler
+    a = p.add_argument_group("audio input")
     a.add_argument("-d", "--device", dest="audio_device", metavar="D",
-                   help="input device: index or part of its name (default: the system default)")
+                   help="audio INPUT device: index or part of its name (default: the system "
+                        "default; the model's device is --model-device)")
     a.add_argument("-l", "--list-devices", action="store_true",
                    help="list audio devices and exit")
-    a.add_argument("--sample-rate", type=int, metavar="R", help="device rate in Hz (default 44100)")
-    a.add_argument("--channels", type=int, metavar="C", help="input channels (default 1)")
+    a.add_argument("--sample-rate", type=int, metavar="R",
+                   help=f"device rate in Hz (default {default(AudioConfig, 'sample_rate_hz')})")
+    a.add_argument("--channels", type=int, metavar="C",
+                   help=f"input channels (default {default(AudioConfig, 'channels')})")
     a.add_argument("--duration", type=float, metavar="S",
                    help="stop after S seconds of audio (default: until Ctrl-C)")
+    add_engine_args(p)
 
 
 def configure_stream(p: argparse.ArgumentParser) -> None:
@@ -114,7 +117,9 @@ def configure_stream(p: argparse.ArgumentParser) -> None:
     t.add_argument("--fast", action="store_true",
                    help="as fast as possible instead of real time (lossless)")
     t.add_argument("--play", action="store_true", help="play the file while analysing it")
-    p.add_argument("--output-device", metavar="D", help="device for --play (index or name part)")
+    p.add_argument("-d", "--device", "--output-device", dest="audio_device", metavar="D",
+                   help="with --play: the audio OUTPUT device, index or part of its name "
+                        "(default: the system default; the model's device is --model-device)")
     add_engine_args(p)
 
 
@@ -182,8 +187,11 @@ def _run(args, source, cfg) -> int:
                                 "anytime_ms": list(cfg.slicer.anytime_ms),
                                 "command": " ".join(["drumclassifier"] + sys.argv[1:])})
     sinks = _sinks(args, cfg)
-    clf = DrumClassifier(args.weights, args.config, args.device)
-    classify = _kit_classify(args, clf, source, cfg)
+    clf = DrumClassifier(args.weights, args.config, args.model_device)
+    classify = None
+    if getattr(args, "kit", None):     # the profile's head instead of the generic output
+        from .classify import kit_classify
+        classify = kit_classify(clf, args.kit, cfg, source.sample_rate_hz, args.quiet)
     if session is not None:
         sinks += session.sinks(source)
     engine = Engine(clf, source, sinks, cfg, classify=classify)
@@ -206,45 +214,33 @@ def _run(args, source, cfg) -> int:
     return 1 if stats.errors else 0
 
 
-def _kit_classify(args, clf, source, cfg):
-    """With --kit: the profile's head instead of the generic output (None without)."""
-    if not getattr(args, "kit", None):
-        return None
-    from drumclassifier.kit import KitClassify, KitProfile, file_sha256
-    prof = KitProfile.load(args.kit, file_sha256(clf.weights_path), clf.labels)
-    ctx = prof.fit.get("contexts_ms") or []
-    live = cfg.slicer.contexts_ms
-    if ctx and not min(ctx) <= min(live) <= max(live) <= max(ctx):
-        span = f"{min(live):g}-{max(live):g}" if len(live) > 1 else f"{live[0]:g}"
-        print(f"warning: context {span} ms is outside the contexts the kit profile was fitted on ({min(ctx):g}-"
-              f"{max(ctx):g} ms)", file=sys.stderr)
-    if not args.quiet:
-        print(f"kit: {args.kit}: " + ", ".join(f"{p.name} ({p.note})" for p in prof.pieces),
-              file=sys.stderr, flush=True)
-    d = cfg.decision
-    return KitClassify(clf, prof, source.sample_rate_hz, d.min_confidence, d.max_pieces,
-                       d.extra_piece_min, d.sure_of)
-
-
 def run_listen(args) -> int:
-    from .sources import DeviceSource, list_devices
+    from .sources import DeviceSource, list_devices, resolve_device
     if args.list_devices:
         print(list_devices())
         return 0
     cfg = _config(args)
+    resolve_device(args.audio_device, "input")    # no input device: said before anything else
     a = cfg.audio
     source = DeviceSource(args.audio_device, a.sample_rate_hz, a.blocksize, a.channels, a.dtype,
                           a.latency, duration_s=args.duration)
     if not args.quiet:
-        print("listening (Ctrl-C to stop)...", file=sys.stderr, flush=True)
+        say("listening (Ctrl-C to stop)...")
     return _run(args, source, cfg)
 
 
 def run_stream(args) -> int:
-    from .sources import FileSource
+    from drumclassifier.errors import DrumClassifierError
+
+    from .sources import FileSource, resolve_device
+    if args.audio_device is not None and not args.play:
+        raise DrumClassifierError(f"-d/--device {args.audio_device!r} is the audio output for "
+                                  "--play; the model's device is --model-device")
     cfg = _config(args)
     source = FileSource(args.file, cfg.audio.blocksize, fast=args.fast, play=args.play,
-                        output_device=args.output_device)
+                        output_device=args.audio_device)
+    if args.play:
+        resolve_device(args.audio_device, "output")   # no output device: said before the model loads
     return _run(args, source, cfg)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drumclassifier.classes import GM_NOTES
-from drumclassifier.config import merge_structured, read_yaml
+from drumclassifier.config import LIVE_CONTEXT_MS, merge_structured, read_yaml
 from drumclassifier.errors import ConfigError
 
 
@@ -47,7 +47,7 @@ class OnsetConfig:
 
 @dataclass
 class SlicerConfig:
-    context_ms: float = 20.0        # audio after the onset given to the model (latency floor)
+    context_ms: float = LIVE_CONTEXT_MS        # audio after the onset given to the model (latency floor)
     # anytime decisions: classify each hit at these contexts (ms after the onset, ascending)
     # and send it at the first one whose decision is sure enough (decision.min_confidence),
     # at the latest at the last; context_ms is then unused. [] = off: one fixed context_ms.

@@ -3,7 +3,8 @@
 Threads:
   audio    the device callback or the file reader: writes the ring buffer, nothing else;
   analysis reads the ring buffer, detects onsets, cuts slices, queues hits (never waits
-           on the worker: a full queue drops by the counted policy);
+           on the worker: a full queue drops by the counted policy); its loop is
+           realtime/analysis.py's, which calibration takes share;
   worker   batches hits through the model and feeds the sinks.
 The analysis thread polls the ring buffer every `poll_ms` (the writer takes no lock, so
 it cannot signal); that adds at most poll_ms, 0.5 ms by default, to the latency.
@@ -21,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .analysis import Analysis, analyse, stall_message
 from .config import RealtimeConfig
-from .onset import OnsetDetector
 from .ringbuffer import RingBuffer
 from .sinks import AudioSink
-from .slicer import Hit, Slicer
-from .worker import Classify, HitQueue, Worker
+from .slicer import Hit
+from .worker import HitQueue, Worker
 
 
 @dataclass
@@ -78,20 +79,23 @@ class Engine:
         sr, ch = source.sample_rate_hz, source.channels
         self.sr = sr
         self.ring = RingBuffer(max(int(self.cfg.audio.ring_s * sr), 4 * source.blocksize), ch)
-        self.detector = OnsetDetector(sr, self.cfg.onset)
-        self.slicer = Slicer(sr, ch, self.cfg.slicer.contexts_ms, self.cfg.slicer.history_s)
+        self.analysis = Analysis(sr, ch, self.cfg.onset, self.cfg.slicer.contexts_ms,
+                                 self.cfg.slicer.history_s)
+        self.detector, self.slicer = self.analysis.detector, self.analysis.slicer
         self.queue = HitQueue(self.cfg.worker.queue_size, self.cfg.worker.drop_policy)
-        classify = classify or Classify(clf, sr, self.cfg.decision.min_confidence)
+        if classify is None:
+            from .classify import Classify  # torch: loaded when an engine is built
+            classify = Classify(clf, sr, self.cfg.decision.min_confidence)
         self.worker = Worker(self.queue, classify, self.sinks, self.cfg.velocity, sr,
                              self.cfg.worker.max_batch)
         self.poll_s = poll_ms / 1000
         self._stop = threading.Event()
-        self._analysis = threading.Thread(target=self._analyse, name="drumclassifier-analysis",
-                                          daemon=True)
+        self._analysis_thread = threading.Thread(target=self._analyse,
+                                                 name="drumclassifier-analysis", daemon=True)
         self._pos = 0
         self.analysis_done = threading.Event()
         self.analysis_error = None
-        self._started = self._stopped = False
+        self._stopped = False
         self._opened: list = []
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -101,8 +105,7 @@ class Engine:
                 s.open()
                 self._opened.append(s)
             self.worker.start()
-            self._analysis.start()
-            self._started = True
+            self._analysis_thread.start()
             self.source.start(self.ring)
         except BaseException:
             self.stop()
@@ -131,8 +134,8 @@ class Engine:
             self.source.stop()
         finally:
             self._stop.set()
-            if self._analysis.is_alive():
-                self._analysis.join()
+            if self._analysis_thread.is_alive():
+                self._analysis_thread.join()
             self.queue.close()
             if self.worker.is_alive():
                 self.worker.join()
@@ -147,46 +150,28 @@ class Engine:
 
     # ---- analysis thread ----------------------------------------------------------------
     def _analyse(self) -> None:
-        buf = np.zeros((max(8192, self.source.blocksize), self.ring.channels), np.float32)
-        # Some unplugged devices just stop calling back, without an error or a finished
-        # callback: a live source that delivers nothing for stall_s is reported and ends the run.
-        watch = getattr(self.source, "live", False)
-        last_audio = time.monotonic()
+        # a live source that delivers nothing for stall_s is reported and ends the run
+        stall_s = self.cfg.audio.stall_s if getattr(self.source, "live", False) else None
         try:
-            while True:
-                n, start, gap = self.ring.read_into(buf)
-                if gap:
-                    self._queue(self.slicer.flush())  # the pending slices end at the gap
-                    self.detector.reset(start)
-                if n == 0:
-                    done = self.source.finished.is_set() or self._stop.is_set()
-                    if done and self.ring.available == 0:
-                        break
-                    if watch and time.monotonic() - last_audio > self.cfg.audio.stall_s:
-                        self.analysis_error = (
-                            f"no audio from the input device for {self.cfg.audio.stall_s:g} s "
-                            "(disconnected?); stopping")
-                        print(f"drumclassifier: {self.analysis_error}", file=sys.stderr,
-                              flush=True)
-                        break
-                    time.sleep(self.poll_s)
-                    continue
-                block = buf[:n]
-                last_audio = time.monotonic()
-                for s in self._audio_sinks:
-                    s.audio(block, start)
-                onsets = self.detector.process_online(block)
-                self.slicer.push(block, start)
-                self.slicer.add(onsets)
-                self._queue(self.slicer.ready())
-                self._pos = start + n
-            self._queue(self.slicer.flush())
+            why = analyse(self.ring, self.source, self._push,
+                          lambda start: self._queue(self.analysis.gap(start)),
+                          stop=self._stop.is_set, stall_s=stall_s, poll_s=self.poll_s)
+            if why == "stall":
+                self.analysis_error = f"{stall_message(stall_s)}; stopping"
+                print(f"drumclassifier: {self.analysis_error}", file=sys.stderr, flush=True)
+            self._queue(self.analysis.flush())
         except Exception as e:
             self.analysis_error = f"analysis: {type(e).__name__}: {e}"
             import traceback
             traceback.print_exc()
         finally:
             self.analysis_done.set()
+
+    def _push(self, block: np.ndarray, start: int) -> None:
+        for s in self._audio_sinks:
+            s.audio(block, start)
+        self._queue(self.analysis.push(block, start)[1])
+        self._pos = start + len(block)
 
     def _queue(self, slices) -> None:
         now = time.perf_counter()

@@ -24,10 +24,8 @@ import numpy as np
 
 from drumclassifier.errors import DrumClassifierError
 
-from .report import REPORT_FILES, build_report
+from .report import build_report
 from .sinks import AudioSink, EventsCsvSink, open_exclusive
-
-SESSION_FILES = ("events.csv", "audio.flac", "session.json") + REPORT_FILES
 
 
 def check_session_dir(path: str | Path, force: bool = False) -> Path:

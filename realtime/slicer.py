@@ -18,7 +18,7 @@ context_ms, and each hit is final at once: the single fixed-context behaviour.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,7 +55,6 @@ class Hit:
     t_onset_wall: float | None = None   # perf_counter time the onset sample was at the input
     t_ready: float = 0.0       # perf_counter time the hit was handed to the worker queue
     partial: bool = False      # cut short by the end of the stream
-    meta: dict = field(default_factory=dict)
     final: bool = True         # the last rung: decide now, confident or not
     track: Track | None = None  # anytime: the onset's shared state (None: a lone hit)
 

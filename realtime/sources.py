@@ -39,47 +39,68 @@ def import_sounddevice():
     return sd
 
 
-NO_DEVICE_HELP = ("no audio {kind} device found (PortAudio sees {n} device(s)). Connect a sound "
-                  "card or start a JACK/PulseAudio/PipeWire server; to capture what the computer "
-                  "plays, pick its monitor/loopback device (see --list-devices); or analyse a "
-                  "file with `drumclassifier stream FILE`")
+# what to check when PortAudio finds no device (or no device of the kind needed)
+SOUND_SYSTEM_HELP = ("connect a sound card (on Linux: check that ALSA lists it, `arecord -l` / "
+                     "`aplay -l`, or that a JACK, PulseAudio or PipeWire server is running)")
+# what else works, per kind of device, unless the caller knows better (resolve_device's hint)
+NO_DEVICE_HINT = {
+    "input": ("to capture what the computer plays, pick its monitor/loopback device "
+              "(`drumclassifier listen --list-devices`); without a sound card, "
+              "`drumclassifier stream FILE` analyses a recording"),
+    "output": "or drop --play: the file is analysed without playing it",
+}
+
+
+def no_device_message(kind: str, n_devices: int, hint: str | None = None) -> str:
+    """No audio device of `kind` ("input"/"output"): what to check, and what else works."""
+    return (f"no audio {kind} device found (PortAudio sees {n_devices} device(s)): "
+            f"{SOUND_SYSTEM_HELP}; {hint or NO_DEVICE_HINT[kind]}")
 
 
 def list_devices() -> str:
-    """A table of the devices PortAudio sees, input-capable ones marked."""
+    """A table of the devices PortAudio sees, input-capable ones marked; when none can
+    record, one message saying so and what to check."""
     sd = import_sounddevice()
     devs = sd.query_devices()
     apis = sd.query_hostapis()
-    if len(devs) == 0:
-        return "no audio devices found. " + NO_DEVICE_HELP.format(kind="input", n=0)
-    lines = [" idx  in out  rate   host API    name"]
+    lines = []
+    if len(devs):
+        lines.append(" idx  in out  rate   host API    name")
     for i, d in enumerate(devs):
         mark = "*" if d["max_input_channels"] > 0 else " "
         lines.append(f"{mark}{i:3d} {d['max_input_channels']:3d} {d['max_output_channels']:3d} "
                      f"{d['default_samplerate']:6.0f}  {apis[d['hostapi']]['name'][:10]:<10s}  "
                      f"{d['name']}")
-    lines.append("* = can be used with listen --device (index or part of the name)")
+    if any(d["max_input_channels"] > 0 for d in devs):
+        lines.append("* = can be used with listen --device (index or part of the name)")
+    else:
+        lines.append(f"no audio input devices found (PortAudio sees {len(devs)} device(s)): "
+                     f"{SOUND_SYSTEM_HELP}. Without a sound card, `drumclassifier stream "
+                     "FILE` analyses a recording.")
     return "\n".join(lines)
 
 
-def resolve_device(spec, kind: str = "input") -> int | None:
-    """A device index from an index, a name substring, or None (the default device)."""
+def resolve_device(spec, kind: str = "input", hint: str | None = None) -> int | None:
+    """A device index from an index, a name substring, or None (the default device).
+
+    hint: what else works when there is no device of this kind (default: NO_DEVICE_HINT's).
+    """
     sd = import_sounddevice()
     devs = sd.query_devices()
     key = "max_input_channels" if kind == "input" else "max_output_channels"
     usable = [i for i, d in enumerate(devs) if d[key] > 0]
+    if not usable:
+        raise DrumClassifierError(no_device_message(kind, len(devs), hint))
     if spec is None or spec == "":
         default = sd.default.device[0 if kind == "input" else 1]
         if default is None or default < 0:
-            if usable:
-                return usable[0]
-            raise DrumClassifierError(NO_DEVICE_HELP.format(kind=kind, n=len(devs)))
+            return usable[0]
         return int(default)
+    listing = "see `drumclassifier listen --list-devices`"
     if isinstance(spec, int) or str(spec).isdigit():
         i = int(spec)
         if i not in usable:
-            raise DrumClassifierError(f"device {i} is not an audio {kind} device; "
-                                      "see --list-devices")
+            raise DrumClassifierError(f"audio device {i} is not an {kind} device; {listing}")
         return i
     matches = [i for i in usable if str(spec).lower() in devs[i]["name"].lower()]
     exact = [i for i in matches if devs[i]["name"] == spec]
@@ -88,8 +109,7 @@ def resolve_device(spec, kind: str = "input") -> int | None:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise DrumClassifierError(f"no audio {kind} device matches {spec!r}; see --list-devices"
-                                  if devs else NO_DEVICE_HELP.format(kind=kind, n=0))
+        raise DrumClassifierError(f"no audio {kind} device matches {spec!r}; {listing}")
     raise DrumClassifierError(f"audio device name {spec!r} is ambiguous: "
                               + ", ".join(f"{i}: {devs[i]['name']}" for i in matches))
 

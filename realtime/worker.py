@@ -29,10 +29,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from drumclassifier.anytime import class_confidence
-from drumclassifier.config import defaults_with
-
-from .config import DecisionConfig, VelocityConfig
+from .config import VelocityConfig
 from .slicer import Hit
 
 
@@ -112,38 +109,6 @@ class HitQueue:
 
     def __len__(self) -> int:
         return len(self._q)
-
-
-class Classify:
-    """Hits -> per-hit probabilities with a DrumClassifier (resampling/channel policy applied).
-
-    Per hit: every class at or above its threshold; if none is, the top class. A hit
-    before its last rung (anytime) whose decision is less sure than min_confidence
-    (drumclassifier.anytime.class_confidence) gets None: wait for more context.
-    """
-
-    def __init__(self, clf, stream_rate_hz: int, min_confidence: float | None = None):
-        self.clf, self.sr = clf, stream_rate_hz
-        self.min_confidence = defaults_with(DecisionConfig, min_confidence=min_confidence).min_confidence
-
-    def __call__(self, hits: list[Hit]):
-        import torch
-
-        waves, keep = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
-        if not waves:
-            return [], []
-        probs = self.clf.predict(waves)            # [B, n_labels] on the CPU
-        th = self.clf.thresholds
-        sure = (class_confidence(probs, th) >= self.min_confidence).tolist()   # [B]
-        out = []
-        for h, p, ok in zip(keep, probs, sure):
-            if not (ok or h.final):
-                out.append(None)
-                continue
-            idx = [int(i) for i in torch.nonzero(p >= th).flatten()] or [int(p.argmax())]
-            idx.sort(key=lambda i: -float(p[i]))
-            out.append([(self.clf.labels[i], float(p[i])) for i in idx])
-        return keep, out
 
 
 class Worker(threading.Thread):

@@ -21,10 +21,9 @@ import pytest
 import soundfile as sf
 
 from bench.drummer import TAKE_S, alsa_file_env, run_session, take_file
-from drumclassifier.calibrate_live import GuidedSession, Prompter, Take
 from drumclassifier.cli import main
 from drumclassifier.kit import KitProfile
-from drumclassifier.takes import TakeHit, hits_in
+from realtime.calibrate import GuidedSession, Prompter, Take, TakeHit, hits_in
 
 from .test_kit import SR, recording
 
@@ -140,11 +139,11 @@ def test_session_retake_and_added_piece_after_the_fit():
         fits.append([(k.name, k.note, len(k.hits), float(k.hits[0].max())) for k in kept])
         return "profile"
 
-    from drumclassifier.calibrate_cli import _added_piece
+    from drumclassifier.calibrate import parse_added_piece
     p = Prompter.scripted(["", "", "", "", "r 1", "", "+ toms--rack tom 1=48", "", ""],
                           echo=False)
     s = GuidedSession([("kick", "kick", 36), ("snare", "snare", 38)], 6, FakeTakes(), fit,
-                      lambda spec: _added_piece(spec, ["kick", "snare", "hihat", "toms",
+                      lambda spec: parse_added_piece(spec, ["kick", "snare", "hihat", "toms",
                                                        "cymbals"]), p, SR, 20.0)
     res = s.run()
     assert res is not None and res.profile == "profile" and res.takes == 4

@@ -29,9 +29,9 @@ import soundfile as sf
 from bench.sounds import faded, snare_like
 from drumclassifier.cli import main
 from realtime import Engine, EventsCsvSink, FileSource, MidiPortSink, RealtimeConfig
+from realtime.classify import Classify
 from realtime.config import load_realtime_config
 from realtime.sinks import ConsoleSink
-from realtime.worker import Classify
 
 from .conftest import SR
 from .realtime_helpers import Collect, write_bursts

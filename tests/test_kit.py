@@ -22,6 +22,7 @@ from drumclassifier.kit import (
     file_sha256,
     fit_head,
     fit_head_cv,
+    fit_profile,
     fit_temperature,
     guess_note,
     parse_piece,
@@ -177,11 +178,10 @@ def test_fit_head_separates_clusters():
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.randn(20, 8, generator=g) + 3 * i for i in range(3)])
     y = torch.arange(3).repeat_interleave(20)
-    from drumclassifier.kit import head_probs
-    assert (head_probs(fit_head(x, y, 3), x).argmax(1) == y).all()
+    assert (fit_head(x, y, 3).probs(x).argmax(1) == y).all()
 
 
-def test_folder_calibration_and_notes(tmp_path):
+def test_folder_calibration_and_notes(tmp_path, capsys):
     rng = np.random.default_rng(3)
     for sub, kind in [("kick", "kick"), ("hihat--open hat", "hihat"), ("snare", "snare")]:
         (tmp_path / "kit" / sub).mkdir(parents=True)
@@ -190,10 +190,36 @@ def test_folder_calibration_and_notes(tmp_path):
     out = tmp_path / "f.kit"
     assert main(["calibrate", "--from-folder", str(tmp_path / "kit"), "--notes", "kick=35",
                  "--augment", "4", "--out", str(out), "--model-device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "fitting:" in err and "step" in err             # the fit's progress bar
     prof = KitProfile.load(out)
     assert {p.name: p.note for p in prof.pieces} == {"kick": 35, "open hat": 46, "snare": 38}
     assert main(["calibrate", "--from-folder", str(tmp_path / "kit"), "--notes", "cowbell=56",
                  "--out", str(tmp_path / "g.kit")]) == 2
+
+
+def test_fit_reports_progress_to_the_last_step(tiny):
+    rng = np.random.default_rng(0)
+    hits = [torch.from_numpy(np.stack([burst(k, rng, 0.5)] * 2)) for k in ("kick", "snare") * 3]
+    steps = []
+    fit_profile(tiny, hits, [0, 1] * 3, [Piece("kick", "kick", 36), Piece("snare", "snare", 38)],
+                augment=2, progress=lambda done, total: steps.append((done, total)))
+    total = steps[-1][1]
+    assert steps[-1] == (total, total) and [d for d, _ in steps] == list(range(1, total + 1))
+    assert all(t == total for _, t in steps)
+
+
+def test_clipped_hits_from_files_get_no_gain_advice():
+    from drumclassifier.calibrate import check_hits
+    hits = [np.full((2000, 1), v, np.float32) for v in (1.0, 0.001, 0.5)]
+    where = ["a.wav", "b.wav", "c.wav"]
+    _, live = check_hits(hits, SR, 20.0, where)
+    _, files = check_hits(hits, SR, 20.0, where, from_input=False)
+    assert "clipped hit at a.wav: lower the input gain and re-take" in live
+    assert any(w.startswith("too quiet hit (-60.0 dB) at b.wav: raise the input gain") for w in live)
+    clipped = [w for w in files if w.startswith("clipped hit at a.wav")]
+    assert len(clipped) == 1 and "the file's audio reaches full scale" in clipped[0]
+    assert not any("gain" in w or "re-take" in w or "mic" in w for w in files)
 
 
 # ---- several pieces per onset, anytime decisions with a profile ---------------------------
@@ -221,7 +247,7 @@ def tiny(tiny_checkpoint):
 
 
 def test_several_pieces_per_onset(tiny):
-    from drumclassifier.kit import KitClassify
+    from realtime.classify import KitClassify
     dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
     prof = fixed_profile(dim, [0.5, 0.4, 0.1])              # a kick + hihat hit
     hits = hits_of(2, final=True)
@@ -240,7 +266,7 @@ def test_several_pieces_per_onset(tiny):
 
 
 def test_kit_anytime_waits_until_sure_or_last(tiny):
-    from drumclassifier.kit import KitClassify
+    from realtime.classify import KitClassify
     dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
     unsure, sure = fixed_profile(dim, [0.6, 0.3, 0.1]), fixed_profile(dim, [0.9, 0.05, 0.05])
     early, last = hits_of(1, final=False), hits_of(1, final=True)
@@ -250,7 +276,8 @@ def test_kit_anytime_waits_until_sure_or_last(tiny):
 
 
 def test_kit_anytime_sure_of_class_sends_the_top_piece_of_the_sure_class(tiny):
-    from drumclassifier.kit import KitClassify, Piece
+    from drumclassifier.kit import Piece
+    from realtime.classify import KitClassify
     dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
     prof = fixed_profile(dim, [0.3, 0.36, 0.34])  # kick 0.3, hihat 0.36, floor tom 0.34
     prof.pieces[0] = Piece("rack tom", "toms", 48, gate_db=-90.0)  # toms: 0.30 + 0.34

@@ -35,7 +35,8 @@ from realtime import (
     load_realtime_config,
     velocity_from_db,
 )
-from realtime.worker import Classify, HitQueue
+from realtime.classify import Classify
+from realtime.worker import HitQueue
 
 from .conftest import SR
 from .realtime_helpers import TOLERANCE_S, Collect, match, write_bursts
@@ -427,9 +428,13 @@ def test_no_sound_card_and_no_midi_give_clear_messages(tiny_checkpoint, tmp_path
                        env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2 and "no audio input device found" in r.stderr
     assert "Traceback" not in r.stderr
+    assert "listening" not in r.stderr           # the input is checked before anything is said
+    assert "ALSA" in r.stderr and "stream FILE" in r.stderr
     r = subprocess.run(base + ["listen", "--list-devices"], env=env, capture_output=True,
                        text=True, cwd=REPO, timeout=120)
-    assert r.returncode == 0 and "no audio devices found" in r.stdout
+    # said once, useful, and not pointing to the command that is running
+    assert r.returncode == 0 and r.stdout.count("no audio input devices found") == 1
+    assert "ALSA" in r.stdout and "stream FILE" in r.stdout and "--list-devices" not in r.stdout
     wav = tmp_path / "b.wav"
     write_bursts(wav, seconds=0.5)
     r = subprocess.run(base + ["stream", str(wav), "--fast", "-w", str(tiny_checkpoint),
@@ -437,6 +442,19 @@ def test_no_sound_card_and_no_midi_give_clear_messages(tiny_checkpoint, tmp_path
                        cwd=REPO, timeout=120)
     assert r.returncode == 2 and "no MIDI system is available" in r.stderr
     assert "jackd" in r.stderr and "Traceback" not in r.stderr
+    # --play without an output device: drop --play (not the command already running)
+    r = subprocess.run(base + ["stream", str(wav), "--play", "-w", str(tiny_checkpoint)],
+                       env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "no audio output device found" in r.stderr
+    assert "drop --play" in r.stderr and "stream FILE" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    # a guided calibration without an input device: the ways in that need none
+    r = subprocess.run(base + ["calibrate", "-d", "--out", str(tmp_path / "x.kit"), "-w",
+                               str(tiny_checkpoint)], env=env, capture_output=True, text=True,
+                       cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "no audio input device found" in r.stderr
+    assert "--from-file" in r.stderr and "--from-folder" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.kit").exists()
 
 
 def test_music_config_stops_a_sustained_bass_note_from_firing():

@@ -1,15 +1,22 @@
-"""The guided live calibration session: `drumclassifier calibrate --device D --out my.kit`.
+"""Calibration on the live path: the hits of a take, and the guided session.
 
-For each piece of the kit in turn the terminal says what to play ("hit the kick 8 times,
-softly to hard"), records a take from the input device through the live path
-(DeviceSource -> RingBuffer -> OnsetDetector + Slicer, drumclassifier/takes.py), and shows
-what it heard: the count, each hit's level, warnings for clipped, too-quiet or too few
-hits. The drummer keeps the take, re-takes it or skips the piece. A take ends when the
-hits asked for are heard, when Enter is pressed, or after --take-seconds.
+`drumclassifier calibrate --device D --out my.kit` (realtime/calibrate_cli.py): for each
+piece of the kit in turn the terminal says what to play ("hit the kick 8 times, softly to
+hard"), records a take from the input device through the live path (DeviceSource ->
+RingBuffer -> the engine's analysis loop, realtime/analysis.py) and shows what it heard:
+the count, each hit's level, warnings for clipped, too-quiet or too few hits. The drummer
+keeps the take, re-takes it or skips the piece. A take ends when the hits asked for are
+heard, when Enter is pressed, or after --take-seconds.
 
 Then the profile is fitted and its cross-validated accuracy per piece shown before
 anything is saved; the drummer can still re-take a piece or add one (CLASS--name[=note],
 the --pieces/--notes syntax) and refit.
+
+`calibrate --from-file` hears a recording's hits with the same code (hits_in, the
+HitCollector fed block by block as a device would feed it). A calibration hit is longer
+than a live slice: up to `max_hit_s` (the model's 1 s analysis window, which fit_profile
+also fits) from its onset, cut short at the next onset so it never holds the start of
+another hit.
 
 Every prompt goes through a Prompter, so tests (and scripts) drive the session with a
 scripted answer list instead of a human.
@@ -18,13 +25,92 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import DrumClassifierError
-from .takes import HitCollector, TakeHit, check_hits
+from drumclassifier.calibrate import check_hits
+from drumclassifier.errors import DrumClassifierError
+
+from .analysis import Analysis, analyse, stall_message
+from .config import OnsetConfig
+from .onset import Onset
+from .ringbuffer import RingBuffer
+
+
+# ---- the hits of a take --------------------------------------------------------------------
+@dataclass
+class TakeHit:
+    onset_sample: int     # stream position of the onset (samples since the take started)
+    audio: np.ndarray     # [n, channels] float32 at the stream rate, from the onset
+
+
+class HitCollector:
+    """Blocks of one stream -> calibration hits, as the live engine finds them.
+
+    push(block, start) as audio arrives, gap(start) after lost audio, flush() at the end;
+    `hits` holds the finished hits in order, `onsets` every onset detected.
+    """
+
+    def __init__(self, sample_rate_hz: int, channels: int, onset_cfg: OnsetConfig | None = None,
+                 max_hit_s: float = 1.0):
+        self.sr = sample_rate_hz
+        # the live analysis with one context, the whole hit; 2 s more history than that
+        # covers the delay between an onset and the moment its slice is complete
+        self.analysis = Analysis(sample_rate_hz, channels, onset_cfg, max_hit_s * 1000,
+                                 max_hit_s + 2.0)
+        # a later onset is known at most one frame + one hop after its attack: a finished
+        # slice waits that long for it before it is final
+        det = self.analysis.detector
+        self._settle = det.latency_samples + det.hop
+        self.onsets: list[Onset] = []
+        self.hits: list[TakeHit] = []
+        self._waiting: deque = deque()     # Slices cut, the next onset still unknown
+
+    @property
+    def end(self) -> int:
+        """Stream position after the last sample pushed."""
+        return self.analysis.end
+
+    def push(self, block: np.ndarray, start: int) -> None:
+        """[n, channels] float32 audio starting at stream position `start`."""
+        onsets, slices = self.analysis.push(block, start)
+        self.onsets += onsets
+        self._waiting.extend(slices)
+        self._finish(final=False)
+
+    def gap(self, start: int) -> None:
+        """Audio was lost before `start`: the hits pending end at the gap."""
+        self._waiting.extend(self.analysis.gap(start))
+        self._finish(final=True)
+
+    def flush(self) -> None:
+        """End of the take: pending hits keep the audio there is."""
+        self._waiting.extend(self.analysis.flush())
+        self._finish(final=True)
+
+    def _finish(self, final: bool) -> None:
+        while self._waiting:
+            onset, audio = self._waiting[0].track.onset, self._waiting[0].audio
+            later = [o.sample for o in self.onsets if o.sample > onset.sample]
+            if not later and not final and self.end < onset.sample + len(audio) + self._settle:
+                break
+            self._waiting.popleft()
+            if later:
+                audio = audio[:max(1, later[0] - onset.sample)]
+            self.hits.append(TakeHit(onset.sample, np.array(audio, np.float32)))
+
+
+def hits_in(data: np.ndarray, sample_rate_hz: int, onset_cfg: OnsetConfig | None = None,
+            max_hit_s: float = 1.0, block: int = 4096) -> list[TakeHit]:
+    """A whole [n, channels] recording -> its hits, fed block by block as a device would."""
+    c = HitCollector(sample_rate_hz, data.shape[1], onset_cfg, max_hit_s)
+    for s in range(0, len(data), block):
+        c.push(np.ascontiguousarray(data[s:s + block], np.float32), s)
+    c.flush()
+    return c.hits
 
 
 # ---- terminal I/O -------------------------------------------------------------------------
@@ -108,42 +194,30 @@ def record_take(open_source: Callable[[float], object], ring_channels: int,
 
     open_source(max_s) returns an unstarted Source (a DeviceSource live) that stops by
     itself after max_s of audio; the ring buffer holds the whole take, so an input that
-    delivers faster than real time (a file plugin) loses nothing.
+    delivers faster than real time (a file plugin) loses nothing. The audio is read by
+    the engine's analysis loop (realtime/analysis.py).
     """
-    from realtime.ringbuffer import RingBuffer
     src = open_source(max_s)
     ring = RingBuffer(int((max_s + 1.0) * sample_rate_hz), ring_channels)
     coll = HitCollector(sample_rate_hz, ring_channels, onset_cfg)
-    buf = np.zeros((8192, ring_channels), np.float32)
-    ended_by, last_audio = "time", time.monotonic()
+
+    def until() -> str | None:
+        if len(coll.hits) >= n_hits:
+            return "hits"
+        if src.error:
+            raise DrumClassifierError(f"audio input: {src.error}")
+        return "enter" if enter_pressed() else None
     src.start(ring)
     try:
-        while True:
-            n, start, gap = ring.read_into(buf)
-            if gap:
-                coll.gap(start)
-            if n:
-                coll.push(buf[:n], start)
-                last_audio = time.monotonic()
-            if len(coll.hits) >= n_hits:
-                ended_by = "hits"
-                break
-            if src.error:
-                raise DrumClassifierError(f"audio input: {src.error}")
-            if enter_pressed():
-                ended_by = "enter"
-                break
-            if n == 0:
-                if src.finished.is_set() and ring.available == 0:
-                    break
-                if time.monotonic() - last_audio > stall_s:
-                    raise DrumClassifierError(f"no audio from the input device for {stall_s:g} s "
-                                              "(disconnected?)")
-                time.sleep(poll_s)
+        why = analyse(ring, src, coll.push, coll.gap, until=until, stall_s=stall_s,
+                      poll_s=poll_s)
     finally:
         src.stop()
+    if why == "stall":
+        raise DrumClassifierError(stall_message(stall_s))
     coll.flush()
-    return Take(coll.hits, coll.end / sample_rate_hz, ended_by, ring.overflow_frames)
+    return Take(coll.hits, coll.end / sample_rate_hz, "time" if why == "end" else why,
+                ring.overflow_frames)
 
 
 # ---- the session ---------------------------------------------------------------------------

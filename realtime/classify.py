@@ -1,0 +1,138 @@
+"""Per-hit classification on the live path: the worker's `classify` function.
+
+A classify function takes a batch of live Hits and returns (the hits it kept, per kept
+hit: None = not sure yet, wait for the hit's next rung; else [(label, probability)] or
+[(label, probability, extras)] to send). Two of them, side by side:
+
+  Classify     the generic model: every class at or above its threshold;
+  KitClassify  a kit profile from `drumclassifier calibrate` (drumclassifier/kit.py):
+               the profile's head over the kit's pieces, with their notes and velocities.
+
+kit_classify() builds the one a command asks for (--kit). Both decide as the benchmark
+measures (drumclassifier/anytime.py). torch is imported here: the engine imports this
+module only when it builds its default Classify, so `import realtime` stays light.
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from drumclassifier.anytime import class_confidence, class_sure, pick_pieces, piece_confidence
+from drumclassifier.config import defaults_with
+from drumclassifier.kit import KitProfile, file_sha256
+
+from .config import DecisionConfig
+from .slicer import Hit
+
+
+class Classify:
+    """Hits -> per-hit probabilities with a DrumClassifier (resampling/channel policy applied).
+
+    Per hit: every class at or above its threshold; if none is, the top class. A hit
+    before its last rung (anytime) whose decision is less sure than min_confidence
+    (drumclassifier.anytime.class_confidence) gets None: wait for more context.
+    """
+
+    def __init__(self, clf, stream_rate_hz: int, min_confidence: float | None = None):
+        self.clf, self.sr = clf, stream_rate_hz
+        self.min_confidence = defaults_with(DecisionConfig, min_confidence=min_confidence).min_confidence
+
+    def __call__(self, hits: list[Hit]):
+        waves, keep = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
+        if not waves:
+            return [], []
+        probs = self.clf.predict(waves)            # [B, n_labels] on the CPU
+        th = self.clf.thresholds
+        sure = (class_confidence(probs, th) >= self.min_confidence).tolist()   # [B]
+        out = []
+        for h, p, ok in zip(keep, probs, sure):
+            if not (ok or h.final):
+                out.append(None)
+                continue
+            idx = [int(i) for i in torch.nonzero(p >= th).flatten()] or [int(p.argmax())]
+            idx.sort(key=lambda i: -float(p[i]))
+            out.append([(self.clf.labels[i], float(p[i])) for i in idx])
+        return keep, out
+
+
+class KitClassify:
+    """Hits -> per hit [(label, probability, extras)] with a kit profile's head.
+
+    The drop-in for Classify: the embedding of each hit goes through the
+    profile's head. Sent (drumclassifier.anytime.pick_pieces): the top piece if its
+    probability reaches the piece's min_confidence, and, up to max_pieces in all, any
+    other piece with probability >= max(extra_piece_min, its min_confidence); none if
+    the hit's peak level is under the top piece's gate_db. Before its last rung
+    (anytime), a hit whose top piece is less sure than min_confidence gets None: wait
+    for more context. With sure_of="class" the test is on the top class instead (the
+    summed probability of its pieces), and the piece sent first is that class's most
+    probable one (anytime.class_sure): earlier decisions, more wrong pieces of the right
+    class (a ride sent as the crash). extras = {"piece": name, "note": MIDI note,
+    "velocity": 1-127 from the piece's calibrated levels}.
+
+    max_pieces defaults to 1: the head is a softmax over single pieces fitted on single
+    hits, and on kick + hihat mixes of held-out kits the runner-up almost never got the
+    mass to be sent (none of 100 test-split mixes, 1 of 32 validation mixes), while
+    1-2% (test) to 7-16% (validation) of single hits got a false second note
+    (bench/calibration.py, "several pieces per onset"); raise it to try. Finding pairs
+    needs a head fitted on mixes (one sigmoid per piece), not done yet.
+    """
+
+    def __init__(self, clf, profile: KitProfile, stream_rate_hz: int,
+                 min_confidence: float | None = None, max_pieces: int | None = None,
+                 extra_piece_min: float | None = None, sure_of: str | None = None):
+        # None: the real-time config's default
+        d = defaults_with(DecisionConfig, min_confidence=min_confidence, max_pieces=max_pieces,
+                          extra_piece_min=extra_piece_min, sure_of=sure_of)
+        if d.sure_of not in ("piece", "class"):
+            raise ValueError(f"sure_of must be piece or class, got {d.sure_of!r}")
+        self.clf, self.profile, self.sr = clf, profile, stream_rate_hz
+        self.min_confidence, self.max_pieces = d.min_confidence, d.max_pieces
+        self.extra_piece_min, self.sure_of = d.extra_piece_min, d.sure_of
+        self.piece_classes = [profile.labels.index(pc.label) for pc in profile.pieces]
+
+    def __call__(self, hits):
+        waves, keep = self.clf.prepare_hits(hits, self.sr)     # [2, n] each, n = its context
+        if not waves:
+            return [], []
+        emb = self.clf.embed(waves, spectrum=self.profile.spectrum)  # [B, D]
+        probs = self.profile.probs(emb)                                # [B, P]
+        if self.sure_of == "class":
+            conf, first = class_sure(probs, self.piece_classes, len(self.profile.labels))
+        else:
+            conf, first = piece_confidence(probs), probs.argmax(-1)   # [B] each
+        sure = (conf >= self.min_confidence).tolist()
+        floors = [pc.min_confidence for pc in self.profile.pieces]
+        out = []
+        for h, p, ok, top in zip(keep, probs, sure, first.tolist()):
+            if not (ok or h.final):
+                out.append(None)
+                continue
+            picked = pick_pieces(p, floors, self.extra_piece_min, self.max_pieces, top)
+            if not picked or h.peak_db < self.profile.pieces[picked[0]].gate_db:
+                out.append([])
+                continue
+            out.append([(pc.label, float(p[i]), {"piece": pc.name, "note": int(pc.note),
+                                                  "velocity": pc.velocity(h.peak_db)})
+                        for i, pc in ((i, self.profile.pieces[i]) for i in picked)])
+        return keep, out
+
+
+def kit_classify(clf, kit_path, cfg, stream_rate_hz: int, quiet: bool = False) -> KitClassify:
+    """`--kit FILE`: the profile loaded for these weights (a profile fitted on other weights
+    is refused), a warning when the live contexts lie outside those it was fitted on, and
+    its KitClassify with the real-time config's decision rules."""
+    prof = KitProfile.load(kit_path, file_sha256(clf.weights_path), clf.labels)
+    ctx = prof.fit.get("contexts_ms") or []
+    live = cfg.slicer.contexts_ms
+    if ctx and not min(ctx) <= min(live) <= max(live) <= max(ctx):
+        span = f"{min(live):g}-{max(live):g}" if len(live) > 1 else f"{live[0]:g}"
+        print(f"warning: context {span} ms is outside the contexts the kit profile was "
+              f"fitted on ({min(ctx):g}-{max(ctx):g} ms)", file=sys.stderr)
+    if not quiet:
+        print(f"kit: {kit_path}: " + ", ".join(f"{p.name} ({p.note})" for p in prof.pieces),
+              file=sys.stderr, flush=True)
+    d = cfg.decision
+    return KitClassify(clf, prof, stream_rate_hz, d.min_confidence, d.max_pieces,
+                       d.extra_piece_min, d.sure_of)
