@@ -3,7 +3,7 @@
 
 PATH is an audio file or a folder (walked recursively); one line per file:
     path <TAB> label <TAB> confidence <TAB> every class's probability
-It is `drumclassifier classify -r PATH [-w WEIGHTS] [-c CFG]` under the seed's flags;
+It is `drumclassifier classify -r PATH [-w WEIGHTS] [-c CFG]` under the original interface's flags;
 without -w, the weights shipped with the package.
 """
 import argparse

@@ -1,4 +1,4 @@
-"""The drummer's time budget of the guided calibration (issue 9 target: calibration plus
+"""The drummer's time budget of the guided calibration (target: calibration plus
 fitting under two minutes for a 5-piece kit at 8 hits each, a profile loading in under a
 second).
 

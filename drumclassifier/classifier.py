@@ -58,7 +58,7 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
 class Result:
     """One classified item.
 
-    label/confidence: the most likely class and its probability (the seed's one-shot answer).
+    label/confidence: the most likely class and its probability (the one-shot answer).
     probs: every class's presence probability (sigmoid outputs; they need not sum to 1).
     present: the classes at or above their thresholds (several for kick + hihat).
     """

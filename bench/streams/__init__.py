@@ -1,4 +1,4 @@
-"""Drum streams with exact ground truth, for measuring the live path (issue 5).
+"""Drum streams with exact ground truth, for measuring the live path.
 
 Programmed grooves (patterns.py) mixed sample-accurately from the corpus's held-out kits
 (split == test), under listening conditions (render.py); generate.py writes FLAC + truth

@@ -1,4 +1,5 @@
-"""Where one-shots come from: the Debian packages of CORPUS.md and the user's folders.
+"""Where one-shots come from: the open packages and repositories listed in
+docs/model-card.md, and the user's folders.
 
 Each source yields `Item`s: one one-shot to write, with its label, kit and either
 an input file or a soundfont render request. Nothing here touches audio samples;

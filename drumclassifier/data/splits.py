@@ -1,6 +1,6 @@
 """Kit groups and splits: by group, never by file.
 
-A group is a set of kits that share recordings (CORPUS.md "Splits"). Kits that
+A group is a set of kits that share recordings (velocity layers or copies of one recording). Kits that
 no configured group names are their own group, named "<source>/<kit>". Whole
 groups go to `test` (held out: never used for training or model selection),
 `val` or `train`.
