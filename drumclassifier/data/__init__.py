@@ -9,4 +9,4 @@ Entry point: `drumclassifier corpus build` (see `build.py`). Modules:
 - `manifest`: the manifest CSV (atomic write).
 """
 
-CLASSES = ("kick", "snare", "hihat", "toms", "cymbals")
+from ..classes import CLASSES  # noqa: F401 (the class list, re-exported for the corpus modules)

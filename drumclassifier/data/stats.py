@@ -7,7 +7,7 @@ from __future__ import annotations
 from . import CLASSES
 from .splits import first_match
 
-ABBREV = {"kick": "K", "snare": "S", "hihat": "H", "toms": "T", "cymbals": "C"}
+ABBREV = {c: c[0].upper() for c in CLASSES}   # K S H T C: column heads
 
 
 def licence_of(source: str, kit: str, cfg: dict) -> str:
