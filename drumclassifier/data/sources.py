@@ -66,6 +66,38 @@ def slug(s: str) -> str:
 
 
 # ---------------------------------------------------------------- packages
+def _download(folder: Path, pattern: str, cmd: list[str], what: str, log) -> Path | None:
+    """The newest file matching `pattern` in folder, running `cmd` there first if none is
+    (idempotent); None after logging one line on failure."""
+    folder.mkdir(parents=True, exist_ok=True)
+    found = sorted(folder.glob(pattern))
+    if not found:
+        r = subprocess.run(cmd, cwd=folder, check=False, capture_output=True, text=True)
+        found = sorted(folder.glob(pattern))
+        if r.returncode != 0 or not found:
+            log(f"corpus: failed to fetch {what}: {(r.stderr.strip().splitlines() or ['nothing written'])[-1]}")
+            return None
+    return found[-1]
+
+
+def _unpack(archive: Path, root: Path, unpack, log) -> Path | None:
+    """unpack(archive, tmp) into a temporary folder beside root, then renamed to root and
+    marked `.extracted` (an interrupted unpacking never looks done); None after one line."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        unpack(archive, tmp)
+    except Exception as e:  # noqa: BLE001 - dpkg and tarfile fail in many ways; one line
+        log(f"corpus: failed to unpack {archive.name}: {e}")
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder only
+        return None
+    if root.exists():  # a previous interrupted extraction of ours
+        shutil.rmtree(root)
+    tmp.rename(root)
+    (root / ".extracted").write_text(archive.name + "\n")
+    return root
+
+
 def fetch_package(pkg: str, out: Path, log=print) -> Path | None:
     """`apt-get download PKG` into out/debs and `dpkg -x` it into out/pkgs/PKG.
 
@@ -73,32 +105,16 @@ def fetch_package(pkg: str, out: Path, log=print) -> Path | None:
     (marked by `.extracted`) is not extracted again. Returns the extraction
     root, or None after logging one line on failure.
     """
-    debs = out / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
     root = out / "pkgs" / pkg
     if (root / ".extracted").exists():
         return root
-    found = sorted(debs.glob(f"{pkg}_*.deb"))
-    if not found:
-        r = subprocess.run(["apt-get", "download", pkg], cwd=debs, check=False, capture_output=True, text=True)
-        found = sorted(debs.glob(f"{pkg}_*.deb"))
-        if r.returncode != 0 or not found:
-            msg = (r.stderr.strip().splitlines() or ["no .deb written"])[-1]
-            log(f"corpus: failed to download {pkg}: {msg}")
-            return None
-    (out / "pkgs").mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{pkg}.", dir=out / "pkgs"))
-    r = subprocess.run(["dpkg", "-x", str(found[-1]), str(tmp)], check=False,
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        log(f"corpus: failed to extract {found[-1].name}: {r.stderr.strip()[-200:]}")
-        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder only
-        return None
-    if root.exists():  # a previous interrupted extraction of ours
-        shutil.rmtree(root)
-    tmp.rename(root)
-    (root / ".extracted").write_text(found[-1].name + "\n")
-    return root
+    deb = _download(out / "debs", f"{pkg}_*.deb", ["apt-get", "download", pkg], pkg, log)
+
+    def dpkg_x(archive: Path, dest: Path) -> None:
+        r = subprocess.run(["dpkg", "-x", str(archive), str(dest)], check=False, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr.strip()[-200:])
+    return None if deb is None else _unpack(deb, root, dpkg_x, log)
 
 
 # ---------------------------------------------------------------- Hydrogen
@@ -276,37 +292,16 @@ def fetch_npm_package(spec: str, out: Path, log=print) -> Path | None:
     root = out / "pkgs" / name
     if (root / ".extracted").exists():
         return root / "package"
-    tgz_dir = out / "npm"
-    tgz_dir.mkdir(parents=True, exist_ok=True)
-    found = sorted(tgz_dir.glob(f"{name}-*.tgz"))
-    if not found:
-        if shutil.which("npm") is None:
-            log(f"corpus: cannot fetch {spec}: npm is not installed")
-            return None
-        r = subprocess.run(["npm", "pack", spec], cwd=tgz_dir, check=False, capture_output=True, text=True)
-        found = sorted(tgz_dir.glob(f"{name}-*.tgz"))
-        if r.returncode != 0 or not found:
-            msg = (r.stderr.strip().splitlines() or ["no tarball written"])[-1]
-            log(f"corpus: failed to fetch {spec}: {msg}")
-            return None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=_mkdir(out / "pkgs")))
-    try:
-        with tarfile.open(found[-1]) as tf:
-            tf.extractall(tmp, filter="data")  # "data": no absolute paths, links out, devices
-    except (tarfile.TarError, OSError) as e:
-        log(f"corpus: failed to unpack {found[-1].name}: {e}")
-        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder only
+    if shutil.which("npm") is None:
+        log(f"corpus: cannot fetch {spec}: npm is not installed")
         return None
-    if root.exists():  # a previous interrupted extraction of ours
-        shutil.rmtree(root)
-    tmp.rename(root)
-    (root / ".extracted").write_text(found[-1].name + "\n")
-    return root / "package"
+    tgz = _download(out / "npm", f"{name}-*.tgz", ["npm", "pack", spec], spec, log)
 
-
-def _mkdir(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    def untar(archive: Path, dest: Path) -> None:
+        with tarfile.open(archive) as tf:
+            tf.extractall(dest, filter="data")  # "data": no absolute paths, links out, devices
+    root = None if tgz is None else _unpack(tgz, root, untar, log)
+    return None if root is None else root / "package"
 
 
 def file_sha256(path: Path) -> str:
