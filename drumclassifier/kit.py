@@ -33,7 +33,7 @@ profile with one head per context, an option measured and removed, is refused):
 
 Fitting augments every calibration hit `augment` times (gain, -0.5..+1.5 ms onset
 jitter, low noise, truncation to one of the live contexts): without it, the onset
-jitter of a live detector breaks short contexts (measured on a first baseline: without augmenting the calibration hits, onset jitter broke it).
+jitter of a live detector breaks short contexts (measured on a first baseline).
 """
 from __future__ import annotations
 

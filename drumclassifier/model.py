@@ -81,7 +81,8 @@ class Ensemble(nn.Module):
     """Several CRNNs of one config; the answer is the mean of their probabilities.
 
     Seeds of one configuration disagree on the hard boundaries (toms/kick, hihat/cymbals:
-    a first baseline showed run-to-run swings of 3-5 points); averaging their sigmoid outputs is steadier than any one of them.
+    a first baseline showed run-to-run swings of 3-5 points); averaging their sigmoid
+    outputs is steadier than any one of them.
     forward returns logit(mean probability), so callers apply sigmoid as for one CRNN.
     """
 
