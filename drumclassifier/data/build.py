@@ -180,8 +180,9 @@ def collect_items(out: Path, sources: list[str], cfg: dict, pkgs_dir: Path | Non
                         items += S.named_file_items(d, src, "chuck_book")
             elif kind == "drumline":  # FluidR3Mono's marching presets; its kits are Fluid's
                 fonts = sorted(roots[0].rglob("FluidR3Mono_GM.sf3"))
+                font = FontRenderer(fonts[0]) if fonts else None   # loaded once: names only
                 for preset, keys in (cfg["drumline"]["presets"] if fonts else {}).items():
-                    name = FontRenderer(fonts[0]).preset_name(128, int(preset)) or str(preset)
+                    name = font.preset_name(128, int(preset)) or str(preset)
                     items += S.font_items(fonts[0], src, "FluidR3Mono", cfg["gm_velocities"],
                                           keymap={int(k): lab for k, lab in keys.items()},
                                           presets=[(int(preset), name)])
