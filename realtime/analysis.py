@@ -31,8 +31,8 @@ class Analysis:
     """
 
     def __init__(self, sample_rate_hz: int, channels: int, onset_cfg: OnsetConfig | None,
-                 contexts_ms: float | list[float], history_s: float):
-        self.detector = OnsetDetector(sample_rate_hz, onset_cfg)
+                 contexts_ms: float | list[float], history_s: float, start_silent: bool = True):
+        self.detector = OnsetDetector(sample_rate_hz, onset_cfg, start_silent)
         self.slicer = Slicer(sample_rate_hz, channels, contexts_ms, history_s)
         self.end = 0            # stream position after the last sample pushed
 

@@ -55,12 +55,12 @@ class HitCollector:
     """
 
     def __init__(self, sample_rate_hz: int, channels: int, onset_cfg: OnsetConfig | None = None,
-                 max_hit_s: float = 1.0):
+                 max_hit_s: float = 1.0, start_silent: bool = True):
         self.sr = sample_rate_hz
         # the live analysis with one context, the whole hit; 2 s more history than that
         # covers the delay between an onset and the moment its slice is complete
         self.analysis = Analysis(sample_rate_hz, channels, onset_cfg, max_hit_s * 1000,
-                                 max_hit_s + 2.0)
+                                 max_hit_s + 2.0, start_silent)
         # a later onset is known at most one frame + one hop after its attack: a finished
         # slice waits that long for it before it is final
         det = self.analysis.detector
@@ -199,7 +199,8 @@ def record_take(open_source: Callable[[float], object], ring_channels: int,
     """
     src = open_source(max_s)
     ring = RingBuffer(int((max_s + 1.0) * sample_rate_hz), ring_channels)
-    coll = HitCollector(sample_rate_hz, ring_channels, onset_cfg)
+    coll = HitCollector(sample_rate_hz, ring_channels, onset_cfg,
+                        start_silent=getattr(src, "starts_silent", False))
 
     def until() -> str | None:
         if len(coll.hits) >= n_hits:

@@ -80,7 +80,8 @@ class Engine:
         self.sr = sr
         self.ring = RingBuffer(max(int(self.cfg.audio.ring_s * sr), 4 * source.blocksize), ch)
         self.analysis = Analysis(sr, ch, self.cfg.onset, self.cfg.slicer.contexts_ms,
-                                 self.cfg.slicer.history_s)
+                                 self.cfg.slicer.history_s,
+                                 getattr(source, "starts_silent", False))
         self.detector, self.slicer = self.analysis.detector, self.analysis.slicer
         self.queue = HitQueue(self.cfg.worker.queue_size, self.cfg.worker.drop_policy)
         if classify is None:

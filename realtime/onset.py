@@ -54,10 +54,14 @@ class OnsetDetector:
     """Causal spectral-flux onset detector for a stream at `sample_rate_hz`.
 
     Input: [n] mono or [n, channels] float32 (channels are averaged).
+    start_silent: True for a file (silence before its first sample: a hit there is an
+    onset), False for a live input opened mid-sound (see `reset`).
     """
 
-    def __init__(self, sample_rate_hz: int, cfg: OnsetConfig | None = None):
+    def __init__(self, sample_rate_hz: int, cfg: OnsetConfig | None = None,
+                 start_silent: bool = True):
         cfg = cfg or OnsetConfig()
+        self.start_silent = start_silent
         self.cfg = cfg
         self.sr = sample_rate_hz
         scale = sample_rate_hz / 44100
@@ -84,11 +88,24 @@ class OnsetDetector:
         return self.frame
 
     def reset(self, position: int = 0) -> None:
-        """Forget all history; the next sample given is stream sample `position`."""
-        self._buf = np.zeros(0, np.float32)     # samples not yet consumed by a full frame
-        self._buf_start = position              # stream position of _buf[0]
-        self._next_frame = position             # stream position where the next frame starts
-        self._prev_logs = deque(maxlen=self.low_frames)  # the last low_frames band levels
+        """Forget all history; the next sample given is stream sample `position`.
+
+        With `start_silent` (a file: nothing precedes its first sample) the stream is taken
+        to be preceded by silence: the first frame ends one hop after `position` with
+        frame - hop zeros before it, and the reference levels are those of silence, so a
+        hit at the very first sample is an onset like any other (a file that starts with a
+        crash + kick keeps them). A live input has no such start: whatever was already
+        sounding when it opened (hum, a ringing cymbal) is not an attack, so there the
+        first frames only serve as references.
+        """
+        pre = self.frame - self.hop if self.start_silent else 0
+        self._buf = np.zeros(pre, np.float32)   # samples not yet consumed by a full frame
+        self._buf_start = position - pre        # stream position of _buf[0]
+        self._next_frame = position - pre       # stream position where the next frame starts
+        self._origin = position                 # no onset is placed before the stream start
+        # the last low_frames band levels [bands]; silence is log1p(0) = 0 in every band
+        silence = [np.zeros(len(self.band_edges), np.float32)] * self.low_frames
+        self._prev_logs = deque(silence if self.start_silent else [], maxlen=self.low_frames)
         self._hist = deque(maxlen=self.avg_frames)
         self._armed = True
         self._peak = 0.0                        # flux peak since the last onset
@@ -143,7 +160,7 @@ class OnsetDetector:
                 ref = np.where(self.low, np.max(self._prev_logs, axis=0), ref)
             flux = float(np.maximum(logs - ref, 0).mean())
         else:
-            flux = 0.0          # no reference frame yet: the stream start is not an onset
+            flux = 0.0          # a live input's first frames: no reference yet
         self._prev_logs.append(logs)
         mean = sum(self._hist) / len(self._hist) if self._hist else 0.0
         self._hist.append(flux)
@@ -158,7 +175,7 @@ class OnsetDetector:
                 return None
         if flux < threshold or not rising or rms < self.min_level:
             return None
-        sample = self._refine(buf, off, end)
+        sample = max(self._refine(buf, off, end), self._origin)
         if self._last_onset is not None and sample - self._last_onset < self.min_gap:
             return None
         self._armed, self._peak, self._last_onset = False, flux, sample

@@ -126,6 +126,8 @@ class Source:
     blocksize: int
     finished: threading.Event
     error: str | None = None
+    starts_silent: bool = False   # True: nothing precedes the first sample (a file), so a
+                                  # hit there is an onset; a live input opens mid-sound
 
     def start(self, ring: RingBuffer) -> None: ...
     def stop(self) -> None: ...
@@ -221,6 +223,8 @@ class DeviceSource(Source):
 
 class FileSource(Source):
     """A file delivered block by block, paced, fast (lossless), or played while analysed."""
+
+    starts_silent = True   # a hit at the file's first sample is an onset
 
     def __init__(self, path, blocksize: int | None = None, fast: bool = False, play: bool = False,
                  output_device=None):

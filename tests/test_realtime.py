@@ -39,6 +39,8 @@ from realtime.classify import Classify
 from realtime.worker import HitQueue
 
 from .conftest import SR
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 from .realtime_helpers import TOLERANCE_S, Collect, match, write_bursts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,13 +161,30 @@ def test_onsets_offline_equal_online(seed, music):
 
 @pytest.mark.parametrize("kind", ["zeros", "noise", "dc", "sine"])
 def test_silence_and_steady_signals_give_no_onsets(kind):
+    """A live input opened on a steady signal: no onset at all (nothing was struck)."""
     n = 2 * SR
     rng = np.random.default_rng(0)
     x = {"zeros": np.zeros(n),
          "noise": 10 ** (-70 / 20) * rng.standard_normal(n),
          "dc": np.full(n, 0.25),
          "sine": 0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / SR)}[kind].astype(np.float32)
-    assert OnsetDetector(SR).process(x) == []
+    assert OnsetDetector(SR, start_silent=False).process(x) == []
+    # in a file, silence precedes the first sample: a tone that starts there is one onset
+    # (the model then says whether it is a drum), and a steady signal gives no other
+    file_onsets = OnsetDetector(SR).process(x)
+    assert [o.sample for o in file_onsets] == ([] if kind in ("zeros", "noise") else [0])
+
+
+def test_a_file_that_starts_with_a_hit_keeps_it():
+    """examples/groove.flac opens with crash + kick + hihat at sample 0: an onset at 0."""
+    import soundfile as sf
+    x, sr = sf.read(EXAMPLES / "groove.flac", dtype="float32")
+    first = OnsetDetector(sr).process(x)[0]
+    assert first.sample == 0
+    # after 1000 samples of silence it is found 1000 samples later
+    pad = np.zeros((1000,) + x.shape[1:], np.float32)   # (the example is mono)
+    assert OnsetDetector(sr).process(np.concatenate([pad, x]))[0].sample == pytest.approx(
+        1000, abs=16)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -230,6 +249,12 @@ def run_file(clf, path, sinks, cfg=None, fast=True, **kw):
     eng = Engine(clf, FileSource(path, blocksize=128, fast=fast), sinks, cfg, **kw)
     stats = eng.run()
     return eng, stats
+
+
+def test_engine_on_a_file_sends_the_hit_at_its_first_sample(clf):
+    sink = Collect()
+    run_file(clf, EXAMPLES / "groove.flac", [sink])
+    assert hit_times(sink.events)[0] == 0.0
 
 
 def test_engine_on_file_finds_hits_at_the_right_times(clf, tmp_path):
