@@ -21,6 +21,8 @@ COMMANDS = {
     "classify": ("drumclassifier.classify_cli", "label drum one-shots: files or whole folders"),
     "listen": ("realtime.cli", "live: hits from a microphone/input device to console, MIDI, files"),
     "stream": ("realtime.cli", "a file through the live engine (paced, --fast or --play)"),
+    "grooves": ("realtime.grooves",
+                "render training grooves from the corpus kits, labelled at the live onsets"),
     "train": ("drumclassifier.train", "train the classifier on the corpus manifest"),
     "calibrate": ("realtime.calibrate_cli",
                   "learn your own kit (a guided live session, a recording or folders of "

@@ -66,6 +66,10 @@ class ModelConfig:
     labels: list[str] = field(default_factory=lambda: list(CLASSES))
     thresholds: list[float] | None = None
     temperature: float | None = None   # probabilities = sigmoid(logits / T); None = 1
+    # trained on groove onsets with no drum note near them (a bass note, a ringing tail),
+    # all-zero targets: an onset with no class at its threshold is then not a drum, and
+    # the live path sends nothing for it. False (older models): the top class is sent.
+    rejects_non_drums: bool = False
 
     @property
     def window_samples(self) -> int:

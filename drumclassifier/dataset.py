@@ -224,3 +224,63 @@ def mixture_target(spec: MixSpec, labels: Sequence[str], all_labels: Sequence[st
     for i in spec.indices:
         t[all_labels.index(labels[i])] = 1.0
     return t
+
+
+class GrooveBank:
+    """Rendered grooves (`drumclassifier grooves`) and their detected onsets, in memory.
+
+    index: OUT/streams.csv; the rows of `split` are read: each stream's audio [2, n]
+    (float16, packed like ClipBank) and its onsets file (sample, labels "kick+hihat" or
+    "" for an onset with no drum note near it). `targets` [n_onsets, C] multi-hot
+    (all zero: a negative), `stream`/`sample` locate each onset.
+    """
+
+    def __init__(self, index: str | Path, split: str, labels: Sequence[str],
+                 sample_rate_hz: int, dtype: torch.dtype = torch.float16, progress: bool = True):
+        from tqdm import tqdm
+        index = Path(index)
+        if not index.is_file():
+            raise ConfigError(f"{index}: groove index not found (render it with "
+                              "`drumclassifier grooves`)")
+        with index.open(newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if r["split"] == split]
+        waves, streams, samples, targets = [], [], [], []
+        for r in tqdm(rows, desc=f"grooves {split}", unit="stream", disable=not progress,
+                      dynamic_ncols=True):
+            path = index.parent / r["audio"]
+            w = audio.load(path, sample_rate_hz, (audio.duration_s(path) or 0) + 1.0)  # [2, n]
+            ons = path.with_name(path.stem + ".onsets.csv")
+            with ons.open(newline="") as f:
+                for o in csv.DictReader(f):
+                    t = np.zeros(len(labels), np.float32)
+                    for lab in filter(None, o["labels"].split("+")):
+                        if lab in labels:
+                            t[labels.index(lab)] = 1.0
+                    streams.append(len(waves))
+                    samples.append(int(o["sample"]))
+                    targets.append(t)
+            waves.append(w.to(dtype))
+        if not targets:
+            raise ConfigError(f"{index}: no detected onsets in split {split!r}")
+        self.lengths = torch.tensor([w.shape[-1] for w in waves], dtype=torch.long)
+        self.offsets = torch.zeros(len(waves) + 1, dtype=torch.long)
+        self.offsets[1:] = torch.cumsum(self.lengths, 0)
+        self.data = torch.cat(waves, dim=1)                     # [2, total]
+        self.stream = np.array(streams)
+        self.sample = np.array(samples)
+        self.targets = np.stack(targets)                         # [n_onsets, C]
+        self.sample_rate_hz = sample_rate_hz
+
+    def __len__(self) -> int:
+        return len(self.sample)
+
+    def get(self, i: int, n: int) -> torch.Tensor:
+        """Onset i's audio as the worker gets it: float32 [2, <= n] from the onset on."""
+        s = int(self.stream[i])
+        a = int(self.offsets[s]) + int(self.sample[i])
+        b = min(a + n, int(self.offsets[s + 1]))
+        return self.data[:, a:b].float()
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.numel() * self.data.element_size()

@@ -67,6 +67,19 @@ class TrainConfig:
     p_bleed: float = 0.0                  # share of batch items that get a quiet bleed hit
     bleed_gain_db: list[float] = field(default_factory=lambda: [-30.0, -12.0])
     bleed_offset_ms: list[float] = field(default_factory=lambda: [-100.0, 100.0])
+    # grooves: streams.csv of `drumclassifier grooves` ("" = none). A share p_groove of the
+    # batch items are then detected onsets of those streams, cut as the live worker cuts
+    # them (groove_contexts_ms after the onset: the anytime ladder and the fixed context),
+    # targets = the classes of the notes at the onset, none for an onset with no drum
+    grooves: str = ""
+    p_groove: float = 0.5
+    groove_contexts_ms: list[float] = field(default_factory=lambda: [5.0, 10.0, 20.0, 40.0, 80.0])
+    p_groove_negative: float = 0.15       # share of groove items that are onsets with no drum
+    select_groove_weight: float = 0.5     # score = (1-g) * one-shot score + g * val groove F1
+    # start from a checkpoint's weights ("" = random init); from an ensemble, member
+    # init_member (-1: member seed % members, so seeds 0, 1, 2 fine-tune members 0, 1, 2)
+    init_from: str = ""
+    init_member: int = -1
     # the short context of the selection score: the live one (realtime slicer.context_ms)
     val_context_ms: float = field(default_factory=lambda: _live_context_ms())
     val_mixtures: int = 200               # seeded val mixtures (thresholds, mixture F1)
@@ -139,7 +152,8 @@ def load_train_config(path: str | Path | None, overrides: list[str] = ()):
     for k in ("batch_size", "steps_per_epoch", "epochs"):
         if getattr(t, k) < 1:
             raise ConfigError(f"train.{k} must be >= 1, got {getattr(t, k)}")
-    for k in ("p_mix", "select_short_weight", "p_bleed"):
+    for k in ("p_mix", "select_short_weight", "p_bleed", "p_groove", "p_groove_negative",
+              "select_groove_weight"):
         if not 0 <= getattr(t, k) <= 1:
             raise ConfigError(f"train.{k} must be in [0, 1], got {getattr(t, k)}")
     for k in ("bleed_gain_db", "bleed_offset_ms"):
@@ -178,9 +192,18 @@ class BatchSampler:
     none are made at p_bleed = 0, so the batches of a seeded run stay as they were.
     """
 
-    def __init__(self, bank, labels: list[str], t: TrainConfig):
+    def __init__(self, bank, labels: list[str], t: TrainConfig, grooves=None):
         from .dataset import MixtureSampler
         self.bank, self.labels, self.t = bank, labels, t
+        self.grooves = grooves       # a GrooveBank, or None
+        if grooves is not None:
+            import numpy as np
+            # onsets holding each class [C lists], and the onsets with no drum note near
+            self.groove_by_class = [np.flatnonzero(grooves.targets[:, k] > 0)
+                                    for k in range(len(labels))]
+            self.groove_negatives = np.flatnonzero(grooves.targets.sum(1) == 0)
+            self.groove_contexts = [round(ms * 1e-3 * bank.sample_rate_hz)
+                                    for ms in t.groove_contexts_ms]
         self.max_len = round(t.clip_s * bank.sample_rate_hz)
         self.by_class = [[i for i, lab in enumerate(bank.labels) if lab == c] for c in labels]
         self.classes = [k for k, idx in enumerate(self.by_class) if idx]
@@ -197,6 +220,10 @@ class BatchSampler:
         from .dataset import mix, pad_batch
         waves, target, single = [], np.zeros((self.t.batch_size, len(self.labels)), np.float32), []
         for b in range(self.t.batch_size):
+            if self.grooves is not None and rng.random() < self.t.p_groove:
+                waves.append(self.groove_item(rng, target[b]))
+                single.append(False)
+                continue
             c = self.classes[int(rng.integers(len(self.classes)))]
             i = self.by_class[c][int(rng.integers(len(self.by_class[c])))]
             if rng.random() < self.t.p_mix and self.bank.kits[i] in self.can_mix:
@@ -216,6 +243,20 @@ class BatchSampler:
                 waves[-1] = self.add_bleed(rng, waves[-1], used)
         x, lengths = pad_batch(waves, self.max_len)
         return x, lengths, torch.from_numpy(target), torch.tensor(single)
+
+    def groove_item(self, rng, target_row):
+        """A detected groove onset cut at one of the live contexts -> [2, n]; its classes
+        are written into target_row (none for a negative). Class-balanced: a class drawn
+        uniformly, then an onset holding it (with the others struck with it)."""
+        g = self.grooves
+        if len(self.groove_negatives) and rng.random() < self.t.p_groove_negative:
+            i = int(self.groove_negatives[int(rng.integers(len(self.groove_negatives)))])
+        else:
+            pools = [p for p in self.groove_by_class if len(p)]
+            pool = pools[int(rng.integers(len(pools)))]
+            i = int(pool[int(rng.integers(len(pool)))])
+        target_row[:] = g.targets[i]
+        return g.get(i, self.groove_contexts[int(rng.integers(len(self.groove_contexts)))])
 
     def add_bleed(self, rng, wave, used: list[int]):
         """wave [2, n] plus a quiet hit of the same kit not in ``used`` -> [2, n'] (n' >= n).
@@ -240,6 +281,29 @@ class BatchSampler:
 
 
 # ------------------------------------------------------------------------------- the run
+
+def init_weights(model, t: TrainConfig) -> str:
+    """Load t.init_from into `model` (a CRNN); from an ensemble checkpoint, one member.
+    Returns what was loaded, for the log."""
+    from .checkpoint import read_checkpoint
+    from .errors import ConfigError
+    ckpt = read_checkpoint(t.init_from)
+    sd = ckpt["state_dict"]
+    members = sorted({int(k.split(".")[1]) for k in sd if k.startswith("members.")})
+    what = t.init_from
+    if members:
+        m = t.init_member if t.init_member >= 0 else t.seed % len(members)
+        if m not in members:
+            raise ConfigError(f"train.init_member={m}: {t.init_from} has members {members}")
+        sd = {k[len(f"members.{m}."):]: v for k, v in sd.items() if k.startswith(f"members.{m}.")}
+        what = f"{t.init_from} member {m}"
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise ConfigError(f"train.init_from={t.init_from}: does not fit this model "
+                          f"({str(e).splitlines()[0]})") from None
+    return what
+
 
 def lr_at(step: int, total: int, t: TrainConfig) -> float:
     """Linear warm-up, then cosine from lr down to lr * final_lr_frac."""
@@ -266,8 +330,11 @@ class Validator:
     def __init__(self, bank, labels, t: TrainConfig):
         import numpy as np
 
-        from .dataset import MixtureSampler, mixture_target
+        from .dataset import GrooveBank, MixtureSampler, mixture_target
         self.bank, self.labels, self.t = bank, labels, t
+        # the validation kits' grooves: onsets at the live context (val_context_ms)
+        self.grooves = (GrooveBank(t.grooves, "val", labels, bank.sample_rate_hz,
+                                   progress=t.progress) if t.grooves else None)
         self.true = np.array([labels.index(lab) for lab in bank.labels])
         self.short = round(t.val_context_ms * 1e-3 * bank.sample_rate_hz)
         mixer = MixtureSampler(bank.labels, bank.kits, bank.sample_rate_hz, t.mix_sizes,
@@ -279,6 +346,7 @@ class Validator:
     def __call__(self, predict_fn) -> dict:
         import numpy as np
 
+        from .dataset import pad_batch
         from .evaluate import (
             choose_thresholds,
             multilabel_prf,
@@ -295,6 +363,13 @@ class Validator:
         if self.mixes:
             p_mix = predict_mixtures(predict_fn, self.bank, self.mixes, None, bs)
             targets, probs = np.concatenate([onehot, self.mix_targets]), np.concatenate([p_full, p_mix])
+        if self.grooves is not None:
+            g = self.grooves
+            waves = [g.get(i, self.short) for i in range(len(g))]
+            p_groove = np.concatenate([np.asarray(predict_fn(*pad_batch(waves[k:k + bs])))
+                                       for k in range(0, len(waves), bs)])
+            targets = np.concatenate([targets, g.targets])
+            probs = np.concatenate([probs, p_groove])
         thresholds = choose_thresholds(targets, probs)
         out = {"acc_full": full["accuracy"], "acc_short": short["accuracy"],
                "macro_f1": full["macro_f1"], "recall_full": full["recall"],
@@ -305,6 +380,12 @@ class Validator:
             out["mix_macro_f1"] = float(f.mean())
         w = self.t.select_short_weight
         out["score"] = (1 - w) * out["acc_full"] + w * out["acc_short"]
+        if self.grooves is not None:
+            _, _, f = multilabel_prf(self.grooves.targets, p_groove, thresholds)
+            out["groove_f1"] = f.tolist()
+            out["groove_macro_f1"] = float(f.mean())
+            gw = self.t.select_groove_weight
+            out["score"] = (1 - gw) * out["score"] + gw * out["groove_macro_f1"]
         return out
 
 
@@ -369,13 +450,24 @@ def run(args) -> int:
     if missing:
         raise ConfigError(f"no training hits for class(es) {missing}")
 
-    sampler = BatchSampler(train_bank, labels, t)
+    grooves = None
+    if t.grooves:
+        from .dataset import GrooveBank
+        grooves = GrooveBank(t.grooves, "train", labels, mcfg.sample_rate_hz, progress=t.progress)
+        per_class = dict(zip(labels, grooves.targets.sum(0).astype(int).tolist()))
+        say(f"grooves: {len(grooves)} detected onsets {per_class}, "
+            f"{int((grooves.targets.sum(1) == 0).sum())} with no drum; "
+            f"{grooves.nbytes / 2**20:.0f} MB")
+    mcfg.rejects_non_drums = grooves is not None    # stored with the checkpoint's config
+    sampler = BatchSampler(train_bank, labels, t, grooves)
     validator = Validator(val_bank, labels, t)
 
     # ---- model
     features = LogMel(mcfg).to(device)
     model = CRNN(mcfg).to(device)
     augmenter = Augmenter.from_config(cfg.augment, mcfg.sample_rate_hz).to(device)
+    if t.init_from and resume_state is None:
+        say(f"starting from {init_weights(model, t)}")
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     n_params = sum(p.numel() for p in model.parameters())
     start_epoch, best_score, best_epoch, n_epochs = 0, -1.0, -1, t.epochs

@@ -29,8 +29,9 @@ from .slicer import Hit
 class Classify:
     """Hits -> per-hit probabilities with a DrumClassifier (resampling/channel policy applied).
 
-    Per hit: every class at or above its threshold; if none is, the top class. A hit
-    before its last rung (anytime) whose decision is less sure than min_confidence
+    Per hit: every class at or above its threshold. If none is: nothing is sent when the
+    model was trained to reject onsets that are not drums (ModelConfig.rejects_non_drums:
+    a bass note, a ringing tail), else the top class. A hit before its last rung (anytime) whose decision is less sure than min_confidence
     (drumclassifier.anytime.class_confidence) gets None: wait for more context.
     """
 
@@ -50,7 +51,9 @@ class Classify:
             if not (ok or h.final):
                 out.append(None)
                 continue
-            idx = [int(i) for i in torch.nonzero(p >= th).flatten()] or [int(p.argmax())]
+            idx = [int(i) for i in torch.nonzero(p >= th).flatten()]
+            if not idx and not self.clf.cfg.rejects_non_drums:
+                idx = [int(p.argmax())]
             idx.sort(key=lambda i: -float(p[i]))
             out.append([(self.clf.labels[i], float(p[i])) for i in idx])
         return keep, out

@@ -92,7 +92,8 @@ class WorkerConfig:
 @dataclass
 class VelocityConfig:
     # velocity = 1 + 126 * clip((peak_db - min_db) / (max_db - min_db), 0, 1) ** gamma
-    # peak_db: the hit's peak level (dBFS) over its context window, like a drum module's scan time.
+    # peak_db: the hit's peak level (dBFS) over its context window, like a drum module's scan time,
+    # less what was already ringing before the onset (realtime.slicer.hit_peak_db).
     min_db: float = -48.0
     max_db: float = -3.0
     gamma: float = 1.0              # <1 lifts soft hits, >1 compresses them

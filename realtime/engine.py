@@ -25,6 +25,7 @@ import numpy as np
 from .analysis import Analysis, analyse, stall_message
 from .config import RealtimeConfig
 from .ringbuffer import RingBuffer
+from .slicer import hit_peak_db
 from .sinks import AudioSink
 from .slicer import Hit
 from .worker import HitQueue, Worker
@@ -185,9 +186,8 @@ class Engine:
             t_block = self.ring.arrival_time(onset.sample)
             t_onset = (None if t_block is None else
                        t_block - (self.ring.block_end(onset.sample) - onset.sample) / self.sr)
-            peak = float(np.abs(audio).max()) if len(audio) else 0.0
             hit = Hit(index=sl.track.index, onset=onset, audio=audio,
-                      peak_db=20 * np.log10(max(peak, 1e-10)), ready_sample=ready_sample,
+                      peak_db=hit_peak_db(audio, sl.before), ready_sample=ready_sample,
                       t_onset_wall=t_onset, t_ready=now, partial=sl.partial, final=sl.final,
                       track=sl.track)
             self.queue.put(hit)

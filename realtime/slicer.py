@@ -42,6 +42,23 @@ class Slice:
     audio: np.ndarray
     partial: bool
     final: bool                # no more context will come for this onset
+    before: np.ndarray | None = None   # [m, channels], m <= n: the audio just before the
+                                       # onset (what was already ringing), for hit_peak_db
+
+
+def hit_peak_db(audio: np.ndarray, before: np.ndarray | None) -> float:
+    """The hit's own peak level (dBFS), not that of the tails ringing under it.
+
+    audio [n, ch] from the onset, before [m, ch] just before it. What rang before the
+    onset rings on under the hit at about its level before it (a tail decays), so the
+    hit's own peak is estimated as sqrt(peak_after^2 - peak_before^2), floored at -20 dB
+    under peak_after. Over silence it is the slice's peak.
+    """
+    peak = float(np.abs(audio).max()) if len(audio) else 0.0
+    if before is not None and len(before):
+        tail = float(np.abs(before).max())
+        peak = max(np.sqrt(max(peak ** 2 - tail ** 2, 0.0)), 0.1 * peak)
+    return 20 * float(np.log10(max(peak, 1e-10)))
 
 
 @dataclass
@@ -50,7 +67,7 @@ class Hit:
     index: int                 # 0, 1, 2... in order of detection (shared by its rungs)
     onset: Onset
     audio: np.ndarray          # [n, channels] float32 at the stream rate, from the onset
-    peak_db: float             # peak level over the slice (dBFS): the velocity's input
+    peak_db: float             # the hit's own peak level (dBFS, hit_peak_db): the velocity's input
     ready_sample: int          # stream position at which the slice was complete (block end)
     t_onset_wall: float | None = None   # perf_counter time the onset sample was at the input
     t_ready: float = 0.0       # perf_counter time the hit was handed to the worker queue
@@ -76,6 +93,7 @@ class Slicer:
         self.size = max(int(history_s * sample_rate_hz), 4 * self.context)
         self._hist = np.zeros((self.size, channels), np.float32)
         self._end = 0                    # stream position after the newest sample held
+        self._origin = 0                 # stream position of the first sample since a gap
         self._pending: deque[Onset] = deque()   # onsets not cut yet
         self._tracks: list[Track] = []   # onsets cut at least once, not at their last rung
         self.hits = 0                    # onsets cut at least once (= hit indices given)
@@ -83,7 +101,7 @@ class Slicer:
 
     def reset(self, position: int) -> None:
         """After a gap in the stream: the next sample pushed is at `position`."""
-        self._end = position
+        self._end = self._origin = position
 
     def push(self, block: np.ndarray, start: int) -> None:
         """Append [n, channels] audio that starts at stream position `start`."""
@@ -146,7 +164,9 @@ class Slicer:
             t.rung = len(self.rungs)
             return []
         idx = np.arange(a, a + n) % self.size
-        return [Slice(t, self._hist[idx], partial, final)]
+        m = max(0, min(n, a - max(self._end - self.size, self._origin)))   # held, not before the stream
+        before = self._hist[np.arange(a - m, a) % self.size]
+        return [Slice(t, self._hist[idx], partial, final, before)]
 
     def _drop_done(self) -> None:
         self._tracks = [t for t in self._tracks if not t.decided and t.rung < len(self.rungs)]

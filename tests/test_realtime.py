@@ -621,3 +621,20 @@ def test_events_csv_carries_the_context(clf, tmp_path):
     assert len(rows) == len(sink.events) > 0
     assert [float(r["context_ms"]) for r in rows] == \
         pytest.approx([e.context_ms for e in sink.events], abs=0.006)
+
+
+def test_velocity_comes_from_the_hit_not_the_tail_under_it():
+    """A hit over a loud ringing tail: its level is the hit's own, not hit + tail."""
+    from realtime.slicer import hit_peak_db
+    rng = np.random.default_rng(0)
+    n = 882                                                   # 20 ms at 44.1 kHz
+    hit = (0.1 * rng.standard_normal((n, 2)) * np.exp(-np.arange(n) / 300)[:, None]
+           ).astype(np.float32)
+    own = 20 * np.log10(np.abs(hit).max())
+    assert hit_peak_db(hit, np.zeros((n, 2), np.float32)) == pytest.approx(own, abs=1e-4)
+    assert hit_peak_db(hit, None) == pytest.approx(own, abs=1e-4)
+    tail = 0.3 * np.sin(2 * np.pi * 180 * np.arange(-n, n) / SR)[:, None].repeat(2, 1)
+    tail = tail.astype(np.float32)                            # a kick's ring, 10 dB over the hit
+    mixed = hit + tail[n:]
+    assert 20 * np.log10(np.abs(mixed).max()) > own + 5       # the plain peak: hit + tail
+    assert abs(hit_peak_db(mixed, tail[:n]) - own) < 3.0

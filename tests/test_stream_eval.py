@@ -12,7 +12,7 @@ import soundfile as sf
 from bench import stream_eval as se
 from bench.streams import CONDITIONS, SR, Kit, apply_condition, mix, program
 from bench.streams.generate import StreamSpec, plan, render_stream, write_truth
-from bench.streams.render import Instrument, assign_roles
+from drumclassifier.grooves.render import Instrument, assign_roles
 from tests.conftest import hihat_like, kick_like
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .patterns import GROOVES, program
-from .render import CONDITIONS, SR, apply_condition, load_kits, mix
+from drumclassifier.grooves.patterns import GROOVES, program
+from drumclassifier.grooves.render import CONDITIONS, SR, apply_condition, load_kits, mix
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MANIFEST = ROOT / "data" / "corpus" / "manifest.csv"

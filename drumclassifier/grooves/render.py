@@ -1,8 +1,10 @@
 """Kits from the corpus manifest, a sample-accurate mixer, and the listening conditions.
 
-Kit: the manifest's one-shots of one held-out kit (split == test), grouped into instruments
-by the file-name stem before "__" (Hydrogen's instrument name: "Closed_HH", "Tom_Low"...),
-each with its velocity layers. Every one-shot has its onset at sample 0, so a note mixed
+Kit: the manifest's one-shots of one kit, grouped into instruments by file name
+(`instrument_name`: Hydrogen's instrument name before "__", "Closed_HH", "Tom_Low"...; a
+SoundFont render's key and class, "042_hihat"; a numbered layer's stem, "HihatClosed"),
+each with its velocity layers. The benchmark plays the held-out kits (split == test),
+training the train kits. Every one-shot has its onset at sample 0, so a note mixed
 at sample round(t * sr) starts exactly at t.
 
 Velocity: the layer nearest the note's velocity (layers without a velocity count as 127),
@@ -65,6 +67,28 @@ class Kit:
         return self._cache[path]
 
 
+def instrument_name(path: str | Path) -> str:
+    """The instrument a one-shot file is a layer of, from its file name."""
+    stem = Path(path).stem
+    if "__" in stem:                                    # Hydrogen: Name__sample
+        return stem.split("__")[0]
+    m = re.match(r"^(\d{3}_[a-z]+)_v\d+$", stem)       # SoundFont render: key_class_vVEL
+    if m:
+        return m.group(1)
+    m = re.match(r"^(.*[A-Za-z])_\d+$", stem)           # numbered layers: Name_007
+    return m.group(1) if m else stem
+
+
+# General MIDI percussion keys (SoundFont renders name instruments "042_hihat"...)
+GM_ROLE_PATTERNS = {
+    "kick": ("^036_", "^035_"), "snare": ("^038_", "^040_"),
+    "hh_closed": ("^042_",), "hh_pedal": ("^044_",), "hh_open": ("^046_",),
+    "crash": ("^049_", "^057_", "^055_", "^052_"), "ride": ("^051_", "^059_"),
+    "ride_bell": ("^053_",),
+    "tom_hi": ("^050_", "^048_"), "tom_mid": ("^047_", "^045_"), "tom_low": ("^043_", "^041_"),
+}
+
+
 def _pick(names: list[str], *patterns: str) -> str | None:
     for p in patterns:
         hit = [n for n in names if re.search(p, n, re.IGNORECASE)]
@@ -82,27 +106,30 @@ def assign_roles(instruments: dict[str, Instrument],
         by[inst.label].append(name)
     roles: dict[str, str] = {}
     rng = rng or np.random.default_rng(0)
+    g = GM_ROLE_PATTERNS
     for label, role in (("kick", "kick"), ("snare", "snare")):
         if by[label]:
-            pref = _pick(by[label], "rock", "^kick$", "^snare_1$", "^kick_hard")
+            pref = _pick(by[label], *g[role], "rock", "^kick$", "^snare_1$", "^kick_hard")
             roles[role] = pref or sorted(by[label])[int(rng.integers(len(by[label])))]
     hh = by["hihat"]
     if hh:
-        closed = _pick(hh, "clos", r"_cl\b", "cl$", "_cl_") or min(hh)
+        closed = _pick(hh, *g["hh_closed"], "clos", r"_cl\b", "cl$", "_cl_") or min(hh)
         roles["hh_closed"] = closed
-        roles["hh_open"] = _pick(hh, "open", "op") or closed
-        roles["hh_pedal"] = _pick(hh, "pedal") or closed
+        roles["hh_open"] = _pick(hh, *g["hh_open"], "open", "op") or closed
+        roles["hh_pedal"] = _pick(hh, *g["hh_pedal"], "pedal", "foot") or closed
     cy = by["cymbals"]
     if cy:
-        crash = _pick(cy, "crash", "cymbal") or min(cy)
+        crash = _pick(cy, *g["crash"], "crash", "cymbal") or min(cy)
         roles["crash"] = crash
-        roles["ride"] = _pick(cy, "ride") or crash
+        roles["ride"] = _pick(cy, *g["ride"], "ride(?!.*bell)") or crash
+        roles["ride_bell"] = _pick(cy, *g["ride_bell"], "bell") or roles["ride"]
     toms = by["toms"]
     if toms:
-        hi = _pick(toms, "hi", "high", "1") or _pick(toms, "mid", "2") or min(toms)
-        low = _pick(toms, "floor", "low", "3") or max(toms)
+        hi = (_pick(toms, *g["tom_hi"], "hi", "high", "1") or _pick(toms, "mid", "2")
+              or min(toms))
+        low = _pick(toms, *g["tom_low"], "floor", "low", "3") or max(toms)
         rest = [t for t in sorted(toms) if t not in (hi, low)]
-        mid = _pick(rest, "mid", "2") or (rest or [hi])[0]
+        mid = _pick(rest, *g["tom_mid"], "mid", "2") or (rest or [hi])[0]
         roles.update(tom_hi=hi, tom_mid=mid, tom_low=low)
     return roles
 
@@ -115,8 +142,7 @@ def load_kits(manifest: Path, split: str = "test") -> dict[str, Kit]:
         for r in csv.DictReader(f):
             if r["split"] != split:
                 continue
-            stem = Path(r["path"]).stem
-            name = stem.split("__")[0] if "__" in stem else stem
+            name = instrument_name(r["path"])
             k = inst[r["kit"]].setdefault(name, Instrument(name, r["label"]))
             k.layers.append((int(r["velocity"]) if r["velocity"] else 127, root / r["path"]))
     return {kit: Kit(kit, ins, assign_roles(ins)) for kit, ins in sorted(inst.items())}
@@ -126,19 +152,36 @@ def mix(notes, kit: Kit, tail_s: float = 1.5) -> tuple[np.ndarray, list]:
     """Sample-accurate mix of `notes` ([Note]) with `kit`: ([n, 2] float32, notes kept).
 
     A note whose role the kit lacks is left out of the audio and of the truth. Truth times
-    are rounded to the sample the note was mixed at.
+    are rounded to the sample the note was mixed at. Chokes, as on a real kit: an open
+    hihat stops (10 ms fade) when the next closed or pedal hihat note comes, and a note
+    with `choke_s` > 0 (a crash grabbed by the hand) stops that long after it starts
+    (20 ms fade).
     """
     kept = []
     end = max((n.time_s for n in notes), default=0.0) + tail_s
     out = np.zeros((int(end * SR) + 1, 2), np.float32)
+    closes = sorted(n.time_s for n in notes if n.role in ("hh_closed", "hh_pedal"))
     for n in notes:
         x = kit.sample(n.role, n.velocity)
         if x is None:
             continue
         i = round(n.time_s * SR)
         m = min(len(x), len(out) - i)
-        out[i:i + m] += x[:m] * (n.velocity / 127)
-        kept.append(type(n)(i / SR, n.role, n.velocity))
+        stop_s = n.choke_s if getattr(n, "choke_s", 0.0) > 0 else None
+        fade_s = 0.020
+        if n.role == "hh_open":
+            later = [t for t in closes if t > n.time_s + 1e-4]
+            if later:
+                stop_s, fade_s = later[0] - n.time_s, 0.010
+        y = x[:m] * (n.velocity / 127)
+        if stop_s is not None and stop_s * SR < m:
+            k, f = int(stop_s * SR), int(fade_s * SR)
+            env = np.ones(m, np.float32)
+            env[k:k + f] = np.linspace(1, 0, len(env[k:k + f]), dtype=np.float32)
+            env[k + f:] = 0
+            y = y * env[:, None]
+        out[i:i + m] += y
+        kept.append(n.at(i / SR))
     return out, kept
 
 
@@ -261,3 +304,147 @@ def apply_condition(x: np.ndarray, cond: str, bpm: float, rng) -> np.ndarray:
     else:
         raise ValueError(f"unknown condition {cond!r}; one of {CONDITIONS}")
     return (y / max(np.abs(y).max(), 1e-9) * 0.891).astype(np.float32)
+
+
+# ---- randomised conditions for training grooves -------------------------------------------
+def compress(x: np.ndarray, threshold_db: float, ratio: float, release_s: float = 0.08
+             ) -> np.ndarray:
+    """Feed-forward peak compressor: the gain follows a smoothed |x| envelope (instant
+    attack, one-pole release); no make-up gain (the caller normalises)."""
+    env = np.abs(x).max(axis=1)
+    a = np.exp(-1.0 / (release_s * SR))
+    sm = np.empty_like(env)
+    # a one-pole peak follower is a recursion: run it on a 64x decimated envelope, then hold
+    blk = 64
+    n = len(env) // blk * blk
+    coarse = np.concatenate([env[:n].reshape(-1, blk).max(1), env[n:].max(keepdims=True)]
+                            if n < len(env) else [env[:n].reshape(-1, blk).max(1)])
+    ab = a ** blk
+    level, out = 0.0, np.empty_like(coarse)
+    for i, v in enumerate(coarse):
+        level = v if v > level else ab * level + (1 - ab) * v
+        out[i] = level
+    sm[:] = np.repeat(out, blk)[:len(env)]
+    over_db = np.maximum(20 * np.log10(np.maximum(sm, 1e-9)) - threshold_db, 0)
+    gain = 10 ** (-over_db * (1 - 1 / ratio) / 20)
+    return (x * gain[:, None]).astype(np.float32)
+
+
+def random_eq(x: np.ndarray, rng) -> np.ndarray:
+    """A random tilt: the signal plus or minus its low-passed part (+-9 dB shelves)."""
+    low = one_pole_lowpass(x, float(np.exp(rng.uniform(np.log(150), np.log(3000)))))
+    g_low, g_high = 10 ** (rng.uniform(-9, 9, size=2) / 20)
+    return (g_low * low + g_high * (x - low)).astype(np.float32)
+
+
+def music_bed_train(n: int, bpm: float, rng) -> np.ndarray:
+    """[n, 2] music for training grooves, built unlike the benchmark's `music_bed` (a saw
+    bass and a I-vi-IV-V pad) so that the benchmark's music stays unheard: a square,
+    triangle or FM bass on a random rhythm, random diatonic chords as plucked or bowed
+    tones, and a plucked lead line; each part present or not."""
+    key = int(rng.integers(0, 12))
+    scale = [0, 2, 4, 5, 7, 9, 11]
+    beat = 60 / bpm
+    t_all = np.arange(n) / SR
+    y = np.zeros(n, np.float32)
+
+    def tone(f, dur, kind, decay):
+        L = min(int(dur * SR), n)
+        t = t_all[:L]
+        if kind == "square":
+            w = np.sign(np.sin(2 * np.pi * f * t))
+        elif kind == "tri":
+            w = 2 * np.abs(2 * ((f * t) % 1) - 1) - 1
+        elif kind == "fm":
+            w = np.sin(2 * np.pi * f * t + 2.0 * np.exp(-t * 8) * np.sin(2 * np.pi * 2 * f * t))
+        else:
+            w = np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)
+        att = np.minimum(1, t / float(rng.uniform(0.002, 0.03)))
+        return (w * att * np.exp(-t * decay) * np.minimum(1, (L - np.arange(L)) / 300)
+                ).astype(np.float32)
+
+    parts = rng.random(3) < (0.9, 0.7, 0.5)
+    if parts[0]:                                       # bass
+        kind, step = str(rng.choice(["square", "tri", "fm"])), float(rng.choice([0.5, 1.0, 0.25]))
+        t0 = 0.0
+        while t0 < n / SR:
+            if rng.random() < 0.8:
+                deg = int(rng.choice([0, 0, 4, 3, 5]))
+                f = 41.2 * 2 ** ((key + scale[deg]) / 12) * float(rng.choice([1, 1, 2]))
+                w = tone(f, step * beat, kind, rng.uniform(2, 8))
+                s = int(t0 * SR)
+                m = min(len(w), n - s)
+                y[s:s + m] += 0.8 * w[:m]
+            t0 += step * beat
+    if parts[1]:                                       # chords
+        kind, t0 = str(rng.choice(["sine", "tri"])), 0.0
+        while t0 < n / SR:
+            root = int(rng.integers(0, 7))
+            dur = 4 * beat * float(rng.choice([0.5, 1, 2]))
+            for k in (0, 2, 4):
+                f = 196 * 2 ** ((key + scale[(root + k) % 7] + 12 * ((root + k) // 7)) / 12)
+                w = tone(f, dur, kind, rng.uniform(0.3, 3))
+                s = int(t0 * SR)
+                m = min(len(w), n - s)
+                y[s:s + m] += 0.25 * w[:m]
+            t0 += dur
+    if parts[2]:                                       # lead
+        t0 = 0.0
+        while t0 < n / SR:
+            step = float(rng.choice([0.25, 0.5, 1.0])) * beat
+            if rng.random() < 0.7:
+                f = 392 * 2 ** ((key + scale[int(rng.integers(0, 7))]) / 12)
+                w = tone(f, step, str(rng.choice(["fm", "square", "sine"])), rng.uniform(3, 12))
+                s = int(t0 * SR)
+                m = min(len(w), n - s)
+                y[s:s + m] += 0.3 * w[:m]
+            t0 += step
+    y /= max(float(np.abs(y).max()), 1e-9)
+    pan = rng.uniform(0.7, 1.0)
+    return np.stack([y * pan, y * (2 - pan)], 1).astype(np.float32)    # panned off-centre
+
+
+def train_condition(x: np.ndarray, bpm: float, rng) -> tuple[np.ndarray, str]:
+    """A random listening chain for a training groove: -> ([n, 2] float32, its name).
+
+    Drawn per stream, each step independently: a mono room mic (1-pole low-pass 4-12 kHz)
+    or a stereo room (RT60 0.15-1.5 s, wet -18 to -3 dB), EQ tilt, compression (ratio
+    2-8, threshold 6-24 dB under the peak), music (-12 to +3 dB against the drums), noise
+    (white or pink, 10-40 dB SNR), MP3 (64-192 kbit/s). About 1 in 6 streams stays dry.
+    Reverb and noise only add energy after each direct sound, so truth times hold.
+    """
+    steps = []
+    y = x
+    if rng.random() < 0.25:
+        y = one_pole_lowpass(y.mean(1, keepdims=True), float(rng.uniform(4000, 12000)))
+        y = add_reverb(y, float(rng.uniform(0.15, 0.8)), float(rng.uniform(-15, -5)), rng)
+        y = np.repeat(y, 2, axis=1)
+        steps.append("room_mono")
+    elif rng.random() < 0.5:
+        y = add_reverb(y, float(np.exp(rng.uniform(np.log(0.15), np.log(1.5)))),
+                       float(rng.uniform(-18, -3)), rng)
+        steps.append("room")
+    if rng.random() < 0.4:
+        y = random_eq(y, rng)
+        steps.append("eq")
+    if rng.random() < 0.3:
+        peak_db = 20 * np.log10(max(float(np.abs(y).max()), 1e-9))
+        y = compress(y, peak_db - float(rng.uniform(6, 24)), float(rng.uniform(2, 8)))
+        steps.append("comp")
+    if rng.random() < 0.35:
+        bed = music_bed_train(len(y), bpm, rng)
+        g = np.sqrt((y ** 2).mean() / max((bed ** 2).mean(), 1e-20)) * 10 ** (
+            rng.uniform(-12, 3) / 20)
+        y = y + g * bed
+        steps.append("music")
+    if rng.random() < 0.3:
+        p = (y ** 2).mean()
+        nz = (pink_noise(len(y), 2, rng) if rng.random() < 0.5
+              else rng.standard_normal((len(y), 2)).astype(np.float32))
+        y = y + nz * np.sqrt(p / 10 ** (rng.uniform(10, 40) / 10))
+        steps.append("noise")
+    y = (y / max(np.abs(y).max(), 1e-9) * 10 ** (rng.uniform(-12, -1) / 20)).astype(np.float32)
+    if rng.random() < 0.2:
+        y = mp3_roundtrip(y, int(rng.choice([64, 96, 128, 192])))
+        steps.append("mp3")
+    return y.astype(np.float32), "+".join(steps) or "dry"

@@ -20,7 +20,7 @@ ROLE_CLASS = {
     "kick": "kick", "snare": "snare",
     "hh_closed": "hihat", "hh_open": "hihat", "hh_pedal": "hihat",
     "tom_hi": "toms", "tom_mid": "toms", "tom_low": "toms",
-    "crash": "cymbals", "ride": "cymbals",
+    "crash": "cymbals", "ride": "cymbals", "ride_bell": "cymbals",
 }
 
 # groove name -> (bpm range, fill length in beats)
@@ -42,10 +42,14 @@ class Note:
     time_s: float
     role: str
     velocity: int          # MIDI 1-127
+    choke_s: float = 0.0   # > 0: the note is stopped (a grabbed cymbal) this long after it starts
 
     @property
     def label(self) -> str:
         return ROLE_CLASS[self.role]
+
+    def at(self, time_s: float) -> Note:
+        return Note(time_s, self.role, self.velocity, self.choke_s)
 
 
 def _v(rng, lo, hi) -> int:
