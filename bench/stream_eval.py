@@ -13,7 +13,11 @@ Scoring (every system, every stream):
              matched one-to-one within +-tol (greedy, closest pairs first); P/R/F at
              +-25 and +-50 ms. Timing error = detection - truth over the +-50 ms matches.
   classes    per class, the truth onsets of that class against the engine's events of
-             that label (several labels per hit allowed), same matcher, +-50 ms.
+             that label (several labels per hit allowed), same matcher, +-25 ms. The
+             same for the model shipped before (--compare-weights, same streams: paired,
+             95 % intervals of the F difference by resampling streams) and for ADTOF
+             (--adtof: an offline transcriber that sees the whole file; bench-only peer
+             from .venv-adtof, bash bench/setup_adtof.sh).
   latency    the engine's per-hit latency_ms (hit-to-note in stream time: detection +
              context + block + queueing + inference). In fast mode audio arrives faster
              than real time, so queueing holds a backlog the live path does not have;
@@ -50,7 +54,7 @@ from drumclassifier.classes import CLASSES
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = CLASSES
 TOLS_MS = (25, 50)
-CLASS_TOL_MS = 50
+CLASS_TOL_MS = 25
 MERGE_MS = 10.0
 DRUM_ONLY = ("clean", "reverb", "room_mono")
 TARGETS = {"onset_f25": 0.95, "kick": 0.90, "snare": 0.90, "hihat": 0.90, "toms": 0.85,
@@ -258,6 +262,7 @@ def aggregate(per_stream: list[dict], systems: list[str]) -> dict:
                     for s in have:
                         c = add_counts(c, s["systems"][name]["classes"][lab])
                     sy["classes"][lab] = prf(c["tp"], c["fp"], c["fn"])
+            if "latency_ms" in have[0]["systems"][name]:
                 lat = [x for s in have for x in s["systems"][name]["latency_ms"]]
                 live = [x for s in have for x in s["systems"][name]["live_latency_ms"]]
                 sy.update(lat_median_ms=pct(lat, 50), lat_p95_ms=pct(lat, 95),
@@ -267,6 +272,48 @@ def aggregate(per_stream: list[dict], systems: list[str]) -> dict:
             a["systems"][name] = sy
         agg[cond] = a
     return agg
+
+
+def class_comparison(per_stream: list[dict], systems: list[str], conds: list[str],
+                     base: str, boot: int = 2000, seed: int = 0) -> str:
+    """Per condition and class: F (±CLASS_TOL_MS) of every system that labels classes,
+    and each one's difference from `base` with a 95 % interval from resampling streams
+    (the same streams for both: paired)."""
+    named = [s for s in systems if any("classes" in x["systems"].get(s, {}) for x in per_stream)]
+    if base not in named:
+        return ""
+    head = ["condition", "class", "truth"] + [f"{s} F" for s in named] + [
+        f"{s} - {base}" for s in named if s != base]
+    L = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rng = np.random.default_rng(seed)
+    for cond in conds:
+        ss = [x for x in per_stream if x["condition"] == cond
+              or cond == "drum-only" and x["condition"] in DRUM_ONLY]
+        ss = [x for x in ss if all(n in x["systems"] for n in named)]
+        if not ss:
+            continue
+        idx = rng.integers(len(ss), size=(boot, len(ss)))
+        for lab in LABELS:
+            # [streams, 3] counts (tp, fp, fn) per system
+            cnt = {n: np.array([[x["systems"][n]["classes"][lab][k] for k in ("tp", "fp", "fn")]
+                                for x in ss], float) for n in named}
+            if cnt[base][:, [0, 2]].sum() == 0:
+                continue
+
+            def f_of(c):   # c [..., 3] summed counts -> F
+                tp, fp, fn = c[..., 0], c[..., 1], c[..., 2]
+                return np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 1.0)
+            row = [cond, lab, str(int(cnt[base][:, 0].sum() + cnt[base][:, 2].sum()))]  # tp + fn
+            row += [f3(float(f_of(cnt[n].sum(0)))) for n in named]
+            fb = f_of(cnt[base][idx].sum(1))                       # [boot]
+            for n in named:
+                if n == base:
+                    continue
+                d = float(f_of(cnt[n].sum(0)) - f_of(cnt[base].sum(0)))
+                db = f_of(cnt[n][idx].sum(1)) - fb
+                row.append(f"{d:+.3f} [{np.percentile(db, 2.5):+.3f}, {np.percentile(db, 97.5):+.3f}]")
+            L.append("| " + " | ".join(row) + " |")
+    return "\n".join(L)
 
 
 def f3(x) -> str:
@@ -448,6 +495,12 @@ def main(argv=None) -> int:
     ap.add_argument("--conditions", nargs="+", help="only these conditions")
     ap.add_argument("--tune-kits", nargs="*", default=[],
                     help="kits whose streams only tune aubio's threshold (not reported)")
+    ap.add_argument("--compare-weights", metavar="W",
+                    help="also run the engine with these weights (the model shipped before) "
+                         "on the same streams: paired class F differences")
+    ap.add_argument("--compare-name", default="previous model")
+    ap.add_argument("--adtof", action="store_true",
+                    help="also score ADTOF (offline, bench-only; bash bench/setup_adtof.sh)")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--bench-python", default=str(ROOT / ".venv-bench" / "bin" / "python"))
     ap.add_argument("--limit", type=int, help="at most N streams (a quick look)")
@@ -480,6 +533,8 @@ def main(argv=None) -> int:
                                if args.context_ms else None)
     clf = DrumClassifier(args.weights, None, args.model_device)
     clf.predict([torch.zeros(2, 1323).uniform_(-0.1, 0.1)])          # one-off costs
+    compare = (DrumClassifier(args.compare_weights, None, args.model_device)
+               if args.compare_weights else None)
     per_stream = []
     t_all = time.perf_counter()
     for k, r in enumerate(rows):
@@ -496,8 +551,15 @@ def main(argv=None) -> int:
                            "truth_onsets": group_onsets([t for t, _ in truth]).tolist(),
                            "seconds": e["seconds"], "audio": str(path),
                            "systems": {"drumclassifier": sc}})
-        print(f"[{k + 1}/{len(rows)}] {r['id']}: onset F@25 {sc['tol25']['f']:.3f}, "
-              f"{e['wall_s']:.1f} s", file=sys.stderr, flush=True)
+        msg = f"onset F@25 {sc['tol25']['f']:.3f}"
+        if compare is not None:
+            e2 = run_engine(compare, path, cfg)
+            sc2 = score_onsets([t for t, _ in truth], e2["onsets"])
+            sc2["classes"] = score_classes(truth, e2["events"])
+            per_stream[-1]["systems"][args.compare_name] = sc2
+            msg += f" ({args.compare_name} {sc2['tol25']['f']:.3f})"
+        print(f"[{k + 1}/{len(rows)}] {r['id']}: {msg}, {e['wall_s']:.1f} s", file=sys.stderr,
+              flush=True)
     engine_s = time.perf_counter() - t_all
     paced: dict = {}
     for r in [r for r in rows if r["condition"] in DRUM_ONLY][: args.paced]:
@@ -510,7 +572,20 @@ def main(argv=None) -> int:
                      wall_median_ms=pct(paced["wall_latency_ms"], 50),
                      wall_p95_ms=pct(paced["wall_latency_ms"], 95))
 
-    systems = ["drumclassifier"]
+    systems = ["drumclassifier"] + ([args.compare_name] if compare is not None else [])
+    adtof_info: dict = {}
+    if args.adtof:
+        from .adtof import run_adtof
+        res = run_adtof([s["audio"] for s in per_stream])
+        if res:
+            adtof_info = {k: res[k] for k in ("version", "seconds", "errors")}
+            systems.append("ADTOF (offline)")
+            for s, r in zip(per_stream, rows):
+                truth = read_truth(root / r["truth"])
+                ev = [(float(t), lab) for t, lab in res["events"].get(s["audio"], [])]
+                sc = score_onsets([t for t, _ in truth], sorted({t for t, _ in ev}))
+                sc["classes"] = score_classes(truth, ev)
+                s["systems"]["ADTOF (offline)"] = sc
     peer_info: dict = {}
     if not args.no_peers:
         best, curve = (tune_aubio(tune_rows, root, bench_py) if tune_rows
@@ -564,6 +639,15 @@ def main(argv=None) -> int:
                f"{paced['median_ms']:.1f} ms, p95 {paced['p95_ms']:.1f} ms (stream time + "
                f"measured queueing and inference); wall clock from the onset block's arrival: "
                f"median {paced['wall_median_ms']:.1f} ms, p95 {paced['wall_p95_ms']:.1f} ms.")]
+    comp = class_comparison(per_stream, systems, summary_conds, "drumclassifier")
+    if comp and len([x for x in systems if x == args.compare_name or x.startswith("ADTOF")]):
+        md += ["", f"## Per-class F (±{CLASS_TOL_MS} ms), paired on the same streams", "",
+               "Differences from drumclassifier with 95 % intervals from resampling streams.",
+               "", comp]
+    if adtof_info:
+        md += ["", (f"ADTOF: {adtof_info['version']}, {adtof_info['seconds']:.0f} s wall; "
+                    f"an offline system (it reads the whole file, the future included); "
+                    f"weights CC BY-NC-SA, bench only. Errors: {adtof_info['errors'] or 'none'}.")]
     md += ["", "## Where the engine's onsets miss (±25 ms)", "",
            miss_table(per_stream, summary_conds), ""]
     md += ["", "## Per condition", ""]
@@ -574,7 +658,8 @@ def main(argv=None) -> int:
     (out / "figures.json").write_text(json.dumps(fig, indent=1))
     (out / "results.json").write_text(json.dumps(
         {"command": cmd, "weights": str(clf.weights_path), "aggregate": agg, "paced": paced,
-         "peers": peer_info, "streams": per_stream}, indent=1, default=float))
+         "peers": peer_info, "adtof": adtof_info, "compare_weights": args.compare_weights,
+         "streams": per_stream}, indent=1, default=float))
     print("\n".join(md))
     print(f"\nwrote {out / 'report.md'}, results.json, figures.json, summary.png",
           file=sys.stderr)
