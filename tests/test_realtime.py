@@ -240,8 +240,16 @@ def test_one_event_per_class_above_threshold_else_top_class(clf):
         assert all(len(ls) == 1 for ls in labels)
         probs = clf.predict([torch.from_numpy(np.ascontiguousarray(h.audio.T)) for h in hits])
         assert [ls[0][0] for ls in labels] == [clf.labels[int(p.argmax())] for p in probs]
+        # a model trained on groove onsets with no drum (negatives): none present = no note
+        clf.cfg.rejects_non_drums = True
+        _, labels = classify(hits)
+        assert labels == [[] for _ in hits]
+        clf.thresholds = torch.zeros(5)
+        _, labels = classify(hits)
+        assert all(len(ls) == 5 for ls in labels)
     finally:
         clf.thresholds = saved
+        clf.cfg.rejects_non_drums = False
 
 
 # ---- the engine on files --------------------------------------------------------------

@@ -1,0 +1,149 @@
+"""Training grooves: rendering from a manifest's kits, live-onset labels, chokes, training."""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from drumclassifier.cli import main
+from drumclassifier.grooves.generator import random_program
+from drumclassifier.grooves.patterns import Note
+from drumclassifier.grooves.render import SR, Instrument, Kit, instrument_name, mix
+from realtime.grooves import complete_kit, label_onsets
+from realtime.onset import Onset
+
+from .test_train import LABELS, TINY, synth
+
+
+def test_instrument_names_group_velocity_layers():
+    assert instrument_name("k/Closed_HH__123__hat.flac") == "Closed_HH"        # Hydrogen
+    assert instrument_name("k/042_hihat_v090.flac") == "042_hihat"             # SoundFont key
+    assert instrument_name("k/HihatClosed_014.flac") == "HihatClosed"          # numbered layers
+    assert instrument_name("k/bassdrum01.flac") == "bassdrum01"                # one file, one piece
+
+
+def test_notes_go_to_the_nearest_onset_within_25_ms_and_lonely_onsets_are_negatives():
+    ons = [Onset(sample=round(t * SR), detect_sample=0, strength=1.0) for t in (1.0, 1.5, 2.0)]
+    notes = [Note(1.004, "kick", 100), Note(0.998, "hh_closed", 80), Note(1.52, "snare", 90),
+             Note(1.53, "crash", 90), Note(3.0, "tom_hi", 100)]       # 30 ms late: no onset
+    assert label_onsets(ons, notes, SR) == [(ons[0].sample, "hihat+kick"),
+                                            (ons[1].sample, "snare"),   # the crash is 30 ms off
+                                            (ons[2].sample, "")]
+
+
+def _kit(name, pieces, rng):
+    inst = {}
+    for role, label in pieces.items():
+        path = f"/nonexistent/{name}/{role}.flac"
+        inst[role] = Instrument(role, label, [(127, path)])
+    return Kit(name, inst, {r: r for r in pieces})
+
+
+def test_a_kit_borrows_the_pieces_it_lacks_with_their_family():
+    rng = np.random.default_rng(0)
+    small = _kit("small", {"kick": "kick", "snare": "snare"}, rng)
+    donor = _kit("donor", {"hh_closed": "hihat", "hh_open": "hihat", "crash": "cymbals"}, rng)
+    full = complete_kit(small, [donor], rng)
+    assert full.roles["kick"] == "kick"                                # its own pieces stay
+    assert full.roles["hh_closed"] == "donor/hh_closed"
+    assert full.roles["hh_open"] == "donor/hh_open"                    # one hihat, not two
+    assert "tom_hi" not in full.roles                                  # nobody has toms
+
+
+def test_an_open_hihat_is_choked_by_the_next_closed_one():
+    ring = np.ones((SR, 2), np.float32) * 0.5                          # 1 s of a ringing piece
+    kit = Kit("k", {}, {"hh_open": "o", "hh_closed": "c"})
+    kit.sample = lambda role, vel: ring if role == "hh_open" else np.zeros((10, 2), np.float32)
+    y, kept = mix([Note(0.0, "hh_open", 127), Note(0.25, "hh_closed", 127)], kit, tail_s=1.0)
+    assert len(kept) == 2
+    assert np.abs(y[int(0.2 * SR)]).max() == pytest.approx(0.5)        # rings until the pedal
+    assert np.abs(y[int(0.27 * SR):]).max() == 0.0                     # then stops (10 ms fade)
+
+
+def test_random_grooves_cover_every_piece_and_stay_in_time():
+    rng = np.random.default_rng(1)
+    roles, starts = set(), []
+    for _ in range(30):
+        notes = random_program(float(rng.uniform(50, 240)), 20.0, rng)
+        roles |= {n.role for n in notes}
+        starts.append(notes[0].time_s)
+        assert all(0 <= n.time_s < 40 and 1 <= n.velocity <= 127 for n in notes)
+    assert {"kick", "snare", "hh_closed", "hh_open", "ride", "crash", "tom_hi", "tom_low"} <= roles
+    assert min(starts) == 0.0                                          # some start on a hit
+
+
+@pytest.fixture(scope="module")
+def groove_corpus(tmp_path_factory):
+    """Two train kits and a val kit of synthetic one-shots, rendered into grooves."""
+    root = tmp_path_factory.mktemp("gcorpus")
+    rng = np.random.default_rng(0)
+    rows = []
+    for kit, split in ((0, "train"), (1, "train"), (2, "val"), (3, "test")):
+        for label in LABELS:
+            for vel in (0.5, 1.0):
+                rel = f"audio/kit{kit}/{label}_v{int(vel * 127):03d}.flac"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                sf.write(root / rel, synth(label, rng, kit, vel), SR, subtype="PCM_16")
+                rows.append({"path": rel, "label": label, "source": "synth", "kit": f"kit{kit}",
+                             "group": f"kit{kit}", "velocity": int(vel * 127), "split": split})
+    with (root / "manifest.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out = root / "grooves"
+    args = ["grooves", "--out", str(out), "--manifest", str(root / "manifest.csv"),
+            "--streams", "3", "--val-streams", "2", "--seconds", "4"]
+    assert main(args) == 0
+    return root, out, args
+
+
+def test_grooves_are_rendered_labelled_and_resumable(groove_corpus):
+    root, out, args = groove_corpus
+    with (out / "streams.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["split"] for r in rows] == ["train"] * 3 + ["val"] * 2
+    assert {r["kit"] for r in rows if r["split"] == "val"} == {"kit2"}  # never a train kit
+    labelled = 0
+    for r in rows:
+        audio = out / r["audio"]
+        truth = list(csv.DictReader(audio.with_name(audio.stem + ".truth.csv").open()))
+        onsets = list(csv.DictReader(audio.with_name(audio.stem + ".onsets.csv").open()))
+        assert len(truth) == int(r["notes"]) > 0 and len(onsets) == int(r["onsets"])
+        for o in onsets:
+            for lab in filter(None, o["labels"].split("+")):
+                assert lab in LABELS
+                # a labelled onset has a truth note of that class within 25 ms
+                t = int(o["sample"]) / SR
+                assert any(x["label"] == lab and abs(float(x["time_s"]) - t) <= 0.025
+                           for x in truth)
+                labelled += 1
+    assert labelled > 20
+    first = out / rows[0]["audio"]
+    stamp = os.stat(first).st_mtime_ns
+    assert main(args) == 0                                             # again: nothing redone
+    assert os.stat(first).st_mtime_ns == stamp
+
+
+def test_training_on_grooves_makes_a_model_that_rejects_non_drums(groove_corpus, tmp_path):
+    from drumclassifier import DrumClassifier
+    from drumclassifier.checkpoint import read_checkpoint
+    root, out, _ = groove_corpus
+    rc = main(["train", f"train.manifest={root / 'manifest.csv'}", f"train.runs_dir={tmp_path}",
+               "train.name=g", "train.epochs=1", "train.steps_per_epoch=3", *TINY,
+               f"train.grooves={out / 'streams.csv'}"])
+    assert rc == 0
+    ckpt = read_checkpoint(tmp_path / "g" / "best.pt")
+    assert ckpt["config"]["rejects_non_drums"] is True
+    assert len(ckpt["meta"]["val"]["groove_f1"]) == len(LABELS)
+    # fine-tuning from it starts from its weights
+    rc = main(["train", f"train.manifest={root / 'manifest.csv'}", f"train.runs_dir={tmp_path}",
+               "train.name=g2", "train.epochs=1", "train.steps_per_epoch=1", *TINY,
+               f"train.init_from={tmp_path / 'g' / 'best.pt'}", "train.lr=0"])
+    assert rc == 0
+    a = DrumClassifier(tmp_path / "g" / "best.pt", device="cpu").model.state_dict()
+    b = DrumClassifier(tmp_path / "g2" / "best.pt", device="cpu").model.state_dict()
+    assert all(np.allclose(a[k].numpy(), b[k].numpy()) for k in a if "num_batches" not in k
+               and "running" not in k)
