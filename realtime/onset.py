@@ -158,7 +158,7 @@ class OnsetDetector:
             ref = self._prev_logs[-c.diff_frames]
             if self.low.any():
                 ref = np.where(self.low, np.max(self._prev_logs, axis=0), ref)
-            flux = min(float(np.maximum(logs - ref, 0).mean()), 1e30)   # finite on inf levels
+            flux = float(np.nan_to_num(np.maximum(logs - ref, 0).mean(), nan=0.0, posinf=1e30))
         else:
             flux = 0.0          # a live input's first frames: no reference yet
         self._prev_logs.append(logs)
