@@ -31,7 +31,8 @@ class Classify:
 
     Per hit: every class at or above its threshold. If none is: nothing is sent when the
     model was trained to reject onsets that are not drums (ModelConfig.rejects_non_drums:
-    a bass note, a ringing tail), else the top class. A hit before its last rung (anytime) whose decision is less sure than min_confidence
+    a bass note, a ringing tail), else the top class. A hit before its last rung
+    (anytime) whose decision is less sure than min_confidence
     (drumclassifier.anytime.class_confidence) gets None: wait for more context.
     """
 

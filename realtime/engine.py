@@ -25,9 +25,8 @@ import numpy as np
 from .analysis import Analysis, analyse, stall_message
 from .config import RealtimeConfig
 from .ringbuffer import RingBuffer
-from .slicer import hit_peak_db
 from .sinks import AudioSink
-from .slicer import Hit
+from .slicer import Hit, hit_peak_db
 from .worker import HitQueue, Worker
 
 

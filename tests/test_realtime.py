@@ -39,11 +39,10 @@ from realtime.classify import Classify
 from realtime.worker import HitQueue
 
 from .conftest import SR
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 from .realtime_helpers import TOLERANCE_S, Collect, match, write_bursts
 
 REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
 
 
 @pytest.fixture(scope="module")
