@@ -96,6 +96,24 @@ def prepare(x: torch.Tensor, sample_rate_hz: int, target_rate_hz: int, max_sampl
     return x[:, :n].contiguous()
 
 
+def lead_in(before: np.ndarray | None, sample_rate_hz: int, target_rate_hz: int,
+            n: int) -> torch.Tensor:
+    """The audio just before an onset -> the model's lead-in, [2, n] float32 at the
+    model rate: its last n samples, zeros in front where it is shorter (the stream's
+    start). before: [m, channels] at sample_rate_hz, or None (silence)."""
+    out = torch.zeros(2, n)
+    if before is None or len(before) == 0:
+        return out
+    x = torch.from_numpy(to_stereo(np.asarray(before, np.float32)).T.copy())   # [2, m]
+    if sample_rate_hz != target_rate_hz:
+        import torchaudio.functional as AF
+        keep = int(np.ceil(n * sample_rate_hz / target_rate_hz)) + 64
+        x = AF.resample(x[:, -keep:], sample_rate_hz, target_rate_hz)
+    x = x[:, -n:]
+    out[:, n - x.shape[-1]:] = x
+    return out
+
+
 def display_path(path) -> str:
     """A path as printable text: bytes that are not UTF-8 (a Latin-1 name on a UTF-8 system)
     become \\xNN escapes, so no message or output line can fail to encode."""

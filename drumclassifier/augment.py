@@ -506,18 +506,23 @@ class RandomTruncate(ItemAugmentation):
     Log-uniform so that short contexts (a few ms, what the live path sees first) are
     as well represented as long ones. No fade-out: the live path cuts hard too.
     Items already shorter than min_ms are left as they are.
+    lead_in: samples of pre-onset audio at the start of every item (a model's lead-in,
+    ModelConfig.lead_in_samples): the cut is drawn over what follows them, so they stay.
     """
 
-    def __init__(self, p: float, sample_rate_hz: int, min_ms: float = 3.0):
+    def __init__(self, p: float, sample_rate_hz: int, min_ms: float = 3.0, lead_in: int = 0):
         super().__init__(p)
         self.min_samples = max(1, _ms_to_samples(min_ms, sample_rate_hz))
+        self.lead_in = lead_in
 
     def augment(self, x, lengths):
-        lo = torch.full_like(lengths, self.min_samples).minimum(lengths).clamp(min=1).double()
-        hi = lengths.clamp(min=1).double()
+        post = (lengths - self.lead_in).clamp(min=1)           # [b] samples from the onset on
+        lo = torch.full_like(post, self.min_samples).minimum(post).double()
+        hi = post.double()
         u = torch.rand(x.shape[0], device=x.device, dtype=torch.float64)
         cut = torch.exp(torch.log(lo) + u * (torch.log(hi) - torch.log(lo))).round().long()
-        return x, torch.minimum(cut, lengths)  # the base class zeroes beyond the new length
+        # the base class zeroes beyond the new length
+        return x, torch.minimum(cut + self.lead_in, lengths)
 
 
 class AddNoise(ItemAugmentation):
@@ -708,7 +713,10 @@ class Augmenter(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: dict | DictConfig | AugmentConfig | None,
-                    sample_rate_hz: int) -> Augmenter:
+                    sample_rate_hz: int, lead_in: int = 0) -> Augmenter:
+        """lead_in: samples of pre-onset audio leading every item (RandomTruncate keeps
+        them). Pitch shift and time shift move the onset within the item by up to a frame
+        or two, as onset jitter does."""
         c = load_augment_config(cfg)
         sr = sample_rate_hz
         return cls([
@@ -723,7 +731,7 @@ class Augmenter(nn.Module):
             StereoImage(c.stereo_image.p, c.stereo_image.width, c.stereo_image.mono_p),
             ChannelSwap(c.channel_swap.p),
             Polarity(c.polarity.p),
-            RandomTruncate(c.truncate.p, sr, c.truncate.min_ms),
+            RandomTruncate(c.truncate.p, sr, c.truncate.min_ms, lead_in),
             AddNoise(c.noise.p, sr, c.noise.snr_db, c.noise.pink_p),
         ])
 

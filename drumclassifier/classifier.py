@@ -113,58 +113,78 @@ class DrumClassifier:
         return audio.prepare(waveform, sample_rate_hz, self.cfg.sample_rate_hz,
                              self.cfg.analysis_samples, name)
 
-    def prepare_hits(self, hits, sample_rate_hz: int) -> tuple[list[torch.Tensor], list]:
-        """Live hits (objects with .audio [n, channels] and .index) -> prepared waves and
-        the hits they belong to; a hit that cannot be classified (e.g. digital silence
-        after a gap) is left out rather than failing the batch."""
-        waves, keep = [], []
+    def prepare_hits(self, hits, sample_rate_hz: int
+                     ) -> tuple[list[torch.Tensor], list, list[torch.Tensor] | None]:
+        """Live hits (objects with .audio [n, channels], .index and optionally .before
+        [m, channels], the audio just before the onset) -> prepared waves, the hits they
+        belong to, and for a model with a lead-in (cfg.lead_in_frames) each hit's lead-in
+        [2, lead_in_samples] (else None). A hit that cannot be classified (e.g. digital
+        silence after a gap) is left out rather than failing the batch."""
+        waves, keep, lead = [], [], []
+        n_lead = self.cfg.lead_in_samples
         for h in hits:
             try:
                 waves.append(self.prepare(torch.from_numpy(np.ascontiguousarray(h.audio.T)),
                                           sample_rate_hz, f"hit {h.index}"))
-                keep.append(h)
             except AudioError:
-                pass
-        return waves, keep
+                continue
+            keep.append(h)
+            if n_lead:
+                lead.append(audio.lead_in(getattr(h, "before", None), sample_rate_hz,
+                                          self.cfg.sample_rate_hz, n_lead))
+        return waves, keep, (lead if n_lead else None)
 
     def load(self, path: str | Path) -> torch.Tensor:
         return audio.load(path, self.cfg.sample_rate_hz, self.cfg.analysis_s)
 
     @torch.inference_mode()
-    def predict(self, waves: Sequence[torch.Tensor], lengths: torch.Tensor | None = None
-                ) -> torch.Tensor:
+    def predict(self, waves: Sequence[torch.Tensor], lengths: torch.Tensor | None = None,
+                before: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Prepared items -> presence probabilities [B, n_labels] (on the CPU).
 
-        waves: a list of [2, n_i] tensors (zero-padded together here), or a [B, 2, N]
-            tensor with `lengths` [B] giving each item's valid samples.
+        waves: a list of [2, n_i] tensors from the onset (zero-padded together here), or a
+            [B, 2, N] tensor with `lengths` [B] giving each item's valid samples.
+        before: for a model with a lead-in, each item's [2, lead_in_samples] of audio
+            before its onset; None = silence (a sample file, a one-shot).
         """
-        x, lengths = self._batch(waves, lengths)
+        x, lengths = self._batch(waves, lengths, before)
         feats, frames = self.features(x, lengths)
         return torch.sigmoid(self.model(feats, frames) / (self.cfg.temperature or 1.0)).float().cpu()
 
     @torch.inference_mode()
     def embed(self, waves: Sequence[torch.Tensor], lengths: torch.Tensor | None = None,
-              spectrum: bool = False) -> torch.Tensor:
+              spectrum: bool = False, before: Sequence[torch.Tensor] | None = None
+              ) -> torch.Tensor:
         """Prepared items -> hit embeddings [B, D] (the time RNN's final state; D =
         members x time_rnn_hidden); with spectrum, [B, D + n_mels]: the log-mel band
-        profile (features.band_profile) appended, for kit profiles."""
-        x, lengths = self._batch(waves, lengths)
+        profile (features.band_profile) appended, for kit profiles. before: as in predict."""
+        x, lengths = self._batch(waves, lengths, before)
         feats, frames = self.features(x, lengths)
         emb = self.model.embed(feats, frames)
         if spectrum:
             emb = torch.cat([emb, band_profile(feats, frames)], 1)
         return emb.float().cpu()
 
-    def _batch(self, waves, lengths):
+    def _batch(self, waves, lengths, before=None):
+        """-> x [B, 2, P + N] on the device and lengths [B] (lead-in included), where
+        P = cfg.lead_in_samples: each item's lead-in (`before`, else zeros) then its audio."""
+        p = self.cfg.lead_in_samples
         if isinstance(waves, torch.Tensor) and waves.ndim == 3:
             if lengths is None:
                 lengths = torch.full((waves.shape[0],), waves.shape[-1], dtype=torch.long)
+            if p:
+                waves = torch.nn.functional.pad(waves, (p, 0))
+                lengths = lengths + p
+                if before is not None:
+                    waves[:, :, :p] = torch.stack(list(before)).to(waves.dtype)
             return waves.to(self.device), lengths.to(self.device)
         n = max(w.shape[-1] for w in waves)
-        x = torch.zeros(len(waves), 2, n)
+        x = torch.zeros(len(waves), 2, p + n)
         for i, w in enumerate(waves):
-            x[i, :, :w.shape[-1]] = w
-        lengths = torch.tensor([w.shape[-1] for w in waves], dtype=torch.long)
+            x[i, :, p:p + w.shape[-1]] = w
+            if p and before is not None:
+                x[i, :, :p] = before[i]
+        lengths = torch.tensor([p + w.shape[-1] for w in waves], dtype=torch.long)
         return x.to(self.device), lengths.to(self.device)
 
     def results(self, probs: torch.Tensor, paths: Sequence | None = None) -> list[Result]:

@@ -70,6 +70,11 @@ class ModelConfig:
     # all-zero targets: an onset with no class at its threshold is then not a drum, and
     # the live path sends nothing for it. False (older models): the top class is sent.
     rejects_non_drums: bool = False
+    # frames (of features.hop_length samples) of audio from just BEFORE the onset that lead
+    # each item in: what was already ringing when the hit came (a groove's tails), so the
+    # model can tell a new hit from the tails under it. A sample file or one-shot has
+    # silence there (zeros). 0 (older models): the input starts at the onset.
+    lead_in_frames: int = 0
 
     @property
     def window_samples(self) -> int:
@@ -78,6 +83,12 @@ class ModelConfig:
     @property
     def analysis_samples(self) -> int:
         return round(self.analysis_s * self.sample_rate_hz)
+
+    @property
+    def lead_in_samples(self) -> int:
+        """Samples of pre-onset audio before each item (a whole number of frames, so the
+        onset's frames line up as without a lead-in)."""
+        return self.lead_in_frames * self.features.hop_length
 
 
 def read_yaml(path: str | Path) -> DictConfig:

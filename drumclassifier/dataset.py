@@ -140,14 +140,18 @@ class ClipBank:
         return self.data.numel() * self.data.element_size()
 
 
-def pad_batch(waves: Sequence[torch.Tensor], max_len: int | None = None
+def pad_batch(waves: Sequence[torch.Tensor], max_len: int | None = None, lead_in: int = 0
               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """[2, n_i] tensors -> zero-padded [B, 2, N] and lengths [B] (each cut to max_len)."""
+    """[2, n_i] tensors -> zero-padded [B, 2, N] and lengths [B] (each cut to max_len).
+
+    lead_in: samples of silence put before each item (a model's lead-in for hits that
+    have nothing before their onset: one-shots); max_len counts from the onset.
+    """
     lens = [w.shape[-1] if max_len is None else min(w.shape[-1], max_len) for w in waves]
-    x = torch.zeros(len(waves), 2, max(lens))
+    x = torch.zeros(len(waves), 2, lead_in + max(lens))
     for i, (w, n) in enumerate(zip(waves, lens)):
-        x[i, :, :n] = w[:, :n]
-    return x, torch.tensor(lens, dtype=torch.long)
+        x[i, :, lead_in:lead_in + n] = w[:, :n]
+    return x, torch.tensor([lead_in + n for n in lens], dtype=torch.long)
 
 
 def mix(waves: Sequence[torch.Tensor], gains_db: Sequence[float], offsets: Sequence[int]
@@ -274,12 +278,17 @@ class GrooveBank:
     def __len__(self) -> int:
         return len(self.sample)
 
-    def get(self, i: int, n: int) -> torch.Tensor:
-        """Onset i's audio as the worker gets it: float32 [2, <= n] from the onset on."""
+    def get(self, i: int, n: int, lead_in: int = 0) -> torch.Tensor:
+        """Onset i's audio as the worker gets it: float32 [2, lead_in + <= n]: lead_in
+        samples from before the onset (zeros before the stream's start), then up to n
+        from the onset on."""
         s = int(self.stream[i])
-        a = int(self.offsets[s]) + int(self.sample[i])
+        start = int(self.offsets[s])
+        a = start + int(self.sample[i])
         b = min(a + n, int(self.offsets[s + 1]))
-        return self.data[:, a:b].float()
+        w = self.data[:, max(start, a - lead_in):b].float()
+        short = lead_in - (a - max(start, a - lead_in))     # lead-in before the stream
+        return torch.nn.functional.pad(w, (short, 0)) if short else w
 
     @property
     def nbytes(self) -> int:

@@ -192,10 +192,13 @@ class BatchSampler:
     none are made at p_bleed = 0, so the batches of a seeded run stay as they were.
     """
 
-    def __init__(self, bank, labels: list[str], t: TrainConfig, grooves=None):
+    def __init__(self, bank, labels: list[str], t: TrainConfig, grooves=None, lead_in: int = 0):
         from .dataset import MixtureSampler
         self.bank, self.labels, self.t = bank, labels, t
         self.grooves = grooves       # a GrooveBank, or None
+        # samples before each onset (ModelConfig.lead_in_samples): a groove onset's real
+        # pre-onset audio, silence for one-shots and mixtures
+        self.lead_in = lead_in
         if grooves is not None:
             import numpy as np
             # onsets holding each class [C lists], and the onsets with no drum note near
@@ -241,7 +244,9 @@ class BatchSampler:
                 used = [i]
             if self.t.p_bleed > 0 and rng.random() < self.t.p_bleed:
                 waves[-1] = self.add_bleed(rng, waves[-1], used)
-        x, lengths = pad_batch(waves, self.max_len)
+            if self.lead_in:
+                waves[-1] = torch.nn.functional.pad(waves[-1][:, :self.max_len], (self.lead_in, 0))
+        x, lengths = pad_batch(waves, self.max_len + self.lead_in)
         return x, lengths, torch.from_numpy(target), torch.tensor(single)
 
     def groove_item(self, rng, target_row):
@@ -256,7 +261,8 @@ class BatchSampler:
             pool = pools[int(rng.integers(len(pools)))]
             i = int(pool[int(rng.integers(len(pool)))])
         target_row[:] = g.targets[i]
-        return g.get(i, self.groove_contexts[int(rng.integers(len(self.groove_contexts)))])
+        return g.get(i, self.groove_contexts[int(rng.integers(len(self.groove_contexts)))],
+                     self.lead_in)
 
     def add_bleed(self, rng, wave, used: list[int]):
         """wave [2, n] plus a quiet hit of the same kit not in ``used`` -> [2, n'] (n' >= n).
@@ -327,11 +333,12 @@ def seed_all(seed: int) -> None:
 class Validator:
     """Validation singles (full context and short context) and seeded mixtures."""
 
-    def __init__(self, bank, labels, t: TrainConfig):
+    def __init__(self, bank, labels, t: TrainConfig, lead_in: int = 0):
         import numpy as np
 
         from .dataset import GrooveBank, MixtureSampler, mixture_target
         self.bank, self.labels, self.t = bank, labels, t
+        self.lead_in = lead_in   # groove onsets are read with their pre-onset audio
         # the validation kits' grooves: onsets at the live context (val_context_ms)
         self.grooves = (GrooveBank(t.grooves, "val", labels, bank.sample_rate_hz,
                                    progress=t.progress) if t.grooves else None)
@@ -344,6 +351,8 @@ class Validator:
                             if self.mixes else np.zeros((0, len(labels)), np.float32))
 
     def __call__(self, predict_fn) -> dict:
+        """predict_fn(x, lengths, led=False): probabilities; items from the onset on
+        (led=False: the model's lead-in is silence) or with their lead-in (led=True)."""
         import numpy as np
 
         from .dataset import pad_batch
@@ -365,8 +374,8 @@ class Validator:
             targets, probs = np.concatenate([onehot, self.mix_targets]), np.concatenate([p_full, p_mix])
         if self.grooves is not None:
             g = self.grooves
-            waves = [g.get(i, self.short) for i in range(len(g))]
-            p_groove = np.concatenate([np.asarray(predict_fn(*pad_batch(waves[k:k + bs])))
+            waves = [g.get(i, self.short, self.lead_in) for i in range(len(g))]
+            p_groove = np.concatenate([np.asarray(predict_fn(*pad_batch(waves[k:k + bs]), led=True))
                                        for k in range(0, len(waves), bs)])
             targets = np.concatenate([targets, g.targets])
             probs = np.concatenate([probs, p_groove])
@@ -459,13 +468,16 @@ def run(args) -> int:
             f"{int((grooves.targets.sum(1) == 0).sum())} with no drum; "
             f"{grooves.nbytes / 2**20:.0f} MB")
     mcfg.rejects_non_drums = grooves is not None    # stored with the checkpoint's config
-    sampler = BatchSampler(train_bank, labels, t, grooves)
-    validator = Validator(val_bank, labels, t)
+    lead = mcfg.lead_in_samples
+    if lead:
+        say(f"lead-in: {mcfg.lead_in_frames} frames ({lead} samples) of pre-onset audio per item")
+    sampler = BatchSampler(train_bank, labels, t, grooves, lead)
+    validator = Validator(val_bank, labels, t, lead)
 
     # ---- model
     features = LogMel(mcfg).to(device)
     model = CRNN(mcfg).to(device)
-    augmenter = Augmenter.from_config(cfg.augment, mcfg.sample_rate_hz).to(device)
+    augmenter = Augmenter.from_config(cfg.augment, mcfg.sample_rate_hz, lead).to(device)
     if t.init_from and resume_state is None:
         say(f"starting from {init_weights(model, t)}")
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -484,8 +496,10 @@ def run(args) -> int:
     say(f"model {n_params:,} parameters on {device}; {t.epochs} epochs x {t.steps_per_epoch} "
         f"steps x batch {t.batch_size}; run folder {run_dir}")
 
-    def predict_fn(x, lengths):
+    def predict_fn(x, lengths, led=False):
         with torch.inference_mode():
+            if lead and not led:     # one-shots: silence before the onset
+                x, lengths = torch.nn.functional.pad(x, (lead, 0)), lengths + lead
             x, lengths = x.to(device), lengths.to(device)
             return torch.sigmoid(model(*features(x, lengths))).float().cpu()
 

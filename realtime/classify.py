@@ -41,10 +41,10 @@ class Classify:
         self.min_confidence = defaults_with(DecisionConfig, min_confidence=min_confidence).min_confidence
 
     def __call__(self, hits: list[Hit]):
-        waves, keep = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
+        waves, keep, lead = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
         if not waves:
             return [], []
-        probs = self.clf.predict(waves)            # [B, n_labels] on the CPU
+        probs = self.clf.predict(waves, before=lead)   # [B, n_labels] on the CPU
         th = self.clf.thresholds
         sure = (class_confidence(probs, th) >= self.min_confidence).tolist()   # [B]
         out = []
@@ -97,10 +97,10 @@ class KitClassify:
         self.piece_classes = [profile.labels.index(pc.label) for pc in profile.pieces]
 
     def __call__(self, hits):
-        waves, keep = self.clf.prepare_hits(hits, self.sr)     # [2, n] each, n = its context
+        waves, keep, lead = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
         if not waves:
             return [], []
-        emb = self.clf.embed(waves, spectrum=self.profile.spectrum)  # [B, D]
+        emb = self.clf.embed(waves, spectrum=self.profile.spectrum, before=lead)  # [B, D]
         probs = self.profile.probs(emb)                                # [B, P]
         if self.sure_of == "class":
             conf, first = class_sure(probs, self.piece_classes, len(self.profile.labels))

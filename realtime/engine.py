@@ -188,7 +188,7 @@ class Engine:
             hit = Hit(index=sl.track.index, onset=onset, audio=audio,
                       peak_db=hit_peak_db(audio, sl.before), ready_sample=ready_sample,
                       t_onset_wall=t_onset, t_ready=now, partial=sl.partial, final=sl.final,
-                      track=sl.track)
+                      track=sl.track, before=sl.before)
             self.queue.put(hit)
 
     # ---- counters -----------------------------------------------------------------------

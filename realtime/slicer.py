@@ -42,21 +42,22 @@ class Slice:
     audio: np.ndarray
     partial: bool
     final: bool                # no more context will come for this onset
-    before: np.ndarray | None = None   # [m, channels], m <= n: the audio just before the
-                                       # onset (what was already ringing), for hit_peak_db
+    before: np.ndarray | None = None   # [m, channels]: the audio just before the onset
+                                       # (what was already ringing): the model's lead-in
+                                       # and hit_peak_db's tail estimate
 
 
 def hit_peak_db(audio: np.ndarray, before: np.ndarray | None) -> float:
     """The hit's own peak level (dBFS), not that of the tails ringing under it.
 
-    audio [n, ch] from the onset, before [m, ch] just before it. What rang before the
-    onset rings on under the hit at about its level before it (a tail decays), so the
-    hit's own peak is estimated as sqrt(peak_after^2 - peak_before^2), floored at -20 dB
-    under peak_after. Over silence it is the slice's peak.
+    audio [n, ch] from the onset, before [m, ch] just before it (its last n samples are
+    read). What rang before the onset rings on under the hit at about its level before it
+    (a tail decays), so the hit's own peak is estimated as sqrt(peak_after^2 -
+    peak_before^2), floored at -20 dB under peak_after. Over silence it is the slice's peak.
     """
     peak = float(np.abs(audio).max()) if len(audio) else 0.0
-    if before is not None and len(before):
-        tail = float(np.abs(before).max())
+    if before is not None and len(before) and len(audio):
+        tail = float(np.abs(before[-len(audio):]).max())
         peak = max(np.sqrt(max(peak ** 2 - tail ** 2, 0.0)), 0.1 * peak)
     return 20 * float(np.log10(max(peak, 1e-10)))
 
@@ -74,6 +75,7 @@ class Hit:
     partial: bool = False      # cut short by the end of the stream
     final: bool = True         # the last rung: decide now, confident or not
     track: Track | None = None  # anytime: the onset's shared state (None: a lone hit)
+    before: np.ndarray | None = None   # [m, channels] the audio just before the onset
 
 
 class Slicer:
@@ -84,12 +86,15 @@ class Slicer:
     """
 
     def __init__(self, sample_rate_hz: int, channels: int, contexts_ms: float | list[float],
-                 history_s: float = 1.0):
+                 history_s: float = 1.0, before_ms: float = 50.0):
         self.sr = sample_rate_hz
         ladder = [contexts_ms] if isinstance(contexts_ms, (int, float)) else list(contexts_ms)
         # rung lengths in samples, ascending: [R]
         self.rungs = [max(1, int(round(c * sample_rate_hz / 1000))) for c in ladder]
         self.context = self.rungs[-1]    # the longest slice cut
+        # pre-onset audio given with each slice: at least the slice's length (hit_peak_db)
+        # and before_ms (a model's lead-in: ModelConfig.lead_in_frames, 23 ms at 44.1 kHz)
+        self.before = int(round(before_ms * sample_rate_hz / 1000))
         self.size = max(int(history_s * sample_rate_hz), 4 * self.context)
         self._hist = np.zeros((self.size, channels), np.float32)
         self._end = 0                    # stream position after the newest sample held
@@ -164,7 +169,7 @@ class Slicer:
             t.rung = len(self.rungs)
             return []
         idx = np.arange(a, a + n) % self.size
-        m = max(0, min(n, a - max(self._end - self.size, self._origin)))   # held, not before the stream
+        m = max(0, min(max(n, self.before), a - max(self._end - self.size, self._origin)))  # held, in the stream
         before = self._hist[np.arange(a - m, a) % self.size]
         return [Slice(t, self._hist[idx], partial, final, before)]
 
