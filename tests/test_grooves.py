@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from drumclassifier.cli import main
 from drumclassifier.grooves.generator import random_program
@@ -147,3 +148,57 @@ def test_training_on_grooves_makes_a_model_that_rejects_non_drums(groove_corpus,
     b = DrumClassifier(tmp_path / "g2" / "best.pt", device="cpu").model.state_dict()
     assert all(np.allclose(a[k].numpy(), b[k].numpy()) for k in a if "num_batches" not in k
                and "running" not in k)
+
+
+# ---- lead-in: the audio from before the onset --------------------------------------------
+
+def test_training_with_a_lead_in_stores_it_and_the_model_reads_what_rang_before(
+        groove_corpus, tmp_path):
+    from drumclassifier import DrumClassifier
+    root, out, _ = groove_corpus
+    rc = main(["train", f"train.manifest={root / 'manifest.csv'}", f"train.runs_dir={tmp_path}",
+               "train.name=led", "train.epochs=1", "train.steps_per_epoch=2", *TINY,
+               f"train.grooves={out / 'streams.csv'}", "model.lead_in_frames=4"])
+    assert rc == 0
+    clf = DrumClassifier(tmp_path / "led" / "best.pt", device="cpu")
+    p = clf.cfg.lead_in_samples
+    assert clf.cfg.lead_in_frames == 4 and p == 4 * clf.cfg.features.hop_length
+    hit = torch.from_numpy(synth("snare", np.random.default_rng(1), 0, 1.0)[:882].T.copy())
+    tail = torch.from_numpy(synth("cymbals", np.random.default_rng(2), 0, 1.0)[-p:].T.copy())
+    silent = clf.predict([hit])
+    # no lead-in given = silence before the onset, the same through both batch paths
+    assert torch.allclose(silent, clf.predict([hit], before=[torch.zeros(2, p)]))
+    assert torch.allclose(silent, clf.predict(hit[None], torch.tensor([hit.shape[-1]])))
+    # a cymbal ringing before the onset is read: the answer changes
+    assert not torch.allclose(silent, clf.predict([hit], before=[tail]), atol=1e-6)
+
+
+def test_a_lead_in_is_the_last_samples_before_the_onset_zero_padded_at_the_start():
+    from drumclassifier.audio import lead_in
+    before = np.arange(1, 301, dtype=np.float32)[:, None] / 300          # [300, 1] mono
+    x = lead_in(before, SR, SR, 100)
+    assert x.shape == (2, 100) and torch.allclose(x[0], torch.from_numpy(before[-100:, 0]))
+    assert torch.equal(x[0], x[1])                                          # mono to both sides
+    y = lead_in(before[-40:], SR, SR, 100)                                   # stream start
+    assert torch.count_nonzero(y[:, :60]) == 0 and torch.allclose(y[0, 60:], x[0, 60:])
+    assert torch.count_nonzero(lead_in(None, SR, SR, 100)) == 0
+    assert lead_in(np.ones((600, 2), np.float32), 48000, SR, 100).shape == (2, 100)
+
+
+def test_a_groove_onset_is_read_with_its_lead_in_and_truncation_keeps_it(groove_corpus):
+    from drumclassifier.augment import RandomTruncate
+    from drumclassifier.dataset import GrooveBank
+    _, out, _ = groove_corpus
+    g = GrooveBank(out / "streams.csv", "train", LABELS, SR, progress=False)
+    i = int(np.argmax(g.sample))                      # well into its stream
+    w, led = g.get(i, 441), g.get(i, 441, 256)
+    assert led.shape == (2, 256 + w.shape[-1]) and torch.equal(led[:, 256:], w)
+    s = int(g.stream[i])
+    a = int(g.offsets[s]) + int(g.sample[i])
+    assert torch.equal(led[:, :256], g.data[:, a - 256:a].float())
+    first = int(np.flatnonzero(g.stream == g.stream[0])[0])
+    early = g.get(first, 441, int(g.sample[first]) + 100)   # starts before the stream did
+    assert torch.count_nonzero(early[:, :100]) == 0
+    x = torch.ones(8, 2, 1000)
+    _, lengths = RandomTruncate(1.0, SR, min_ms=1.0, lead_in=300)(x, torch.full((8,), 1000))
+    assert bool((lengths >= 300 + 44).all()) and bool((lengths <= 1000).all())

@@ -264,6 +264,29 @@ def test_engine_on_a_file_sends_the_hit_at_its_first_sample(clf):
     assert hit_times(sink.events)[0] == 0.0
 
 
+def test_engine_hands_each_hit_the_audio_before_its_onset(clf, tmp_path):
+    """The model's lead-in on the live path: the worker's hit carries the stream's audio
+    just before its onset (a recording classify function stands in for the model here;
+    test_grooves checks that a lead-in model reads it)."""
+    import soundfile as sf
+
+    from realtime.classify import Classify
+    path = tmp_path / "bursts.wav"
+    write_bursts(path, seconds=3, seed=5)
+    x, _ = sf.read(path, dtype="float32", always_2d=True)
+    seen, real = [], Classify(clf, SR)
+
+    def recording(hits):
+        seen.extend(hits)
+        return real(hits)
+    run_file(clf, path, [Collect()], classify=recording)
+    assert len(seen) > 3
+    for h in seen:
+        a = h.onset.sample
+        assert len(h.before) == min(a, round(0.05 * SR))
+        assert np.allclose(h.before, x[a - len(h.before):a], atol=1e-6)
+
+
 def test_engine_on_file_finds_hits_at_the_right_times(clf, tmp_path):
     path = tmp_path / "bursts.wav"
     truth = write_bursts(path, seconds=4, seed=3)
@@ -544,6 +567,19 @@ def test_slicer_cuts_each_rung_once_and_stops_after_the_decision():
     first[0].track.decided = True
     sl.push(x[300:600], 300)
     assert sl.ready() == [] and sl.flush() == []
+
+
+def test_each_slice_carries_the_audio_before_its_onset_for_the_lead_in():
+    from realtime.onset import Onset
+    from realtime.slicer import Slicer
+    sl = Slicer(SR, 1, [1.0], before_ms=5.0)                # 44-sample slices, 220 before
+    x = np.arange(1000, dtype=np.float32)[:, None]
+    sl.push(x[:600], 0)
+    sl.add([Onset(sample=100, detect_sample=102, strength=1.0),
+            Onset(sample=400, detect_sample=402, strength=1.0)])
+    first, second = sl.ready()
+    assert np.array_equal(first.before[:, 0], x[:100, 0])   # all there is since the start
+    assert np.array_equal(second.before[:, 0], x[180:400, 0])
 
 
 def test_slicer_flush_gives_the_undecided_a_final_partial_slice():
