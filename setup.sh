@@ -13,6 +13,8 @@ if command -v apt-get >/dev/null; then
   step 1 "system packages: PortAudio, JACK, Chromium (apt-get; a minute or two)..."
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libportaudio2 jackd2 chromium chromium-driver >/dev/null
+  # mma: the groove library `drumclassifier grooves --mma` plays (training material only)
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends mma >/dev/null
 else
   step 1 "system packages: no apt-get here, skipped (install PortAudio yourself for the live path)"
 fi

@@ -1,8 +1,9 @@
 """`drumclassifier grooves`: render training grooves and label them as the live path sees them.
 
 For each stream:
-  1. a groove (drumclassifier/grooves: the programmed grooves at 0.75-1.3x their tempo, or
-     a randomised one at 50-240 BPM) played on a kit of the split (a kit lacking a piece
+  1. a groove (drumclassifier/grooves: the programmed grooves at 0.75-1.3x their tempo, a
+     groove of a library people wrote: mma's ~2,000 grooves and Hydrogen's demo songs,
+     grooves/library.py, or a randomised one at 50-240 BPM) played on a kit of the split (a kit lacking a piece
      borrows it from another kit of the same split; never from another split), one-shots
      at their velocity layer, tails overlapping, open hihats choked by the pedal;
   2. a random listening chain (grooves.render.train_condition: rooms, a mono room mic, EQ,
@@ -29,6 +30,8 @@ from pathlib import Path
 EPILOG = """examples:
   drumclassifier grooves --out data/grooves                        (train 300 + val 40 streams)
   drumclassifier grooves --out data/grooves --streams 600 --seconds 20   (more; resumes)
+  drumclassifier grooves --out data/grooves-lib --mma --h2songs data/corpus/pkgs
+      (also mma's groove library and Hydrogen's demo songs: apt-get install mma)
 Then: drumclassifier train train.grooves=data/grooves/streams.csv"""
 
 TOL_S = 0.025     # a note belongs to the nearest onset within this (the benchmark's +-25 ms)
@@ -45,6 +48,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="streams from the validation kits (default 40): thresholds, selection")
     p.add_argument("--seconds", type=float, default=20.0, help="length of a stream (default 20)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mma", action="store_true",
+                   help="also play the grooves of mma's library (needs `mma`: apt-get install "
+                        "mma); read once into OUT/library.json")
+    p.add_argument("--h2songs", metavar="DIR",
+                   help="also play the Hydrogen songs (.h2song) found under DIR, e.g. the "
+                        "corpus's unpacked packages data/corpus/pkgs")
 
 
 def _rng(seed: int, *parts):
@@ -78,12 +87,20 @@ def complete_kit(kit, donors: list, rng):
     return Kit(kit.name, instruments, roles)
 
 
-def draw_notes(rng, seconds: float):
-    """-> (notes, groove name, bpm): a programmed groove or a randomised one."""
+def draw_notes(rng, seconds: float, library=()):
+    """-> (notes, groove name, bpm): a programmed groove, one of the library's (if any:
+    a third of the streams) or a randomised one."""
     import numpy as np
 
     from drumclassifier.grooves.generator import random_program
+    from drumclassifier.grooves.library import play
     from drumclassifier.grooves.patterns import GROOVES, program
+    if library and rng.random() < 1 / 3:
+        g = library[int(rng.integers(len(library)))]
+        bpm = (g.bpm * rng.uniform(0.75, 1.3) if g.bpm else
+               np.exp(rng.uniform(np.log(60), np.log(200))))
+        bpm = float(min(240, max(50, bpm)))
+        return play(g, bpm, seconds, rng), f"{g.source}:{g.name}", bpm
     if rng.random() < 0.4:
         name = str(rng.choice(sorted(GROOVES)))
         lo, hi = GROOVES[name][0]
@@ -111,7 +128,7 @@ def label_onsets(onsets, notes, sr: int) -> list[tuple[int, str]]:
 
 
 def render_one(i: int, split: str, kits: dict, out: Path, seconds: float, seed: int,
-               detector) -> dict:
+               detector, library=()) -> dict:
     import soundfile as sf
 
     from drumclassifier.grooves.render import SR, mix, train_condition
@@ -122,7 +139,7 @@ def render_one(i: int, split: str, kits: dict, out: Path, seconds: float, seed: 
     names = sorted(kits)
     kit = kits[names[int(rng.integers(len(names)))]]
     kit = complete_kit(kit, [kits[n] for n in names if n != kit.name], rng)
-    notes, groove, bpm = draw_notes(rng, seconds)
+    notes, groove, bpm = draw_notes(rng, seconds, library)
     clean, kept = mix(notes, kit)
     y, cond = train_condition(clean, bpm, rng)
     row = {"split": split, "audio": str(audio.relative_to(out)), "kit": kit.name,
@@ -164,6 +181,19 @@ def run(args) -> int:
     if not manifest.is_file():
         raise ConfigError(f"{manifest}: manifest not found (build it with "
                           "`drumclassifier corpus build`)")
+    library = []
+    if args.mma or args.h2songs:
+        from drumclassifier.grooves.library import build_library, find_mma
+        mma = find_mma() if args.mma else None
+        if args.mma and not mma and not (out / "library.json").is_file():
+            raise ConfigError("--mma: mma is not installed (apt-get install mma)")
+        songs = sorted(Path(args.h2songs).rglob("*.h2song")) if args.h2songs else []
+        library = build_library(out / "library.json", mma, songs)
+        by = {}
+        for g in library:
+            by[g.source] = by.get(g.source, 0) + 1
+        print(f"groove library: {len(library)} grooves {by} ({out / 'library.json'})",
+              file=sys.stderr)
     rows = []
     for split, n in (("train", args.streams), ("val", args.val_streams)):
         kits = load_kits(manifest, split)
@@ -171,7 +201,8 @@ def run(args) -> int:
             raise ConfigError(f"{manifest}: no kits in split {split!r}")
         detector = OnsetDetector(SR, OnsetConfig())
         for i in tqdm(range(n), desc=f"grooves {split}", unit="stream", dynamic_ncols=True):
-            rows.append(render_one(i, split, kits, out, args.seconds, args.seed, detector))
+            rows.append(render_one(i, split, kits, out, args.seconds, args.seed, detector,
+                                   library))
     with (out / "streams.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -202,3 +203,79 @@ def test_a_groove_onset_is_read_with_its_lead_in_and_truncation_keeps_it(groove_
     x = torch.ones(8, 2, 1000)
     _, lengths = RandomTruncate(1.0, SR, min_ms=1.0, lead_in=300)(x, torch.full((8,), 1000))
     assert bool((lengths >= 300 + 44).all()) and bool((lengths <= 1000).all())
+
+
+# ---- groove libraries: mma and Hydrogen songs ------------------------------------------
+
+H2SONG = """<?xml version="1.0" encoding="UTF-8"?>
+<song><bpm>100</bpm>
+ <instrumentList>
+  <instrument><id>0</id><name>Kick</name></instrument>
+  <instrument><id>1</id><name>Snare Rimshot</name></instrument>
+  <instrument><id>2</id><name>Hat Closed</name></instrument>
+  <instrument><id>3</id><name>Hand Clap</name></instrument>
+ </instrumentList>
+ <patternList>
+  <pattern><name>a</name><size>192</size><noteList>
+   <note><position>0</position><velocity>0.8</velocity><instrument>0</instrument></note>
+   <note><position>96</position><velocity>1</velocity><instrument>1</instrument></note>
+   <note><position>48</position><velocity>0.5</velocity><instrument>3</instrument></note>
+  </noteList></pattern>
+  <pattern><name>b</name><size>96</size><noteList>
+   <note><position>0</position><velocity>0.6</velocity><instrument>2</instrument></note>
+   <note><position>24</position><velocity>0.6</velocity><instrument>2</instrument></note>
+  </noteList></pattern>
+ </patternList>
+ <patternSequence>
+  <group><patternID>a</patternID><patternID>b</patternID></group>
+  <group><patternID>b</patternID></group>
+ </patternSequence>
+</song>
+"""
+
+
+def test_a_hydrogen_song_is_read_in_its_pattern_sequence_with_roles_from_names(tmp_path):
+    from drumclassifier.grooves.library import hydrogen_song
+    (tmp_path / "s.h2song").write_text(H2SONG)
+    g = hydrogen_song(tmp_path / "s.h2song")
+    # group 1: a + b together (4 beats, the longer), group 2: b (2 beats) from beat 4;
+    # "Snare Rimshot" is a snare, the clap is not one of the five classes
+    assert g.beats == 6.0 and g.bpm == 100.0
+    assert g.notes == [(0.0, "hh_closed", 76), (0.0, "kick", 102), (0.5, "hh_closed", 76),
+                       (2.0, "snare", 127), (4.0, "hh_closed", 76), (4.5, "hh_closed", 76)]
+
+
+def test_a_library_groove_loops_to_the_stream_length_with_hits_struck_together():
+    from drumclassifier.grooves.library import Groove, play
+    g = Groove("x", "test", 4.0, [(0.0, "kick", 100), (0.0, "hh_closed", 80), (2.0, "snare", 90)])
+    notes = play(g, 120.0, 10.0, np.random.default_rng(0))   # 0.5 s a beat, from 0.25 s
+    kicks = [n.time_s for n in notes if n.role == "kick"]
+    assert len(kicks) == 5 and all(abs(b - a - 2.0) < 0.012 for a, b in zip(kicks, kicks[1:]))
+    hats = [n.time_s for n in notes if n.role == "hh_closed"]
+    assert all(abs(k - h) <= 0.002 for k, h in zip(kicks, hats))    # together within 2 ms
+    assert all(0 <= n.time_s <= 10.0 and 1 <= n.velocity <= 127 for n in notes)
+
+
+@pytest.mark.skipif(not shutil.which("mma"), reason="mma is not installed (setup.sh installs it)")
+def test_mma_plays_a_groove_of_its_library_and_its_midi_drums_are_read(tmp_path):
+    from drumclassifier.grooves.library import find_mma, mma_groove, mma_groove_names, mma_lib_dir
+    names = mma_groove_names(mma_lib_dir())
+    assert len(names) > 1000 and "50sRock" in names
+    g = mma_groove(find_mma(), "50sRock", 4, tmp_path)
+    roles = {r for _, r, _ in g.notes}
+    assert g.beats == 16.0 and {"kick", "snare", "hh_closed"} <= roles
+    assert all(0 <= b < 16.0 for b, _, _ in g.notes)
+    assert mma_groove(find_mma(), "NoSuchGroove", 4, tmp_path) is None
+
+
+def test_grooves_play_hydrogen_songs_when_asked(groove_corpus, tmp_path):
+    root, _, _ = groove_corpus
+    (tmp_path / "songs").mkdir()
+    (tmp_path / "songs" / "s.h2song").write_text(H2SONG)
+    out = tmp_path / "g"
+    assert main(["grooves", "--out", str(out), "--manifest", str(root / "manifest.csv"),
+                 "--streams", "9", "--val-streams", "0", "--seconds", "3",
+                 "--h2songs", str(tmp_path / "songs")]) == 0
+    rows = list(csv.DictReader((out / "streams.csv").open()))
+    assert (out / "library.json").is_file()
+    assert any(r["groove"] == "hydrogen:s" for r in rows)
