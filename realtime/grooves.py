@@ -203,6 +203,8 @@ def run(args) -> int:
         for i in tqdm(range(n), desc=f"grooves {split}", unit="stream", dynamic_ncols=True):
             rows.append(render_one(i, split, kits, out, args.seconds, args.seed, detector,
                                    library))
+    if not rows:
+        return 0
     with (out / "streams.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
