@@ -30,8 +30,10 @@ from pathlib import Path
 EPILOG = """examples:
   drumclassifier grooves --out data/grooves                        (train 300 + val 40 streams)
   drumclassifier grooves --out data/grooves --streams 600 --seconds 20   (more; resumes)
-  drumclassifier grooves --out data/grooves-lib --mma --h2songs data/corpus/pkgs
-      (also mma's groove library and Hydrogen's demo songs: apt-get install mma)
+  drumclassifier grooves --out data/grooves-lib --mma --h2songs data/corpus/pkgs \\
+      --music-fonts data/corpus/pkgs
+      (also mma's groove library and Hydrogen's demo songs, apt-get install mma; music
+      from the corpus's SoundFonts)
 Then: drumclassifier train train.grooves=data/grooves/streams.csv"""
 
 TOL_S = 0.025     # a note belongs to the nearest onset within this (the benchmark's +-25 ms)
@@ -51,6 +53,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mma", action="store_true",
                    help="also play the grooves of mma's library (needs `mma`: apt-get install "
                         "mma); read once into OUT/library.json")
+    p.add_argument("--music-fonts", metavar="DIR",
+                   help="SoundFonts (.sf2) under DIR play the music under some grooves (their "
+                        "melodic programs: bass, chords, lead), e.g. data/corpus/pkgs; "
+                        "default: synthesised tones only")
     p.add_argument("--h2songs", metavar="DIR",
                    help="also play the Hydrogen songs (.h2song) found under DIR, e.g. the "
                         "corpus's unpacked packages data/corpus/pkgs")
@@ -128,7 +134,7 @@ def label_onsets(onsets, notes, sr: int) -> list[tuple[int, str]]:
 
 
 def render_one(i: int, split: str, kits: dict, out: Path, seconds: float, seed: int,
-               detector, library=()) -> dict:
+               detector, library=(), fonts=()) -> dict:
     import soundfile as sf
 
     from drumclassifier.grooves.render import SR, mix, train_condition
@@ -141,7 +147,7 @@ def render_one(i: int, split: str, kits: dict, out: Path, seconds: float, seed: 
     kit = complete_kit(kit, [kits[n] for n in names if n != kit.name], rng)
     notes, groove, bpm = draw_notes(rng, seconds, library)
     clean, kept = mix(notes, kit)
-    y, cond = train_condition(clean, bpm, rng)
+    y, cond = train_condition(clean, bpm, rng, fonts)
     row = {"split": split, "audio": str(audio.relative_to(out)), "kit": kit.name,
            "groove": groove, "bpm": round(bpm, 1), "condition": cond, "notes": len(kept)}
     if ons.is_file() and audio.is_file():          # resumable: already done
@@ -194,6 +200,14 @@ def run(args) -> int:
             by[g.source] = by.get(g.source, 0) + 1
         print(f"groove library: {len(library)} grooves {by} ({out / 'library.json'})",
               file=sys.stderr)
+    fonts = []
+    if args.music_fonts:
+        from drumclassifier.grooves.render import melodic_fonts
+        fonts = melodic_fonts(sorted(Path(args.music_fonts).rglob("*.sf2")))
+        if not fonts:
+            raise ConfigError(f"--music-fonts {args.music_fonts}: no SoundFont with melodic "
+                              "programs found")
+        print(f"music fonts: {', '.join(f.name for f in fonts)}", file=sys.stderr)
     rows = []
     for split, n in (("train", args.streams), ("val", args.val_streams)):
         kits = load_kits(manifest, split)
@@ -202,7 +216,7 @@ def run(args) -> int:
         detector = OnsetDetector(SR, OnsetConfig())
         for i in tqdm(range(n), desc=f"grooves {split}", unit="stream", dynamic_ncols=True):
             rows.append(render_one(i, split, kits, out, args.seconds, args.seed, detector,
-                                   library))
+                                   library, fonts))
     if not rows:
         return 0
     with (out / "streams.csv").open("w", newline="") as f:

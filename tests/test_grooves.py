@@ -279,3 +279,36 @@ def test_grooves_play_hydrogen_songs_when_asked(groove_corpus, tmp_path):
     rows = list(csv.DictReader((out / "streams.csv").open()))
     assert (out / "library.json").is_file()
     assert any(r["groove"] == "hydrogen:s" for r in rows)
+
+
+def _a_melodic_font():
+    from pathlib import Path
+    for p in sorted(Path("data/corpus/pkgs").rglob("TimGM6mb.sf2")) + \
+            [Path("/usr/share/sounds/sf2/TimGM6mb.sf2"), Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")]:
+        if p.is_file():
+            return p
+    return None
+
+
+def test_training_music_is_planned_bass_chords_lead_and_played_as_tones():
+    from drumclassifier.grooves.render import SR, music_bed_train, music_plan
+    rng = np.random.default_rng(3)
+    plan = music_plan(8.0, 120.0, rng)
+    assert plan and {p for p, *_ in plan} <= {"bass", "chords", "lead"}
+    assert all(0 <= t < 8.0 and d > 0 and 20 <= k <= 100 for _, t, d, k in plan)
+    y = music_bed_train(SR * 4, 120.0, np.random.default_rng(4))
+    assert y.shape == (SR * 4, 2) and np.isfinite(y).all() and np.abs(y).max() > 0.5
+
+
+@pytest.mark.skipif(_a_melodic_font() is None,
+                    reason="no General MIDI SoundFont here (the corpus build unpacks them)")
+def test_training_music_plays_a_soundfonts_melodic_programs_and_drum_only_fonts_are_left_out(
+        tmp_path):
+    from drumclassifier.grooves.render import SR, melodic_fonts, music_bed_train
+    font = _a_melodic_font()
+    (tmp_path / "not.sf2").write_bytes(b"RIFF0000junk")
+    assert melodic_fonts([tmp_path / "not.sf2", font]) == [font]
+    rng = np.random.default_rng(0)
+    beds = [music_bed_train(SR * 3, 100.0, rng, [font]) for _ in range(4)]
+    assert all(b.shape == (SR * 3, 2) and np.isfinite(b).all() for b in beds)
+    assert sum(float(np.abs(b).max()) > 0.5 for b in beds) >= 3

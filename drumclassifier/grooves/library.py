@@ -89,16 +89,17 @@ def _varlen(data: bytes, i: int) -> tuple[int, int]:
             return v, i
 
 
-def midi_drum_notes(path: str | Path) -> tuple[int, list[tuple[int, int, int]]]:
-    """A Standard MIDI File -> (ticks per beat, [(tick, key, velocity)]) of the note-ons
-    on channel 10 (index 9), all tracks, sorted by tick."""
+def midi_drum_notes(path: str | Path
+                    ) -> tuple[int, list[tuple[int, int, int]], list[tuple[int, str]]]:
+    """A Standard MIDI File -> (ticks per beat, [(tick, key, velocity)] of the note-ons on
+    channel 10 (index 9), [(tick, text)] of its markers), all tracks, sorted by tick."""
     data = Path(path).read_bytes()
     if data[:4] != b"MThd":
         raise ValueError(f"{path}: not a MIDI file")
     ntracks, division = int.from_bytes(data[10:12], "big"), int.from_bytes(data[12:14], "big")
     if division & 0x8000:
         raise ValueError(f"{path}: SMPTE time division is not supported")
-    i, notes = 8 + int.from_bytes(data[4:8], "big"), []
+    i, notes, marks = 8 + int.from_bytes(data[4:8], "big"), [], []
     for _ in range(ntracks):
         if data[i:i + 4] != b"MTrk":
             raise ValueError(f"{path}: bad track header")
@@ -111,7 +112,10 @@ def midi_drum_notes(path: str | Path) -> tuple[int, list[tuple[int, int, int]]]:
                 status = data[i]
                 i += 1
             if status == 0xFF:                        # meta: type, length, data
+                kind = data[i]
                 n, i = _varlen(data, i + 1)
+                if kind == 0x06:                      # a marker
+                    marks.append((tick, data[i:i + n].decode("latin-1")))
                 i += n
             elif status in (0xF0, 0xF7):              # sysex
                 n, i = _varlen(data, i)
@@ -123,7 +127,7 @@ def midi_drum_notes(path: str | Path) -> tuple[int, list[tuple[int, int, int]]]:
                     notes.append((tick, data[i], data[i + 1]))
                 i += size
         i = end
-    return division, sorted(notes)
+    return division, sorted(notes), sorted(marks)
 
 
 # ----------------------------------------------------------------------------------- mma
@@ -154,21 +158,43 @@ def mma_lib_dir() -> Path | None:
     return None
 
 
+def mma_grooves(cmd: list[str], names: list[str], bars: int, workdir: Path
+                ) -> dict[str, Groove | None]:
+    """Play each groove of `names` for `bars` bars, one after the other in ONE mma run
+    (mma's start-up dominates a short run), a MIDI marker before each -> {name: Groove,
+    or None when it has no drum-kit notes}. If mma fails (a groove it cannot load), each
+    groove is played on its own run; one that fails alone is None."""
+    src, mid = workdir / "g.mma", workdir / "g.mid"
+    src.write_text("Tempo 120\n" + "".join(
+        f"MidiMark groove:{name}\nGroove {name}\n" + "".join(f"{b + 1} C\n" for b in range(bars))
+        for name in names) + "MidiMark end\n")
+    mid.unlink(missing_ok=True)
+    r = subprocess.run(cmd + [str(src), "-f", str(mid)], capture_output=True, text=True,
+                       timeout=60 + 5 * len(names))
+    if r.returncode != 0 or not mid.is_file():
+        if len(names) == 1:
+            return {names[0]: None}
+        return {k: v for name in names for k, v in mma_grooves(cmd, [name], bars, workdir).items()}
+    ppq, raw, marks = midi_drum_notes(mid)
+    starts = {text[len("groove:"):]: tick for tick, text in marks if text.startswith("groove:")}
+    edges = sorted(t for t, _ in marks)
+    out = {}
+    for name in names:
+        a = starts.get(name)
+        if a is None:
+            out[name] = None
+            continue
+        b = next((t for t in edges if t > a), raw[-1][0] + 1 if raw else a)
+        notes = [((t - a) / ppq, GM_KEY_ROLE[k], v) for t, k, v in raw
+                 if a <= t < b and k in GM_KEY_ROLE]
+        out[name] = Groove(name, "mma", (b - a) / ppq, notes) if len(notes) >= 4 else None
+    return out
+
+
 def mma_groove(cmd: list[str], name: str, bars: int, workdir: Path) -> Groove | None:
     """Play groove `name` for `bars` bars with mma -> a Groove (None: mma failed or the
     groove has no drum-kit notes)."""
-    src, mid = workdir / "g.mma", workdir / "g.mid"
-    src.write_text(f"Tempo 120\nGroove {name}\n" + "".join(f"{b + 1} C\n" for b in range(bars)))
-    mid.unlink(missing_ok=True)
-    r = subprocess.run(cmd + [str(src), "-f", str(mid)], capture_output=True, text=True,
-                       timeout=60)
-    if r.returncode != 0 or not mid.is_file():
-        return None
-    ppq, raw = midi_drum_notes(mid)
-    notes = [(t / ppq, GM_KEY_ROLE[k], v) for t, k, v in raw if k in GM_KEY_ROLE]
-    if len(notes) < 4:
-        return None
-    return Groove(name, "mma", float(bars * 4), notes)
+    return mma_grooves(cmd, [name], bars, workdir)[name]
 
 
 # ------------------------------------------------------------------------------ Hydrogen
@@ -222,12 +248,14 @@ def build_library(out: Path, mma_cmd: list[str] | None, h2songs: list[Path], bar
         if lib is None:
             raise FileNotFoundError("mma's lib folder not found (set MMA_HOME)")
         names = mma_groove_names(lib)[:limit]
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in tqdm(names, desc="mma grooves", unit="groove", disable=not progress,
-                             dynamic_ncols=True, file=sys.stderr):
-                g = mma_groove(mma_cmd, name, bars, Path(tmp))
-                if g:
-                    grooves.append(g)
+        batch = 50
+        with tempfile.TemporaryDirectory() as tmp, \
+                tqdm(total=len(names), desc="mma grooves", unit="groove", disable=not progress,
+                     dynamic_ncols=True, file=sys.stderr) as bar:
+            for k in range(0, len(names), batch):
+                got = mma_grooves(mma_cmd, names[k:k + batch], bars, Path(tmp))
+                grooves += [g for g in got.values() if g]
+                bar.update(len(got))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps([g.__dict__ for g in grooves]))

@@ -28,6 +28,7 @@ import csv
 import io
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -337,18 +338,54 @@ def random_eq(x: np.ndarray, rng) -> np.ndarray:
     return (g_low * low + g_high * (x - low)).astype(np.float32)
 
 
-def music_bed_train(n: int, bpm: float, rng) -> np.ndarray:
-    """[n, 2] music for training grooves, built unlike the benchmark's `music_bed` (a saw
-    bass and a I-vi-IV-V pad) so that the benchmark's music stays unheard: a square,
-    triangle or FM bass on a random rhythm, random diatonic chords as plucked or bowed
-    tones, and a plucked lead line; each part present or not."""
+def music_plan(seconds: float, bpm: float, rng) -> list[tuple[str, float, float, int]]:
+    """The notes of a training music bed: [(part, start s, duration s, MIDI key)].
+
+    Built unlike the benchmark's `music_bed` (a saw bass and a I-vi-IV-V pad) so that the
+    benchmark's music stays unheard: a bass on a random rhythm, random diatonic chords,
+    a lead line; each part present or not."""
     key = int(rng.integers(0, 12))
     scale = [0, 2, 4, 5, 7, 9, 11]
     beat = 60 / bpm
+    notes = []
+    parts = rng.random(3) < (0.9, 0.7, 0.5)
+    if parts[0]:                                       # bass, E1-E3
+        step, t0 = float(rng.choice([0.5, 1.0, 0.25])), 0.0
+        while t0 < seconds:
+            if rng.random() < 0.8:
+                deg = int(rng.choice([0, 0, 4, 3, 5]))
+                notes.append(("bass", t0, step * beat,
+                              28 + key + scale[deg] + 12 * int(rng.choice([0, 0, 1]))))
+            t0 += step * beat
+    if parts[1]:                                       # chords from G3
+        t0 = 0.0
+        while t0 < seconds:
+            root = int(rng.integers(0, 7))
+            dur = 4 * beat * float(rng.choice([0.5, 1, 2]))
+            for k in (0, 2, 4):
+                notes.append(("chords", t0, dur,
+                              55 + key + scale[(root + k) % 7] + 12 * ((root + k) // 7)))
+            t0 += dur
+    if parts[2]:                                       # lead from G4
+        t0 = 0.0
+        while t0 < seconds:
+            step = float(rng.choice([0.25, 0.5, 1.0])) * beat
+            if rng.random() < 0.7:
+                notes.append(("lead", t0, step, 67 + key + scale[int(rng.integers(0, 7))]))
+            t0 += step
+    return notes
+
+
+def _render_tones(plan, n: int, rng) -> np.ndarray:
+    """The plan as synthesised tones (square, triangle, FM, sine) -> [n] float32."""
     t_all = np.arange(n) / SR
     y = np.zeros(n, np.float32)
+    kinds = {"bass": str(rng.choice(["square", "tri", "fm"])),
+             "chords": str(rng.choice(["sine", "tri"])), "lead": None}
+    level = {"bass": 0.8, "chords": 0.25, "lead": 0.3}
+    decay = {"bass": (2, 8), "chords": (0.3, 3), "lead": (3, 12)}
 
-    def tone(f, dur, kind, decay):
+    def tone(f, dur, kind, dec):
         L = min(int(dur * SR), n)
         t = t_all[:L]
         if kind == "square":
@@ -360,56 +397,101 @@ def music_bed_train(n: int, bpm: float, rng) -> np.ndarray:
         else:
             w = np.sin(2 * np.pi * f * t) + 0.3 * np.sin(4 * np.pi * f * t)
         att = np.minimum(1, t / float(rng.uniform(0.002, 0.03)))
-        return (w * att * np.exp(-t * decay) * np.minimum(1, (L - np.arange(L)) / 300)
+        return (w * att * np.exp(-t * dec) * np.minimum(1, (L - np.arange(L)) / 300)
                 ).astype(np.float32)
 
-    parts = rng.random(3) < (0.9, 0.7, 0.5)
-    if parts[0]:                                       # bass
-        kind, step = str(rng.choice(["square", "tri", "fm"])), float(rng.choice([0.5, 1.0, 0.25]))
-        t0 = 0.0
-        while t0 < n / SR:
-            if rng.random() < 0.8:
-                deg = int(rng.choice([0, 0, 4, 3, 5]))
-                f = 41.2 * 2 ** ((key + scale[deg]) / 12) * float(rng.choice([1, 1, 2]))
-                w = tone(f, step * beat, kind, rng.uniform(2, 8))
-                s = int(t0 * SR)
-                m = min(len(w), n - s)
-                y[s:s + m] += 0.8 * w[:m]
-            t0 += step * beat
-    if parts[1]:                                       # chords
-        kind, t0 = str(rng.choice(["sine", "tri"])), 0.0
-        while t0 < n / SR:
-            root = int(rng.integers(0, 7))
-            dur = 4 * beat * float(rng.choice([0.5, 1, 2]))
-            for k in (0, 2, 4):
-                f = 196 * 2 ** ((key + scale[(root + k) % 7] + 12 * ((root + k) // 7)) / 12)
-                w = tone(f, dur, kind, rng.uniform(0.3, 3))
-                s = int(t0 * SR)
-                m = min(len(w), n - s)
-                y[s:s + m] += 0.25 * w[:m]
-            t0 += dur
-    if parts[2]:                                       # lead
-        t0 = 0.0
-        while t0 < n / SR:
-            step = float(rng.choice([0.25, 0.5, 1.0])) * beat
-            if rng.random() < 0.7:
-                f = 392 * 2 ** ((key + scale[int(rng.integers(0, 7))]) / 12)
-                w = tone(f, step, str(rng.choice(["fm", "square", "sine"])), rng.uniform(3, 12))
-                s = int(t0 * SR)
-                m = min(len(w), n - s)
-                y[s:s + m] += 0.3 * w[:m]
-            t0 += step
-    y /= max(float(np.abs(y).max()), 1e-9)
+    for part, t0, dur, key in plan:
+        kind = kinds[part] or str(rng.choice(["fm", "square", "sine"]))
+        w = tone(440 * 2 ** ((key - 69) / 12), dur, kind, rng.uniform(*decay[part]))
+        s = int(t0 * SR)
+        m = min(len(w), n - s)
+        if m > 0:
+            y[s:s + m] += level[part] * w[:m]
+    return y
+
+
+# General MIDI melodic programs per part (0-based): basses; pianos, organs, guitars,
+# strings, pads; pianos, chromatic percussion, guitars, brass, reeds, pipes, synth leads
+FONT_PROGRAMS = {"bass": list(range(32, 40)),
+                 "chords": list(range(0, 8)) + list(range(16, 32)) + list(range(48, 56))
+                 + list(range(88, 96)),
+                 "lead": list(range(0, 16)) + list(range(24, 32)) + list(range(56, 88))}
+_SYNTHS: dict = {}
+
+
+def melodic_fonts(paths: Sequence[Path]) -> list[Path]:
+    """The SoundFonts among `paths` that have General MIDI melodic programs (a piano at
+    bank 0 program 0 and a bass at 33); drum-only fonts are left out."""
+    import tinysoundfont
+    synth, keep = tinysoundfont.Synth(samplerate=SR), []
+    for p in paths:
+        try:
+            sfid = synth.sfload(str(p))
+        except Exception:  # noqa: BLE001 (an unreadable font is skipped, not fatal)
+            continue
+        if synth.sfpreset_name(sfid, 0, 0) and synth.sfpreset_name(sfid, 0, 33):
+            keep.append(Path(p))
+        synth.sfunload(sfid)
+    return keep
+
+
+def _render_font(plan, n: int, font: Path, rng) -> np.ndarray:
+    """The plan played by a SoundFont's melodic programs (one random program per part,
+    tinysoundfont) -> [n, 2] float32."""
+    import tinysoundfont
+    if font not in _SYNTHS:
+        synth = tinysoundfont.Synth(samplerate=SR, gain=-6)
+        _SYNTHS[font] = (synth, synth.sfload(str(font)))
+    synth, sfid = _SYNTHS[font]
+    synth.notes_off()
+    synth.sounds_off()
+    chans = {"bass": 0, "chords": 1, "lead": 2}
+    for part, ch in chans.items():
+        progs = FONT_PROGRAMS[part]
+        synth.program_select(ch, sfid, 0, int(progs[int(rng.integers(len(progs)))]))
+    events = []                                    # (sample, is note-on, channel, key, vel)
+    for part, t0, dur, key in plan:
+        on = int(t0 * SR)
+        events.append((on, 1, chans[part], key, int(rng.integers(60, 120))))
+        events.append((on + max(1, int(dur * 0.95 * SR)), 0, chans[part], key, 0))
+    events.sort(key=lambda e: (e[0], e[1]))
+    out, pos = np.zeros((n, 2), np.float32), 0
+    for at, is_on, ch, key, vel in events + [(n, 0, -1, 0, 0)]:
+        at = min(at, n)
+        if at > pos:
+            out[pos:at] = np.frombuffer(synth.generate(at - pos), np.float32).reshape(-1, 2)
+            pos = at
+        if ch < 0 or pos >= n:
+            break
+        if is_on:
+            synth.noteon(ch, key, vel)
+        else:
+            synth.noteoff(ch, key)
+    return out
+
+
+def music_bed_train(n: int, bpm: float, rng, fonts: Sequence[Path] = ()) -> np.ndarray:
+    """[n, 2] music for training grooves: music_plan played by the melodic programs of
+    one of `fonts` (the training SoundFonts; 3 beds in 4 when fonts are given) or by
+    synthesised tones, peak-normalised, panned off-centre."""
+    plan = music_plan(n / SR, bpm, rng)
+    if fonts and rng.random() < 0.75:
+        y = _render_font(plan, n, fonts[int(rng.integers(len(fonts)))], rng)
+    else:
+        y = _render_tones(plan, n, rng)[:, None]
+    y = y / max(float(np.abs(y).max()), 1e-9)
     pan = rng.uniform(0.7, 1.0)
-    return np.stack([y * pan, y * (2 - pan)], 1).astype(np.float32)    # panned off-centre
+    return np.concatenate([y[:, :1] * pan, y[:, -1:] * (2 - pan)], 1).astype(np.float32)
 
 
-def train_condition(x: np.ndarray, bpm: float, rng) -> tuple[np.ndarray, str]:
+def train_condition(x: np.ndarray, bpm: float, rng, fonts: Sequence[Path] = ()
+                    ) -> tuple[np.ndarray, str]:
     """A random listening chain for a training groove: -> ([n, 2] float32, its name).
 
     Drawn per stream, each step independently: a mono room mic (1-pole low-pass 4-12 kHz)
     or a stereo room (RT60 0.15-1.5 s, wet -18 to -3 dB), EQ tilt, compression (ratio
-    2-8, threshold 6-24 dB under the peak), music (-12 to +3 dB against the drums), noise
+    2-8, threshold 6-24 dB under the peak), music (music_bed_train: the training SoundFonts'
+    melodic programs or synthesised tones, -12 to +3 dB against the drums), noise
     (white or pink, 10-40 dB SNR), MP3 (64-192 kbit/s). About 1 in 6 streams stays dry.
     Reverb and noise only add energy after each direct sound, so truth times hold.
     """
@@ -431,8 +513,8 @@ def train_condition(x: np.ndarray, bpm: float, rng) -> tuple[np.ndarray, str]:
         peak_db = 20 * np.log10(max(float(np.abs(y).max()), 1e-9))
         y = compress(y, peak_db - float(rng.uniform(6, 24)), float(rng.uniform(2, 8)))
         steps.append("comp")
-    if rng.random() < 0.35:
-        bed = music_bed_train(len(y), bpm, rng)
+    if rng.random() < 0.45:
+        bed = music_bed_train(len(y), bpm, rng, fonts)
         g = np.sqrt((y ** 2).mean() / max((bed ** 2).mean(), 1e-20)) * 10 ** (
             rng.uniform(-12, 3) / 20)
         y = y + g * bed
