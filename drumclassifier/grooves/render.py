@@ -425,6 +425,8 @@ def melodic_fonts(paths: Sequence[Path]) -> list[Path]:
     import tinysoundfont
     synth, keep = tinysoundfont.Synth(samplerate=SR), []
     for p in paths:
+        if any(Path(p).name == k.name for k in keep):      # one package's copy in two places
+            continue
         try:
             sfid = synth.sfload(str(p))
         except Exception:  # noqa: BLE001 (an unreadable font is skipped, not fatal)
