@@ -316,7 +316,14 @@ def cmd_ship(a) -> int:
                         progress=False)
         temperature = fit_temperature(clf, bank)
         clf.cfg.temperature = temperature  # predict() reads it: thresholds on calibrated probs
-        v = Validator(bank, clf.labels, cfg.train)(clf.predict)
+        lead = clf.cfg.lead_in_samples
+
+        def predict_fn(x, lengths, led=False):
+            """Validator's predictor: with led, x [B, 2, N] starts with each item's lead-in."""
+            if led and lead:
+                return clf.predict(x[:, :, lead:], lengths - lead, before=x[:, :, :lead])
+            return clf.predict(x, lengths)
+        v = Validator(bank, clf.labels, cfg.train, lead)(predict_fn)
     spec_path = EXP_DIR / f"{arm_tag(a.arm)}.json"
     spec = json.loads(spec_path.read_text()) if spec_path.exists() else {}
     meta = {"arm": a.arm, "arm_spec": spec, "members": [str(r.relative_to(ROOT)) for r in runs],

@@ -175,8 +175,9 @@ class DrumClassifier:
             if p:
                 waves = torch.nn.functional.pad(waves, (p, 0))
                 lengths = lengths + p
-                if before is not None:
-                    waves[:, :, :p] = torch.stack(list(before)).to(waves.dtype)
+                if before is not None:      # [B, 2, p] tensor or B tensors [2, p]
+                    waves[:, :, :p] = torch.as_tensor(before if isinstance(before, torch.Tensor)
+                                                      else torch.stack(list(before)))
             return waves.to(self.device), lengths.to(self.device)
         n = max(w.shape[-1] for w in waves)
         x = torch.zeros(len(waves), 2, p + n)
