@@ -331,6 +331,34 @@ def class_comparison(per_stream: list[dict], systems: list[str], conds: list[str
     return "\n".join(L)
 
 
+def kit_table(per_stream: list[dict], systems: list[str]) -> str:
+    """Drum-only streams pooled per kit: class F (P/R) of every system that labels
+    classes. Where a class is lost is usually one kit's sound (its rides, its kicks)."""
+    named = [s for s in systems if any("classes" in x["systems"].get(s, {}) for x in per_stream)]
+    ss = [x for x in per_stream if x["condition"] in DRUM_ONLY]
+    if not named or not ss:
+        return ""
+    L = ["| kit | system | " + " | ".join(f"{lab} F (P/R)" for lab in LABELS) + " |",
+         "|---|---|" + "---|" * len(LABELS)]
+    for kit in sorted({x["kit"] for x in ss}):
+        for n in named:
+            tot = {lab: {"tp": 0, "fp": 0, "fn": 0} for lab in LABELS}
+            for x in ss:
+                if x["kit"] == kit and n in x["systems"]:
+                    for lab in LABELS:
+                        tot[lab] = add_counts(tot[lab], x["systems"][n]["classes"][lab])
+            cells = []
+            for lab in LABELS:
+                c = tot[lab]
+                if c["tp"] + c["fn"] == 0:      # the kit's grooves never play this class
+                    cells.append(f"— ({c['fp']} false)" if c["fp"] else "—")
+                else:
+                    q = prf(c["tp"], c["fp"], c["fn"])
+                    cells.append(f"{q['f']:.2f} ({q['p']:.2f}/{q['r']:.2f})")
+            L.append(f"| {kit} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(L)
+
+
 def f3(x) -> str:
     return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
@@ -662,6 +690,10 @@ def main(argv=None) -> int:
         md += ["", (f"ADTOF: {adtof_info['version']}, {adtof_info['seconds']:.0f} s wall; "
                     f"an offline system (it reads the whole file, the future included); "
                     f"weights CC BY-NC-SA, bench only. Errors: {adtof_info['errors'] or 'none'}.")]
+    kits = kit_table(per_stream, systems)
+    if kits:
+        md += ["", f"## Per kit, drum-only streams (class F at ±{CLASS_TOL_MS} ms, P/R)", "",
+               kits]
     md += ["", "## Where the engine's onsets miss (±25 ms)", "",
            miss_table(per_stream, summary_conds), ""]
     md += ["", "## Per condition", ""]

@@ -82,6 +82,23 @@ def test_aggregate_sums_counts_before_f():
     assert d["f"] == pytest.approx(2 * 10 / (2 * 10 + 1 + 9))
 
 
+
+def test_kit_table_pools_drum_only_streams_per_kit():
+    def one(cond, kit, kick, cym):
+        zero = {"tp": 0, "fp": 0, "fn": 0}
+        cls = {lab: dict(zero) for lab in se.LABELS}
+        cls["kick"], cls["cymbals"] = kick, cym
+        return {"condition": cond, "kit": kit, "systems": {"ours": {"classes": cls}}}
+    streams = [one("clean", "A", {"tp": 3, "fp": 1, "fn": 0}, {"tp": 0, "fp": 2, "fn": 0}),
+               one("reverb", "A", {"tp": 1, "fp": 0, "fn": 4}, {"tp": 0, "fp": 1, "fn": 0}),
+               one("music", "A", {"tp": 0, "fp": 50, "fn": 50}, {"tp": 0, "fp": 0, "fn": 0}),
+               one("clean", "B", {"tp": 2, "fp": 0, "fn": 0}, {"tp": 0, "fp": 0, "fn": 0})]
+    rows = {r.split(" | ")[0].strip("| "): r for r in se.kit_table(streams, ["ours"]).splitlines()[2:]}
+    assert set(rows) == {"A", "B"}                 # music is not drum-only: not pooled
+    # A: kick tp 4, fp 1, fn 4 -> P 0.80, R 0.50, F 8/13; cymbals never played, 3 false
+    assert "0.62 (0.80/0.50)" in rows["A"] and "— (3 false)" in rows["A"]
+    assert "1.00 (1.00/1.00)" in rows["B"]
+
 # ---- generator ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def synth_kit(tmp_path_factory):
