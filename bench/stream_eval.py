@@ -289,12 +289,17 @@ def aggregate(per_stream: list[dict], systems: list[str]) -> dict:
     return agg
 
 
+def labelling(per_stream: list[dict], systems: list[str]) -> list[str]:
+    """The systems that label classes (ours, the model compared, ADTOF), in order."""
+    return [s for s in systems if any("classes" in x["systems"].get(s, {}) for x in per_stream)]
+
+
 def class_comparison(per_stream: list[dict], systems: list[str], conds: list[str],
                      base: str, boot: int = 2000, seed: int = 0) -> str:
     """Per condition and class: F (±CLASS_TOL_MS) of every system that labels classes,
     and each one's difference from `base` with a 95 % interval from resampling streams
     (the same streams for both: paired)."""
-    named = [s for s in systems if any("classes" in x["systems"].get(s, {}) for x in per_stream)]
+    named = labelling(per_stream, systems)
     if base not in named:
         return ""
     head = ["condition", "class", "truth"] + [f"{s} F" for s in named] + [
@@ -334,7 +339,7 @@ def class_comparison(per_stream: list[dict], systems: list[str], conds: list[str
 def kit_table(per_stream: list[dict], systems: list[str]) -> str:
     """Drum-only streams pooled per kit: class F (P/R) of every system that labels
     classes. Where a class is lost is usually one kit's sound (its rides, its kicks)."""
-    named = [s for s in systems if any("classes" in x["systems"].get(s, {}) for x in per_stream)]
+    named = labelling(per_stream, systems)
     ss = [x for x in per_stream if x["condition"] in DRUM_ONLY]
     if not named or not ss:
         return ""
@@ -342,11 +347,9 @@ def kit_table(per_stream: list[dict], systems: list[str]) -> str:
          "|---|---|" + "---|" * len(LABELS)]
     for kit in sorted({x["kit"] for x in ss}):
         for n in named:
-            tot = {lab: {"tp": 0, "fp": 0, "fn": 0} for lab in LABELS}
-            for x in ss:
-                if x["kit"] == kit and n in x["systems"]:
-                    for lab in LABELS:
-                        tot[lab] = add_counts(tot[lab], x["systems"][n]["classes"][lab])
+            mine = [x["systems"][n]["classes"] for x in ss if x["kit"] == kit and n in x["systems"]]
+            tot = {lab: {k: sum(c[lab][k] for c in mine) for k in ("tp", "fp", "fn")}
+                   for lab in LABELS}
             cells = []
             for lab in LABELS:
                 c = tot[lab]

@@ -82,7 +82,6 @@ def test_aggregate_sums_counts_before_f():
     assert d["f"] == pytest.approx(2 * 10 / (2 * 10 + 1 + 9))
 
 
-
 def test_kit_table_pools_drum_only_streams_per_kit():
     def one(cond, kit, kick, cym):
         zero = {"tp": 0, "fp": 0, "fn": 0}
@@ -98,6 +97,7 @@ def test_kit_table_pools_drum_only_streams_per_kit():
     # A: kick tp 4, fp 1, fn 4 -> P 0.80, R 0.50, F 8/13; cymbals never played, 3 false
     assert "0.62 (0.80/0.50)" in rows["A"] and "— (3 false)" in rows["A"]
     assert "1.00 (1.00/1.00)" in rows["B"]
+
 
 # ---- generator ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
