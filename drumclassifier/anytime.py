@@ -13,9 +13,15 @@ the latest at the last rung. Here are the rules, shared by the live worker
     max(q, 1 - q); the hit's confidence is the minimum over classes, and at most the top
     class's q: "no class present" is no decision for a hit (at short contexts every
     probability is low, which would otherwise look sure).
-  - kit profile (softmax over the kit's pieces): the top piece's probability; or, with
-    `decision.sure_of: class`, the summed probability of the top class's pieces, the
-    note then being that class's most probable piece (class_sure).
+  - kit profile with one sigmoid per piece (version 4, piece_decisions): each piece on
+    its own. A piece is sent at the first rung where its probability reaches
+    min_confidence, or at the last rung if it reaches its threshold; so a kick can go at
+    5 ms while the ride struck with it waits for 20. The hit is done once every piece is
+    sure, present or absent (probability <= 1 - min_confidence): later rungs are
+    skipped.
+  - kit profile with a softmax over the pieces (versions 1-3): the top piece's
+    probability; or, with `decision.sure_of: class`, the summed probability of the top
+    class's pieces, the note then being that class's most probable piece (class_sure).
 
 A hit is sent at its first rung with confidence >= min_confidence.
 """
@@ -65,6 +71,19 @@ def class_sure(probs: torch.Tensor, piece_classes: Sequence[int], n_classes: int
 def piece_confidence(probs: torch.Tensor) -> torch.Tensor:
     """Kit profile: [B, P] softmax probabilities -> [B] the top piece's probability."""
     return probs.max(dim=-1).values
+
+
+def piece_decisions(probs: torch.Tensor, thresholds: torch.Tensor, min_confidence: float,
+                    final: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kit profile with a sigmoid per piece: [B, P] presence probabilities, [P] thresholds,
+    [B] whether each hit is at its last rung -> ([B, P] pieces to send now (those already
+    sent at an earlier rung are the caller's to drop), [B] hit done: no later rung needed).
+    """
+    sure_on = probs >= min_confidence
+    sure = sure_on | (probs <= 1 - min_confidence)
+    final = final[:, None]
+    send = sure_on | (final & (probs >= thresholds))
+    return send, final[:, 0] | sure.all(dim=-1)
 
 
 def first_confident(conf: torch.Tensor, min_confidence: float) -> torch.Tensor:

@@ -5,18 +5,21 @@ with the hit's log-mel band profile appended ([B, D + n_mels], features.band_pro
 to the kit's PIECES (kick, snare, "floor tom", "ride bell"...), each piece belonging to
 one of the model's classes and sending its own MIDI note. It holds:
 
-  - one linear head over the pieces on those standardised features, for every context,
-    with a temperature: probs = softmax((((x - mean) / std) @ weight.T + bias) / T), [B, P];
+  - one linear head over the pieces on those standardised features, for every context:
+    logits = (((x - mean) / std) @ weight.T + bias) / T, [B, P]; since version 4 one
+    sigmoid per piece (probs = sigmoid(logits): kick and hihat struck together are both
+    present), before it a softmax (one piece per hit);
   - per piece: the softest and hardest peak level heard in calibration (dBFS), which set
     its velocity curve, and a gate: hits quieter than `gate_db` are ignored (bleed);
   - the sha256 of the weights file the embedding came from: a profile fitted on other
     weights is meaningless and is refused.
 
-File format (JSON, UTF-8, no pickle; numbers as lists), version 3 (versions 1, with a
-single "head" and no temperature, and 2, without the band profile, are still read; a
-profile with one head per context, an option measured and removed, is refused):
+File format (JSON, UTF-8, no pickle; numbers as lists), version 4 (versions 1, with a
+single "head" and no temperature, 2, without the band profile, and 3, a softmax head,
+are still read; a profile with one head per context, an option measured and removed, is
+refused):
 
-    {"format": "drumclassifier-kit", "version": 3,
+    {"format": "drumclassifier-kit", "version": 4,
      "weights_sha256": "<hex of the model weights file>",
      "labels": ["kick", "snare", "hihat", "toms", "cymbals"],   # the model's classes
      "embedding_dim": D,                  # the head's input: members * 64 for a seed
@@ -24,7 +27,8 @@ profile with one head per context, an option measured and removed, is refused):
      "pieces": [{"name": "floor tom", "label": "toms", "note": 41,
                  "min_db": -30.1, "max_db": -4.2, "gate_db": -42.1,
                  "min_confidence": 0.0, "n_hits": 8, "cv_accuracy": 0.95}, ...],
-     "heads": [{"temperature": 1.7, "normalise": true,      # one head
+     "heads": [{"temperature": 1.0, "normalise": true,      # one head
+                "multi_label": true,                     # sigmoids (version 4)
                 "spectrum_dims": 64 (the band profile's, the input's last; 0 = none),
                 "mean": [D], "std": [D], "weight": [[D] x P], "bias": [P]}],
      "fit": {"contexts_ms": [...], "augment": 120, "l2": ..., "temperature": ...,
@@ -33,7 +37,10 @@ profile with one head per context, an option measured and removed, is refused):
 
 Fitting augments every calibration hit `augment` times (gain, -0.5..+1.5 ms onset
 jitter, low noise, truncation to one of the live contexts): without it, the onset
-jitter of a live detector breaks short contexts (measured on a first baseline).
+jitter of a live detector breaks short contexts (measured on a first baseline). Since
+version 4 the variants are what a groove makes of the hits (groove_variants): pieces
+struck together, hits over the tails of earlier ones, with the audio before the onset
+the model reads; the drummer still only plays each piece.
 """
 from __future__ import annotations
 
@@ -52,8 +59,10 @@ from .classes import GM_NOTES
 from .config import LIVE_CONTEXT_MS
 from .errors import DrumClassifierError
 
-FORMAT, VERSION = "drumclassifier-kit", 3
-READS = (1, 2, 3)     # version 1: one head, no temperature; version 2: no band profile
+FORMAT, VERSION = "drumclassifier-kit", 4
+# version 1: one head, no temperature; 2: no band profile; 3: a softmax head (4: one
+# sigmoid per piece, Head.multi_label)
+READS = (1, 2, 3, 4)
 # the live contexts, and the full 1 s window (measured in bench/calibration.py: without it
 # the full-window recall fell to 0.62 at K=8; short contexts unchanged within the spread)
 DEFAULT_CONTEXTS_MS = (5.0, 10.0, 20.0, 30.0, 50.0, 1000.0)
@@ -112,6 +121,9 @@ class Head:
     temperature: float = 1.0
     normalise: bool = False
     spectrum_dims: int = 0
+    # True (version 4): one sigmoid per piece, each piece present or not on its own (kick
+    # + hihat both near 1); False (versions 1-3): a softmax, one piece per hit
+    multi_label: bool = False
 
     def logits(self, emb: torch.Tensor) -> torch.Tensor:
         """[B, D] embeddings -> [B, P] logits before the temperature."""
@@ -119,11 +131,12 @@ class Head:
         return ((x - self.mean) / self.std) @ self.weight.T + self.bias
 
     def probs(self, emb: torch.Tensor) -> torch.Tensor:
-        """[B, D] embeddings -> [B, P] piece probabilities."""
-        return torch.softmax(self.logits(emb) / self.temperature, dim=-1)
+        """[B, D] embeddings -> [B, P] piece probabilities (multi_label: each piece's
+        presence; else a distribution over the pieces)."""
+        return logits_to_probs(self.logits(emb) / self.temperature, self.multi_label)
 
     def to_dict(self) -> dict:
-        return {"temperature": self.temperature,
+        return {"temperature": self.temperature, "multi_label": self.multi_label,
                 "normalise": self.normalise, "spectrum_dims": self.spectrum_dims,
                 **{k: getattr(self, k).tolist() for k in HEAD_TENSORS}}
 
@@ -133,10 +146,16 @@ class Head:
         return cls(*(torch.tensor(d[k], dtype=torch.float32) for k in HEAD_TENSORS),
                    temperature=float(d.get("temperature", 1.0)),
                    normalise=bool(d.get("normalise", False)),
-                   spectrum_dims=int(d.get("spectrum_dims", 0)))
+                   spectrum_dims=int(d.get("spectrum_dims", 0)),
+                   multi_label=bool(d.get("multi_label", False)))
 
 
 HEAD_TENSORS = ("mean", "std", "weight", "bias")
+
+
+def logits_to_probs(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """[..., P] logits -> per-piece sigmoids (multi_label) or a softmax over the pieces."""
+    return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
 
 
 def head_input(x: torch.Tensor, normalise: bool, spectrum_dims: int) -> torch.Tensor:
@@ -150,12 +169,20 @@ def head_input(x: torch.Tensor, normalise: bool, spectrum_dims: int) -> torch.Te
 
 
 def fit_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-2,
-             steps: int = 50, normalise: bool = False, spectrum_dims: int = 0) -> Head:
-    """A multinomial logistic regression head on standardised features (L-BFGS, on the CPU).
+             steps: int = 50, normalise: bool = False, spectrum_dims: int = 0,
+             balance: float = 0.0) -> Head:
+    """A logistic regression head on standardised features (L-BFGS, on the CPU).
 
     Args:
-        x: [N, D] embeddings; y: [N] class indices in [0, n_classes), each present.
-        l2: weighs 0.5 * ||W||^2, added to the mean cross-entropy.
+        x: [N, D] embeddings.
+        y: [N] class indices in [0, n_classes), each present: a multinomial head
+            (softmax); or [N, n_classes] multi-hot targets: one sigmoid per class
+            (multi_label; a row of zeros is an onset with no piece).
+        l2: weighs 0.5 * ||W||^2, added to the mean cross-entropy (multi-label: the
+            binary cross-entropy summed over classes, averaged over rows).
+        balance: multi-label only: each class's positives weigh (negatives / positives)
+            ** balance (0: as they come; 1: a class's positives weigh as much as its
+            negatives: a kit of 20 pieces has each piece absent in most rows).
         normalise: L2-normalise each embedding before standardising.
         spectrum_dims: x's last columns that are band profile, not embedding.
     """
@@ -166,15 +193,25 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, l2: float = 1e-2,
     b = torch.zeros(n_classes, dtype=torch.float32, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=steps, line_search_fn="strong_wolfe")
 
+    multi = y.ndim == 2
+    F = torch.nn.functional
+    if multi:
+        pos = y.float().sum(0).clamp_min(1)                         # [n_classes]
+        pos_weight = ((len(y) - pos) / pos).clamp_min(1) ** balance
+
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(z @ w.T + b, y) + 0.5 * l2 * (w * w).sum()
+        logits = z @ w.T + b
+        data = (F.binary_cross_entropy_with_logits(logits, y.float(), reduction="sum",
+                                                   pos_weight=pos_weight)
+                / len(y)) if multi else F.cross_entropy(logits, y)
+        loss = data + 0.5 * l2 * (w * w).sum()
         loss.backward()
         return loss
     with torch.enable_grad():
         opt.step(closure)
     return Head(mean, std, w.detach().float(), b.detach().float(), normalise=normalise,
-                spectrum_dims=spectrum_dims)
+                spectrum_dims=spectrum_dims, multi_label=multi)
 
 
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
@@ -225,15 +262,97 @@ def augment_hits(waves: Sequence[torch.Tensor], n_aug: int, sample_rate_hz: int,
     return out, src, ctx_ms
 
 
+@dataclass
+class GrooveMix:
+    """How groove_variants makes a groove out of calibration hits (probabilities per
+    variant; levels in dB against the hit's own; times in ms)."""
+    p_together: float = 0.5            # another piece struck with the hit (kick + hihat)
+    p_three: float = 0.15              # of those, two others (crash + kick + hihat)
+    together_ms: tuple[float, float] = (0.0, 4.0)    # their onsets after the hit's
+    p_tails: float = 0.7               # earlier hits still ringing under the onset
+    tails: tuple[int, int] = (1, 3)    # how many
+    tail_ms: tuple[float, float] = (25.0, 800.0)     # how long before (log-uniform)
+    p_empty: float = 0.05              # no new hit, tails only: an onset with no piece
+    level_db: tuple[float, float] = (-12.0, 0.0)     # each struck or ringing hit's level
+
+
+def groove_variants(hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int], n_pieces: int,
+                    n_aug: int, sample_rate_hz: int, contexts_ms: Sequence[float],
+                    lead_samples: int, rng: np.random.Generator,
+                    jitter_ms: tuple[float, float] = (-0.5, 1.5), mix: GrooveMix | None = None
+                    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, list[int]]:
+    """Calibration hits -> what a groove makes of them, as the live path cuts it.
+
+    Each [2, n] hit (onset at sample 0, the model rate) gets n_aug variants: sometimes
+    struck with one or two other pieces (onsets 0-4 ms apart), often over the tails of
+    1-3 earlier hits of the kit (25-800 ms before), each hit at its own level; the
+    detector's onset jitter; one global gain (-10..+6 dB), white noise 35-60 dB below the
+    peak; cut to one of contexts_ms (cycled) after the onset, with the lead_samples
+    before it (what the model reads as already ringing). A few variants (p_empty) have
+    no new hit: tails only, the target empty.
+
+    Returns (waves [2, context] each, leads [V, 2, lead_samples], multi-hot targets
+    [V, n_pieces] (the pieces whose hits start at the onset), the calibration hit each
+    variant was made from).
+    """
+    mix = mix or GrooveMix()
+    y = np.asarray(piece_of_hit, int)
+    by_piece = [np.flatnonzero(y == p) for p in range(n_pieces)]
+    ms = sample_rate_hz / 1000
+    waves, leads, targets, src = [], [], [], []
+    for i, w in enumerate(hits):
+        peak_i = float(w.abs().max()) or 1e-6
+        for k in range(n_aug):
+            ctx = max(int(round(contexts_ms[(k + i) % len(contexts_ms)] * ms)), 16)
+            struck = [] if rng.random() < mix.p_empty else [(i, 0)]
+            if struck and rng.random() < mix.p_together:
+                others = [p for p in range(n_pieces) if p != y[i] and len(by_piece[p])]
+                n = 2 if rng.random() < mix.p_three else 1
+                for p in rng.permutation(others)[:n]:
+                    struck.append((int(rng.choice(by_piece[p])),
+                                   int(rng.uniform(*mix.together_ms) * ms)))
+            ringing = []
+            if rng.random() < mix.p_tails or not struck:
+                lo, hi = np.log(mix.tail_ms[0]), np.log(mix.tail_ms[1])
+                for _ in range(int(rng.integers(mix.tails[0], mix.tails[1] + 1))):
+                    ringing.append((int(rng.integers(len(hits))),
+                                    -int(np.exp(rng.uniform(lo, hi)) * ms)))
+            # the detector's onset: late (positive jitter) cuts the attack's start
+            jit = int(round(rng.uniform(*jitter_ms) * ms))
+            buf = torch.zeros(2, lead_samples + ctx)     # sample lead_samples = the onset
+            for j, start in struck + ringing:
+                h = hits[j] * 10 ** (rng.uniform(*mix.level_db) / 20)
+                a = lead_samples + start - jit           # where the hit starts in buf
+                lo_h = max(0, -a)
+                m = min(h.shape[-1] - lo_h, buf.shape[-1] - max(a, 0))
+                if m > 0:
+                    buf[:, max(a, 0):max(a, 0) + m] += h[:, lo_h:lo_h + m]
+            buf *= 10 ** (rng.uniform(-10, 6) / 20)
+            snr = rng.uniform(35, 60)
+            buf += torch.from_numpy(rng.standard_normal(buf.shape).astype(np.float32)) * (
+                peak_i * 10 ** (-snr / 20))
+            buf = buf.clamp(-1, 1)
+            waves.append(buf[:, lead_samples:].clone())
+            leads.append(buf[:, :lead_samples])
+            t = torch.zeros(n_pieces)
+            t[[int(y[j]) for j, _ in struck]] = 1.0
+            targets.append(t)
+            src.append(i)
+    return waves, torch.stack(leads), torch.stack(targets), src
+
+
 def embed_batched(clf, waves: Sequence[torch.Tensor], batch_size: int = 128,
-                  spectrum: bool = False, tick: Callable[[], None] | None = None
-                  ) -> torch.Tensor:
+                  spectrum: bool = False, tick: Callable[[], None] | None = None,
+                  before: torch.Tensor | None = None) -> torch.Tensor:
     """Embeddings [N, D] (with spectrum: + the band profile) of prepared [2, n] waves,
-    batched by similar length; tick() after each batch (progress)."""
+    batched by similar length; before: [N, 2, lead] the audio before each onset (None:
+    silence); tick() after each batch (progress)."""
     order = sorted(range(len(waves)), key=lambda i: waves[i].shape[-1])
     parts = []
     for s in range(0, len(order), batch_size):
-        parts.append(clf.embed([waves[i] for i in order[s:s + batch_size]], spectrum=spectrum))
+        idx = order[s:s + batch_size]
+        parts.append(clf.embed([waves[i] for i in idx], spectrum=spectrum,
+                               before=None if before is None else before[idx]))
         if tick is not None:
             tick()
     out = torch.empty_like(torch.cat(parts))
@@ -403,7 +522,9 @@ class FitOptions:
         augment: variants per calibration hit (in all, shared over the contexts).
         temperature: fit the head's temperature on the cross-validation's held-out
         predictions. normalise, l2: see fit_head. spectrum: the head also reads the
-        hit's log-mel band profile.
+        hit's log-mel band profile. grooves: one sigmoid per piece, fitted on what a
+        groove makes of the hits (groove_variants: pieces struck together, tails, the
+        lead-in), instead of a softmax fitted on single hits (augment_hits).
     """
     contexts_ms: tuple[float, ...] = DEFAULT_CONTEXTS_MS
     # 120 variants per hit, not 20: K=8, anytime, paired on the same draws (README, "Drum
@@ -423,6 +544,9 @@ class FitOptions:
     # (bench/calibration.py --variants shipped v2): validation kits 0.93 at a 10 ms median
     # against 0.89 at 20 ms; test kits 0.91 against 0.86, both at 10 ms
     spectrum: bool = True
+    grooves: bool = True
+    mix: GrooveMix = field(default_factory=GrooveMix)
+    balance: float = 0.0          # fit_head's, for the sigmoid head
 
 
 def cv_k(y: np.ndarray, n_pieces: int, cv_folds: int) -> int:
@@ -433,7 +557,7 @@ def cv_k(y: np.ndarray, n_pieces: int, cv_folds: int) -> int:
 def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces: int,
                 hit_emb: dict[float, torch.Tensor], opts: FitOptions, cv_folds: int,
                 rng: np.random.Generator, spectrum_dims: int = 0,
-                tick: Callable[[], None] | None = None
+                tick: Callable[[], None] | None = None, targets: torch.Tensor | None = None
                 ) -> tuple[Head, dict[float, torch.Tensor], np.ndarray]:
     """The head of a profile, and its cross-validated predictions.
 
@@ -447,12 +571,16 @@ def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces:
             the largest piece's hit count; no CV under 2).
         spectrum_dims: how many of the inputs' last columns are band profile (0: none).
         tick: called after each head fitted (progress).
+        targets: [V, P] multi-hot target of each variant (groove_variants): a head with
+            one sigmoid per piece; None: each variant is its hit's piece (a softmax head).
     Returns (head, context -> [H, P] held-out probabilities (NaN where a hit was never
     held out; empty without CV), fold of each hit (-1: never held out)).
     """
     def fit(keep: np.ndarray) -> Head:
-        head = fit_head(emb[keep], torch.from_numpy(y[var_hit[keep]]).long(), n_pieces,
-                        opts.l2, normalise=opts.normalise, spectrum_dims=spectrum_dims)
+        yk = (targets[torch.from_numpy(keep)] if targets is not None
+              else torch.from_numpy(y[var_hit[keep]]).long())
+        head = fit_head(emb[keep], yk, n_pieces, opts.l2, normalise=opts.normalise,
+                        spectrum_dims=spectrum_dims, balance=opts.balance)
         if tick is not None:
             tick()
         return head
@@ -467,11 +595,11 @@ def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces:
             logits[c][out] = held_out.logits(e[out])
     head = fit(np.ones(len(var_hit), bool))
     held = fold >= 0
-    if opts.temperature and held.any():     # on the held-out predictions at every context
+    if opts.temperature and held.any() and not head.multi_label:     # on the held-out predictions at every context
         head.temperature = fit_temperature(
             torch.cat([v[held] for v in logits.values()]),
             torch.from_numpy(np.tile(y[held], len(logits))).long())
-    probs = {c: torch.softmax(v / head.temperature, -1)
+    probs = {c: logits_to_probs(v / head.temperature, head.multi_label)
              for c, v in logits.items()} if k >= 2 else {}
     return head, probs, fold
 
@@ -516,8 +644,14 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         raise DrumClassifierError("a kit profile needs at least two pieces")
     rng = np.random.default_rng(seed)
     live = max(1, int(round(live_context_ms * sr / 1000)))
-    variants, src, _ = augment_hits(hits, opts.augment, sr, opts.contexts_ms, rng,
-                                    opts.jitter_ms, opts.eq_db)
+    if opts.grooves:
+        variants, leads, targets, src = groove_variants(
+            hits, y, len(pieces), opts.augment, sr, opts.contexts_ms,
+            clf.cfg.lead_in_samples, rng, opts.jitter_ms, opts.mix)
+    else:
+        variants, src, _ = augment_hits(hits, opts.augment, sr, opts.contexts_ms, rng,
+                                        opts.jitter_ms, opts.eq_db)
+        leads = targets = None
     cv_ctx = sorted(set(opts.contexts_ms) | {float(live_context_ms)})
     batch = 128
     k = cv_k(y, len(pieces), cv_folds)
@@ -529,13 +663,14 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         done[0] += 1
         if progress is not None:
             progress(done[0], total)
-    emb = embed_batched(clf, variants, batch, opts.spectrum, tick)      # [V, D]
+    emb = embed_batched(clf, variants, batch, opts.spectrum, tick, leads)    # [V, D]
     hit_emb = {c: embed_batched(clf, [h[:, :max(1, int(round(c * sr / 1000)))] for h in hits],
                                 batch, opts.spectrum, tick)
                for c in cv_ctx}                               # context -> [H, D]
     head, cv_probs, fold = fit_head_cv(emb, np.asarray(src), y, len(pieces), hit_emb, opts,
                                        cv_folds, rng,
-                                       clf.cfg.features.n_mels if opts.spectrum else 0, tick)
+                                       clf.cfg.features.n_mels if opts.spectrum else 0, tick,
+                                       targets)
     # CV accuracy at the live context, reported when every piece was held out somewhere
     cv_ok = bool(cv_probs) and counts.min() >= 2
     pred = cv_probs[float(live_context_ms)].argmax(1).numpy() if cv_ok else None
@@ -550,6 +685,7 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
            "l2": opts.l2, "temperature": opts.temperature,
            "normalise": opts.normalise, "spectrum": opts.spectrum,
            "jitter_ms": list(opts.jitter_ms), "eq_db": opts.eq_db,
+           "grooves": asdict(opts.mix) if opts.grooves else None, "balance": opts.balance,
            "live_context_ms": float(live_context_ms),
            "cv_folds": int(fold.max()) + 1 if cv_ok else 0,
            "cv_accuracy": float((pred == y).mean()) if cv_ok else None, "seed": seed,

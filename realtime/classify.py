@@ -18,12 +18,19 @@ import sys
 
 import torch
 
-from drumclassifier.anytime import class_confidence, class_sure, pick_pieces, piece_confidence
+from drumclassifier.anytime import (
+    class_confidence,
+    class_sure,
+    pick_pieces,
+    piece_confidence,
+    piece_decisions,
+)
 from drumclassifier.config import defaults_with
 from drumclassifier.kit import KitProfile, file_sha256
 
 from .config import DecisionConfig
 from .slicer import Hit
+from .worker import More
 
 
 class Classify:
@@ -102,6 +109,8 @@ class KitClassify:
             return [], []
         emb = self.clf.embed(waves, spectrum=self.profile.spectrum, before=lead)  # [B, D]
         probs = self.profile.probs(emb)                                # [B, P]
+        if self.profile.head.multi_label:
+            return keep, self._per_piece(keep, probs)
         if self.sure_of == "class":
             conf, first = class_sure(probs, self.piece_classes, len(self.profile.labels))
         else:
@@ -117,10 +126,32 @@ class KitClassify:
             if not picked or h.peak_db < self.profile.pieces[picked[0]].gate_db:
                 out.append([])
                 continue
-            out.append([(pc.label, float(p[i]), {"piece": pc.name, "note": int(pc.note),
-                                                  "velocity": pc.velocity(h.peak_db)})
-                        for i, pc in ((i, self.profile.pieces[i]) for i in picked)])
+            out.append([self._item(p, i, h) for i in picked])
         return keep, out
+
+    def _item(self, p: torch.Tensor, i: int, h: Hit) -> tuple:
+        pc = self.profile.pieces[i]
+        return (pc.label, float(p[i]), {"piece": pc.name, "note": int(pc.note),
+                                        "velocity": pc.velocity(h.peak_db)})
+
+    def _per_piece(self, keep: list[Hit], probs: torch.Tensor) -> list:
+        """A sigmoid per piece (profile version 4): each piece sent at its own rung
+        (drumclassifier.anytime.piece_decisions), once per hit (Track.sent), most probable
+        first, at most max_pieces per hit; a piece under its gate_db is not sent (bleed)."""
+        pieces = self.profile.pieces
+        th = torch.tensor([pc.min_confidence or 0.5 for pc in pieces])
+        final = torch.tensor([h.final for h in keep])
+        send, done = piece_decisions(probs, th, self.min_confidence, final)
+        out = []
+        for h, p, s, d in zip(keep, probs, send, done.tolist()):
+            sent = h.track.sent if h.track is not None else set()
+            new = [i for i in torch.argsort(p, descending=True).tolist()
+                   if s[i] and i not in sent and h.peak_db >= pieces[i].gate_db]
+            new = new[:max(0, self.max_pieces - len(sent))]
+            sent.update(new)
+            items = [self._item(p, i, h) for i in new]
+            out.append(items if d else (More(items) if items else None))
+        return out
 
 
 def kit_classify(clf, kit_path, cfg, stream_rate_hz: int, quiet: bool = False) -> KitClassify:

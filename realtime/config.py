@@ -68,12 +68,13 @@ class DecisionConfig:
     # points of recall over 0.8 for 5 ms more median wait with a profile, and never lost
     # with the generic model (bench/calibration.py, README "Anytime decisions")
     min_confidence: float = 0.95
-    # kit profile: pieces sent per hit, at most; a piece besides the top one needs this
-    # probability (kick + hihat: the head may split its mass between the two pieces).
-    # 1: measured, the runner-up of a pair rarely gets the mass (drumclassifier/kit.py)
-    max_pieces: int = 1
+    # kit profile: pieces sent per hit, at most. A profile with a sigmoid per piece
+    # (version 4) sends every piece present: 3 covers crash + kick + hihat (held-out kits
+    # in grooves, bench/kit_grooves.py: docs/calibration.md). A softmax profile (versions
+    # 1-3) sends a piece besides the top one only at extra_piece_min or more
+    max_pieces: int = 3
     extra_piece_min: float = 0.35
-    # kit profile: what min_confidence is about. piece: the top piece (its note is sure);
+    # softmax kit profile: what min_confidence is about. piece: the top piece (its note is sure);
     # class: the top class, its pieces' probabilities summed, sending that class's most
     # probable piece. Measured on held-out kits taught drum by drum (K=8, 0.95): class
     # decided at a 20 ms median instead of 40 ms, at the same class recall, but sent the

@@ -18,7 +18,7 @@ context_ms, and each hit is final at once: the single fixed-context behaviour.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,8 @@ class Track:
     onset: Onset
     rung: int = 0              # the next rung to cut
     decided: bool = False      # set by the worker once the hit's note is out (or judged)
+    sent: set = field(default_factory=set)   # kit pieces already sent (sigmoid profiles
+                                             # send each piece at its own rung)
 
 
 @dataclass

@@ -16,8 +16,11 @@ Anytime decisions (slicer.anytime_ms): each rung of a hit is queued as its own H
 (sharing the hit's Track). `classify` answers None for a hit it is not yet sure of
 (and not at its last rung): nothing is sent and the next rung decides again. The first
 sure rung (or the last) sends the note and marks the track decided; later rungs are
-skipped without a model call. Rungs of one hit that land in one batch are judged in
-order, so the decision does not depend on how the batches fall (paced = fast).
+skipped without a model call. A kit profile with a sigmoid per piece may answer
+More([...]): send these pieces now, the others are not sure yet (a kick at 5 ms, the
+ride struck with it at 20): the rung counts as waiting and the next one goes on.
+Rungs of one hit that land in one batch are judged in order, so the decision does not
+depend on how the batches fall (paced = fast).
 Counting rungs: classified (hits decided) + waiting (rungs not sure yet) + superseded
 (rungs after the decision) + unclassifiable + failed (+ dropped) = rungs queued.
 """
@@ -54,6 +57,10 @@ class Event:
     context_ms: float = 0.0    # audio after the onset the decision used (ms): the rung
     piece: str = ""            # with a kit profile: the piece's name ("floor tom")
     note: int | None = None    # with a kit profile: the piece's MIDI note (else the class's)
+
+
+class More(list):
+    """A classify result: send these now, and keep classifying the hit's later rungs."""
 
 
 def velocity_from_db(peak_db: float, cfg: VelocityConfig) -> int:
@@ -184,9 +191,12 @@ class Worker(threading.Thread):
             if present is None:                           # not sure yet: the next rung
                 self.waiting += 1
                 continue
-            if h.track is not None:
-                h.track.decided = True
-            self.classified += 1
+            if isinstance(present, More):                 # some now, more may follow
+                self.waiting += 1
+            else:
+                if h.track is not None:
+                    h.track.decided = True
+                self.classified += 1
             o = h.onset
             # stream time from the onset to the end of the block that completed this
             # rung's audio: the context actually waited for, detection and the block

@@ -23,3 +23,20 @@ def match(found_s: list[float], truth: list[int]) -> list[float]:
 
 
 Collect = ListSink  # a sink that keeps events (and whether it was opened and closed)
+
+
+def assert_pieces_right(rows: list[dict], played: list[str]) -> None:
+    """Events-CSV rows of a kit profile against the pieces played, one hit each.
+
+    The generated kick (150 -> 50 Hz) and floor tom (140 -> 110 Hz) of the test kits are
+    nearly the same sound in the first 20 ms (calibration warns "kick 0.67 <- often
+    confused"): one of them may be missed, or get the other as a second note. Every hit
+    gets a note, and every snare and hihat exactly its own piece."""
+    sent: dict[float, set] = {}
+    for r in rows:
+        sent.setdefault(round(float(r["time_s"]), 2), set()).add(r["piece"])
+    hits = [sent[t] for t in sorted(sent)]
+    assert len(hits) == len(played), hits
+    missed = [n for n, h in zip(played, hits) if n not in h]
+    assert len(missed) <= 1 and set(missed) <= {"kick", "floor tom"}, hits
+    assert all(h == {n} for n, h in zip(played, hits) if n in ("snare", "hihat")), hits
