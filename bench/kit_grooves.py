@@ -9,8 +9,8 @@ grooves with ghost notes, flams, fills, crashes; conditions drum-only, mono room
 20 dB noise) go through the live engine in file mode twice, on the same audio:
 
   generic  the shipped model, the default live settings (20 ms context);
-  profile  the profile (--kit), with the anytime ladder --anytime-ms and
-           --min-confidence (the README's calibrated setting).
+  profile  the profile (--kit), with the same live settings, or the anytime ladder
+           --anytime-ms and --min-confidence.
 
 Scored per system: class F at +-25 ms (bench.stream_eval's matcher, pooled over streams),
 the right-piece rate (of the truth notes whose class was found, the share with an event
@@ -155,9 +155,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS))
     ap.add_argument("-w", "--weights", help="model weights (default: the shipped model)")
-    ap.add_argument("--anytime-ms", type=float, nargs="+", default=[5, 10, 20, 40, 80],
-                    help="the kit path's ladder (ms after the onset)")
-    ap.add_argument("--min-confidence", type=float, default=0.95)
+    ap.add_argument("--anytime-ms", type=float, nargs="+",
+                    help="the kit path's anytime ladder (ms after the onset; default: the "
+                         "real-time config's, off: one fixed 20 ms context)")
+    ap.add_argument("--min-confidence", type=float,
+                    help="anytime: send a piece once this sure (default: the config's)")
     ap.add_argument("--max-pieces", type=int, help="decision.max_pieces of the kit path "
                     "(default: the real-time config's)")
     ap.add_argument("--seed", type=int, default=1, help="grooves' seed (bench.streams uses "
@@ -190,10 +192,12 @@ def main(argv=None) -> int:
     names = a.kits or [k for k, kit in kits.items() if len(kit.instruments) >= 2]
     clf = DrumClassifier(a.weights, device="cpu")
     generic_cfg = load_realtime_config()
-    kit_over = {"slicer": {"anytime_ms": list(a.anytime_ms)},
-                "decision": {"min_confidence": a.min_confidence}}
-    if a.max_pieces is not None:
-        kit_over["decision"]["max_pieces"] = a.max_pieces
+    kit_over = {"slicer": {}, "decision": {}}
+    for sec, key, v in (("slicer", "anytime_ms", a.anytime_ms),
+                        ("decision", "min_confidence", a.min_confidence),
+                        ("decision", "max_pieces", a.max_pieces)):
+        if v is not None:
+            kit_over[sec][key] = v
     kit_cfg = load_realtime_config(None, kit_over)
     rows, cal, paced = [], {}, {"generic": [], "profile": []}
     # grooves cycle over the kits as in bench.streams (each kit plays different ones)
@@ -233,8 +237,8 @@ def main(argv=None) -> int:
     systems = ["generic", "profile"]
     md = [f"# Kit profiles in grooves: {len(names)} held-out kits, {len(rows)} streams "
           f"({', '.join(a.conditions)}; {sum(r['notes'] for r in rows)} notes)", "",
-          f"Kit path: ladder {a.anytime_ms} ms, min confidence {a.min_confidence}"
-          + (f", max pieces {a.max_pieces}" if a.max_pieces else "")
+          f"Kit path: contexts {kit_cfg.slicer.contexts_ms} ms, min confidence "
+          f"{kit_cfg.decision.min_confidence}, max pieces {kit_cfg.decision.max_pieces}"
           + (f"; fitted with {' '.join(a.fit)}" if a.fit else "")
           + f"; weights {clf.weights_path.name}. Class F at ±{CLASS_TOL_MS} ms.", "",
           *table(rows, systems, a.conditions), ""]
