@@ -55,7 +55,7 @@ def kit(tmp_path_factory):
     sf.write(d / "play.wav", recording(4, seed=1), SR)     # held-back hits, same kit
     out = d / "my.kit"
     rc = main(["calibrate", "--from-file", str(d / "calib.wav"), "--pieces", ",".join(ORDER),
-               "--hits-per-piece", "6", "--augment", "40", "--out", str(out), "--model-device", "cpu"])
+               "--hits-per-piece", "6", "--out", str(out), "--model-device", "cpu"])
     assert rc == 0
     return d, out
 
