@@ -115,10 +115,11 @@ def score(truth, events) -> dict:
 def pooled(rows: list[dict], system: str, conds=None) -> dict:
     """Per-class counts and the decision figures of `system`, pooled over rows."""
     sel = [r[system] for r in rows if conds is None or r["condition"] in conds]
-    cls = {c: prf(**add_counts(None, sel[0]["classes"][c])) for c in LABELS} if sel else {}
-    for s in sel[1:]:
+    counts = dict.fromkeys(LABELS)
+    for s in sel:
         for c in LABELS:
-            cls[c] = prf(**add_counts(cls[c], s["classes"][c]))
+            counts[c] = add_counts(counts[c], s["classes"][c])
+    cls = {c: prf(**counts[c]) for c in LABELS} if sel else {}
     ctx = [x for s in sel for x in s["context_ms"]]
     found = sum(s["found"] for s in sel)
     return {"classes": cls, "right_piece": sum(s["right_piece"] for s in sel) / found

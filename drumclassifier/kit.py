@@ -323,12 +323,12 @@ def groove_variants(hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int], n
             buf = torch.zeros(2, lead_samples + ctx)     # sample lead_samples = the onset
             end = lead_samples + 16                      # the last sounding sample
             for j, start in struck + ringing:
-                h = hits[j] * 10 ** (rng.uniform(*mix.level_db) / 20)
+                gain = 10 ** (rng.uniform(*mix.level_db) / 20)
                 a = lead_samples + start - jit           # where the hit starts in buf
                 lo_h = max(0, -a)
-                m = min(h.shape[-1] - lo_h, buf.shape[-1] - max(a, 0))
-                if m > 0:
-                    buf[:, max(a, 0):max(a, 0) + m] += h[:, lo_h:lo_h + m]
+                m = min(hits[j].shape[-1] - lo_h, buf.shape[-1] - max(a, 0))
+                if m > 0:    # only the part of the hit inside buf is scaled and added
+                    buf[:, max(a, 0):max(a, 0) + m] += gain * hits[j][:, lo_h:lo_h + m]
                     end = max(end, max(a, 0) + m)
             # hits shorter than the context end there, as a sample file does (and the
             # embedding of the 1 s context costs what the hit holds, not 1 s)
@@ -553,9 +553,10 @@ class FitOptions:
     grooves: bool = True
     mix: GrooveMix = field(default_factory=GrooveMix)
     # fit_head's, for the sigmoid head. 0.5: held-out kits in grooves at 20 ms
-    # (bench/kit_grooves.py, docs/calibration.md): class F kick/snare/hihat/toms/cymbals
-    # 0.85/0.92/0.89/0.65/0.61 against 0.79/0.91/0.76/0.85/0.56 at 0 (misses: precision
-    # 0.92-0.99, recall 0.41-0.84) and 0.83/0.90/0.88/0.44/0.63 at 1 (tom precision 0.29)
+    # (bench/kit_grooves.py, docs/calibration.md; measured before groove copies ended with
+    # their last hit): class F kick/snare/hihat/toms/cymbals 0.85/0.92/0.89/0.65/0.61
+    # against 0.79/0.91/0.76/0.85/0.56 at 0 (misses: precision 0.92-0.99, recall
+    # 0.41-0.84) and 0.83/0.90/0.88/0.44/0.63 at 1 (tom precision 0.29)
     balance: float = 0.5
 
 

@@ -102,6 +102,8 @@ class KitClassify:
         self.min_confidence, self.max_pieces = d.min_confidence, d.max_pieces
         self.extra_piece_min, self.sure_of = d.extra_piece_min, d.sure_of
         self.piece_classes = [profile.labels.index(pc.label) for pc in profile.pieces]
+        # sigmoid profiles: a piece is present at 0.5, or at its own min_confidence if set
+        self.piece_thresholds = torch.tensor([pc.min_confidence or 0.5 for pc in profile.pieces])
 
     def __call__(self, hits):
         waves, keep, lead = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
@@ -139,9 +141,8 @@ class KitClassify:
         (drumclassifier.anytime.piece_decisions), once per hit (Track.sent), most probable
         first, at most max_pieces per hit; a piece under its gate_db is not sent (bleed)."""
         pieces = self.profile.pieces
-        th = torch.tensor([pc.min_confidence or 0.5 for pc in pieces])
         final = torch.tensor([h.final for h in keep])
-        send, done = piece_decisions(probs, th, self.min_confidence, final)
+        send, done = piece_decisions(probs, self.piece_thresholds, self.min_confidence, final)
         out = []
         for h, p, s, d in zip(keep, probs, send, done.tolist()):
             sent = h.track.sent if h.track is not None else set()
