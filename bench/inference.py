@@ -1,24 +1,20 @@
-"""Inference cost of the default architecture and throughput of `drumclassifier classify`.
+"""Inference cost of the default architecture, one hit at a time.
 
 Prints: parameters and weight-file size; per-hit inference time on one CPU thread, batch 1,
 for several content lengths (the model computes only frames covering the content, so a
-30 ms live hit costs far less than a 4 s one-shot); files per second for `classify` on a
-folder of generated files.
+30 ms live hit costs far less than a 4 s one-shot). Files per minute for a whole library:
+bench/batch_speed.py.
 
-    .venv/bin/python -m bench.inference [--weights W] [--files 1000]
+    .venv/bin/python -m bench.inference [--weights W]
 """
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
 
 
@@ -39,17 +35,17 @@ def per_hit_ms(clf, n_samples: int, repeats: int) -> tuple[float, float]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=None, help="checkpoint (default: the shipped model)")
-    p.add_argument("--files", type=int, default=1000, help="generated files for the throughput run")
     p.add_argument("--repeats", type=int, default=30)
     args = p.parse_args()
 
     from drumclassifier import DrumClassifier, default_weights_path
-    from drumclassifier.cli import main as cli_main
+    from drumclassifier.model import build_model
 
     weights = Path(args.weights or default_weights_path())
     torch.set_num_threads(1)
     clf = DrumClassifier(weights, device="cpu")
-    n_params = sum(p.numel() for p in clf.model.parameters())
+    # counted on the network the checkpoint describes (the loaded one has its norms folded)
+    n_params = sum(p.numel() for p in build_model(clf.cfg).parameters())
     print(f"weights: {weights} ({weights.stat().st_size / 1e6:.2f} MB), parameters: {n_params:,}")
     print(f"torch {torch.__version__}, CPU threads for inference: {torch.get_num_threads()}")
     print("\nper-hit inference (one thread, batch 1, log-mel + CRNN):")
@@ -65,21 +61,6 @@ def main() -> int:
         med, p90 = per_hit_ms(clf, n, args.repeats)
         print(f"| {label} | {med:.2f} | {p90:.2f} |")
 
-    torch.set_num_threads(os.cpu_count() or 1)
-    rng = np.random.default_rng(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.files):  # 0.5 s decaying noise/sine one-shots, 16-bit stereo WAV
-            t = np.arange(sr // 2) / sr
-            x = (rng.standard_normal(len(t)) * 0.3 + np.sin(2 * np.pi * rng.uniform(50, 300) * t))
-            x = (x * np.exp(-t * rng.uniform(5, 40)) * 0.5).astype(np.float32)
-            sf.write(f"{tmp}/hit{i:05d}.wav", np.stack([x, x], 1), sr, subtype="PCM_16")
-        out = Path(tmp) / "out.csv"
-        t0 = time.perf_counter()
-        rc = cli_main(["classify", tmp, "-w", str(weights), "--format", "csv", "-o", str(out),
-                       "-q", "--model-device", "cpu"])
-        dt = time.perf_counter() - t0
-    print(f"\nclassify on {args.files} files of 0.5 s (16-bit stereo WAV), {os.cpu_count()} cores: "
-          f"{dt:.1f} s, {args.files / dt:.0f} files/s (exit {rc})")
     return 0
 
 

@@ -1,6 +1,7 @@
 """DrumClassifier: weights + config -> labels and per-class probabilities."""
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -13,7 +14,7 @@ from . import audio
 from .checkpoint import read_checkpoint, resolve_config
 from .errors import AudioError, CheckpointError, DrumClassifierError
 from .features import LogMel, band_profile
-from .model import build_model
+from .model import build_model, fold_for_inference
 
 DEFAULT_WEIGHTS = "default.pt"
 
@@ -103,9 +104,20 @@ class DrumClassifier:
                 f"{self.weights_path}: weights do not fit the network its config describes "
                 f"({detail})") from None
         self.features.to(self.device).eval()
-        self.model.to(self.device).eval()
+        # batch norms folded into the convs: inference only (this object never trains)
+        self.model = fold_for_inference(self.model.to(self.device))
         t = self.cfg.thresholds
         self.thresholds = torch.tensor(t if t is not None else [0.5] * len(self.labels))
+
+    @property
+    def model_id(self) -> str:
+        """12 hex digits naming these weights and this config (sha256 of both): results
+        with the same id came from the same model (classify --resume compares it)."""
+        if not hasattr(self, "_model_id"):
+            h = hashlib.sha256(self.weights_path.read_bytes())
+            h.update(repr(self.cfg).encode())
+            self._model_id = h.hexdigest()[:12]
+        return self._model_id
 
     # ---- core: prepared waveforms -> probabilities -------------------------------------
     def prepare(self, waveform, sample_rate_hz: int, name: str = "waveform") -> torch.Tensor:

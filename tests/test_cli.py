@@ -29,7 +29,7 @@ def test_classify_folder_csv(tiny_checkpoint, sound_files, tmp_path, capsys):
     rows = list(csv.DictReader(out.open()))
     assert [r["path"].rsplit("/", 1)[-1] for r in rows] == ["kick.wav", "hat.wav"]
     assert list(rows[0]) == ["path", "label", "confidence", "p_kick", "p_snare", "p_hihat",
-                             "p_toms", "p_cymbals"]
+                             "p_toms", "p_cymbals", "bytes", "mtime_ns", "model"]
 
 
 def test_output_never_overwritten(tiny_checkpoint, sound_files, tmp_path, capsys):
