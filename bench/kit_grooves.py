@@ -229,8 +229,9 @@ def main(argv=None) -> int:
                     if cond == "clean" and len(paced["generic"]) < a.paced:
                         for sys_name, c, k in (("generic", generic_cfg, None),
                                                ("profile", kit_cfg, kc)):
-                            paced[sys_name].append([e.wall_latency_ms for e in
-                                                    run(clf, path, c, k, fast=False)])
+                            paced[sys_name].append([
+                                (e.wall_latency_ms, e.context_ms, e.detect_ms, e.infer_ms)
+                                for e in run(clf, path, c, k, fast=False)])
                     path.unlink()
             print(f"{name}: {cal[name]['pieces']} pieces, {cal[name]['hits']} hits taught "
                   f"(fit {cal[name]['fit_s']} s); {len(rows)} streams done, "
@@ -245,11 +246,16 @@ def main(argv=None) -> int:
           *table(rows, systems, a.conditions), ""]
     if a.paced:
         md += [f"Paced: hit-to-note latency per note, {a.paced} clean streams played in "
-               "real time:", "", "| system | notes | median (ms) | p95 (ms) |",
-               "|---|---|---|---|"]
+               "real time, and the medians of what it is made of: the context waited for "
+               "after the onset, the detection delay, the model call (the rest: the block "
+               "that completes the context, the analysis thread's poll, the worker's "
+               "wake-up):", "",
+               "| system | notes | median (ms) | p95 (ms) | context | detection | model call |",
+               "|---|---|---|---|---|---|---|"]
         for sys_name, runs in paced.items():
-            lat = [x for r in runs for x in r]
-            md.append(f"| {sys_name} | {len(lat)} | {pct(lat, 50):.1f} | {pct(lat, 95):.1f} |")
+            lat, ctx, det, call = zip(*[x for r in runs for x in r]) if any(runs) else [[]] * 4
+            md.append(f"| {sys_name} | {len(lat)} | {pct(lat, 50):.1f} | {pct(lat, 95):.1f} | "
+                      f"{pct(ctx, 50):.1f} | {pct(det, 50):.1f} | {pct(call, 50):.1f} |")
         md.append("")
     head = len(md)
     md += ["## Per kit (all conditions)", ""]

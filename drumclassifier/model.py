@@ -41,10 +41,12 @@ class ConvLayer(nn.Module):
         self.conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)
         self.norm = nn.BatchNorm2d(c_out)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # x [B, C, F, T], mask [B, 1, 1, T]: zero beyond each item's frames, as conv padding is.
-        # Pooling before the ReLU gives the same values (both are monotonic) on half the bands.
-        return torch.relu(halve_frequency(self.norm(self.conv(x)))) * mask
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        # x [B, C, F, T], mask [B, 1, 1, T]: zero beyond each item's frames, as conv padding
+        # is (None: every item fills all T frames). Pooling before the ReLU gives the same
+        # values (both are monotonic) on half the bands.
+        x = torch.relu(halve_frequency(self.norm(self.conv(x))))
+        return x if mask is None else x * mask
 
     @torch.no_grad()
     def fold_norm(self) -> None:
@@ -77,6 +79,8 @@ class CRNN(nn.Module):
     def embed(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """feats [B, 2, F, T], frames [B] -> the hit embedding [B, time_rnn_hidden]."""
         b, t = feats.shape[0], feats.shape[-1]
+        if bool((frames == t).all()):
+            return self.embed_full(feats)
         mask = frame_mask(frames, t).to(feats.dtype)  # [B, 1, 1, T]
         x = feats
         for conv in self.convs:
@@ -92,9 +96,34 @@ class CRNN(nn.Module):
         _, h = self.time_rnn(packed)  # h [1, B, H]: state at each item's last frame
         return h[0]
 
+    def embed_full(self, feats: torch.Tensor) -> torch.Tensor:
+        """embed for a batch whose items all fill their T frames (a live rung, a batch of
+        1 s files): the same numbers without masks or packing, faster, and in the form an
+        ONNX export takes (drumclassifier/onnx_cpu.py). feats [B, 2, F, T] -> [B, H]."""
+        x = feats
+        for conv in self.convs:
+            x = conv(x)  # [B, C, F/2^k, T]
+        c, f = x.shape[1], x.shape[2]
+        x = x.permute(0, 3, 2, 1).reshape(-1, f, c)  # [B*T, F', C]: one sequence per frame
+        _, h = self.freq_rnn(x, zero_state(x, 2, self.freq_rnn.hidden_size))  # [2, B*T, H]
+        x = h.permute(1, 0, 2).reshape(feats.shape[0], -1, 2 * h.shape[2])    # [B, T, 2H]
+        _, h = self.time_rnn(x, zero_state(x, 1, self.time_rnn.hidden_size))  # [1, B, H]
+        return h[0]
+
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        """The hit embedding [B, time_rnn_hidden] -> logits [B, n_labels]."""
+        return self.head(emb)
+
     def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """feats [B, 2, F, T], frames [B] -> logits [B, n_labels]."""
-        return self.head(self.embed(feats, frames))
+        return self.logits(self.embed(feats, frames))
+
+
+def zero_state(x: torch.Tensor, n: int, hidden: int) -> torch.Tensor:
+    """A GRU's zero initial state [n, N, hidden] for input x [N, L, C], built from x so
+    that an ONNX export keeps N a variable (nn.GRU's own zeros are traced as a constant
+    batch size); the same zeros nn.GRU uses when none is given."""
+    return (x[:, 0, :1] * 0).expand(-1, hidden).unsqueeze(0).expand(n, -1, -1).contiguous()
 
 
 class Ensemble(nn.Module):
@@ -114,10 +143,32 @@ class Ensemble(nn.Module):
         """[B, 2, F, T], [B] -> the members' embeddings side by side [B, members * H]."""
         return torch.cat([m.embed(feats, frames) for m in self.members], dim=1)
 
-    def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        p = torch.stack([torch.sigmoid(m(feats, frames)) for m in self.members]).mean(0)
-        p = p.clamp(1e-7, 1 - 1e-7)  # [B, n_labels]; finite logits
+    def embed_full(self, feats: torch.Tensor) -> torch.Tensor:
+        """CRNN.embed_full of every member, side by side [B, members * H]."""
+        return torch.cat([m.embed_full(feats) for m in self.members], dim=1)
+
+    def logits(self, emb: torch.Tensor) -> torch.Tensor:
+        """[B, members * H] -> logit of the members' mean probability [B, n_labels]."""
+        parts = emb.chunk(len(self.members), dim=1)
+        p = torch.stack([torch.sigmoid(m.logits(e)) for m, e in zip(self.members, parts)])
+        p = p.mean(0).clamp(1e-7, 1 - 1e-7)  # [B, n_labels]; finite logits
         return torch.log(p) - torch.log1p(-p)
+
+    def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        return self.logits(self.embed(feats, frames))
+
+
+class FullLength(nn.Module):
+    """model.embed_full + model.logits as one forward: feats [B, 2, F, T] (every item
+    fills all T frames) -> (logits [B, n_labels], embedding [B, D]). What onnx_cpu exports."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.model.embed_full(feats)
+        return self.model.logits(emb), emb
 
 
 def fold_for_inference(model: nn.Module) -> nn.Module:

@@ -84,6 +84,9 @@ class Engine:
                                  getattr(source, "starts_silent", False))
         self.detector, self.slicer = self.analysis.detector, self.analysis.slicer
         self.queue = HitQueue(self.cfg.worker.queue_size, self.cfg.worker.drop_policy)
+        warm_up = getattr(clf, "warm_up", None)
+        if warm_up is not None:     # the first hit must not pay the model's one-off costs
+            warm_up(self.cfg.slicer.contexts_ms)
         if classify is None:
             from .classify import Classify  # torch: loaded when an engine is built
             classify = Classify(clf, sr, self.cfg.decision.min_confidence)

@@ -1,6 +1,6 @@
 """Batch classification: the fast path (folded batch norms, files grouped by length, model
 calls on parallel threads) gives the API's probabilities, and --resume classifies only what
-is new or changed."""
+is new or changed. ONNX Runtime (equal-length batches on the CPU) gives torch's numbers."""
 from __future__ import annotations
 
 import csv
@@ -16,6 +16,7 @@ import torch
 from drumclassifier import DrumClassifier, classify_cli
 from drumclassifier.checkpoint import read_checkpoint
 from drumclassifier.cli import main
+from drumclassifier.errors import DrumClassifierError
 from drumclassifier.model import build_model
 
 from .conftest import SR, hihat_like, kick_like
@@ -169,3 +170,42 @@ def test_resume_refusals_leave_out_alone(tiny_checkpoint, sound_files, tmp_path,
     assert rc == 2
     assert why in capsys.readouterr().err
     assert out.read_text() == "path,label\nsomething,kick\n"
+
+
+# ---- ONNX Runtime for equal-length batches (the live path) -------------------------------
+
+def test_onnx_runtime_gives_torchs_numbers(shipped):
+    """Live rungs (5, 10, 20 ms after the onset, with what rang before) and 1 s items,
+    alone and in equal-length batches: probabilities and kit embeddings through ONNX
+    Runtime equal torch's."""
+    torch_only = DrumClassifier(device="cpu", runtime="torch")
+    assert shipped.runtime == "onnx" and torch_only.runtime == "torch"
+    g = torch.Generator().manual_seed(0)
+    lead = shipped.cfg.lead_in_samples
+    for ms in (5, 10, 20, 1000):
+        n = int(SR * ms / 1000)
+        for b in (1, 3):
+            waves = [torch.randn(2, n, generator=g) * 0.1 for _ in range(b)]
+            before = [torch.randn(2, lead, generator=g) * 0.1 for _ in range(b)]
+            assert torch.allclose(shipped.predict(waves, before=before),
+                                  torch_only.predict(waves, before=before), atol=1e-5)
+            assert torch.allclose(shipped.embed(waves, spectrum=True, before=before),
+                                  torch_only.embed(waves, spectrum=True, before=before),
+                                  atol=1e-4)
+    assert shipped._onnx_runner is not None          # it did run through ONNX Runtime
+    assert getattr(torch_only, "_onnx_runner", None) is None
+
+
+def test_runtime_choice_is_checked():
+    with pytest.raises(DrumClassifierError, match="runtime 'tensorrt'"):
+        DrumClassifier(device="cpu", runtime="tensorrt")
+
+
+def test_engine_warms_the_model_up_before_the_first_hit(tmp_path):
+    """The ONNX export (about 1 s) happens when the engine is built, not at the first hit."""
+    from realtime import Engine, FileSource, ListSink
+    clf = DrumClassifier(device="cpu")
+    sf.write(tmp_path / "k.wav", kick_like(), SR)
+    assert getattr(clf, "_onnx_runner", None) is None
+    Engine(clf, FileSource(tmp_path / "k.wav", 128, fast=True), [ListSink()])
+    assert clf._onnx_runner is not None
