@@ -1,7 +1,7 @@
 """Latency benchmark: stream a file through the real engine and report hit-to-note latency.
 
-    python -m bench.latency [FILE] [-w WEIGHTS | --random-weights] [--context-ms X]
-                            [--blocksize N] [--paced] [--repeat-infer N]
+    python -m bench.latency [FILE] [-w WEIGHTS | --random-weights] [--rt-config FILE]
+                            [--context-ms X] [--blocksize N] [--paced] [--repeat-infer N]
 
 FILE defaults to 20 s of generated kick/snare/hihat-like bursts (known hit times).
 The file goes through FileSource -> RingBuffer -> OnsetDetector -> Slicer -> Worker, the
@@ -66,6 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("--random-weights", action="store_true",
                     help="untrained default-architecture weights (timing only)")
     ap.add_argument("--model-device", default=None, help="cpu, cuda (default: auto)")
+    ap.add_argument("--rt-config", metavar="FILE",
+                    help="real-time config YAML (default: the built-in live settings)")
     ap.add_argument("--context-ms", type=float, default=None)
     ap.add_argument("--blocksize", type=int, default=None)
     ap.add_argument("--paced", action="store_true", help="real-time pacing instead of --fast")
@@ -88,7 +90,7 @@ def main(argv=None) -> int:
         over["slicer"]["context_ms"] = args.context_ms
     if args.blocksize:
         over["audio"]["blocksize"] = args.blocksize
-    cfg = load_realtime_config(None, over)
+    cfg = load_realtime_config(args.rt_config, over)
 
     keep = ListSink()
 
@@ -124,7 +126,9 @@ def main(argv=None) -> int:
           + (" (UNTRAINED, timing only)" if args.random_weights else "")
           + f"  device: {clf.device}  torch threads: {torch.get_num_threads()}  "
           f"CPUs: {os.cpu_count()}")
-    print(f"settings: context {cfg.slicer.context_ms:g} ms, block {cfg.audio.blocksize}, "
+    ladder = (f"anytime {cfg.slicer.anytime_ms} ms at {cfg.decision.min_confidence:g}"
+              if cfg.slicer.anytime_ms else f"context {cfg.slicer.context_ms:g} ms")
+    print(f"settings: {ladder}, block {cfg.audio.blocksize}, "
           f"onset hop {cfg.onset.hop_size}, frame {cfg.onset.frame_size}")
     print(f"hits: {stats.hits}" + (f" (true hits {n_truth})" if n_truth else "")
           + f", events {stats.events}, queue drops {stats.queue_dropped}, "
@@ -132,6 +136,7 @@ def main(argv=None) -> int:
     print(f"{'':28s}{'median':>9s}{'p95':>9s}  (ms)")
     for name, xs in [("latency (stream time)", lat), ("  without queueing", no_backlog),
                      ("wall latency", wall),
+                     ("  context waited for", [e.context_ms for e in hits]),
                      ("  detection delay", det), ("  queueing", queue),
                      ("  inference per hit", inf_hit), ("single-hit model call", times)]:
         print(f"{name:28s}{pct(xs, 50):9.2f}{pct(xs, 95):9.2f}")

@@ -82,12 +82,12 @@ class KitClassify:
     class (a ride sent as the crash). extras = {"piece": name, "note": MIDI note,
     "velocity": 1-127 from the piece's calibrated levels}.
 
-    max_pieces defaults to 1: the head is a softmax over single pieces fitted on single
-    hits, and on kick + hihat mixes of held-out kits the runner-up almost never got the
-    mass to be sent (none of 100 test-split mixes, 1 of 32 validation mixes), while
-    1-2% (test) to 7-16% (validation) of single hits got a false second note
-    (bench/calibration.py, "several pieces per onset"); raise it to try. Finding pairs
-    needs a head fitted on mixes (one sigmoid per piece), not done yet.
+    max_pieces (default 3, configs/realtime.yaml): a profile with a sigmoid per piece
+    (version 4, fitted on synthesised grooves of the taught hits) sends every piece
+    present, up to that many (docs/calibration.md, "In grooves"). An older softmax profile
+    (version 1-3, fitted on single hits) sends a runner-up only at extra_piece_min: on
+    kick + hihat mixes it almost never got the mass (bench/calibration.py, "several
+    pieces per onset").
     """
 
     def __init__(self, clf, profile: KitProfile, stream_rate_hz: int,
