@@ -67,8 +67,9 @@ def iter_batches(clf, files, batch_size: int, jobs: int, on_error, threads: int 
     A window (WINDOW_BATCHES x batch_size files) is decoded by `jobs` threads while the
     model works on the window before it; its files are grouped by length into batches (a
     batch costs what its longest item costs, and each item's result does not depend on its
-    batch) that run on `threads` threads. At most two windows of decoded audio are in
-    memory, so a folder of any size is fine. Files that fail go to on_error(path, msg).
+    batch) that run on `threads` threads, and keep running while the caller writes the
+    previous window's results. At most three windows of decoded audio are in memory, so a
+    folder of any size is fine. Files that fail go to on_error(path, msg), in order.
     """
     import torch
 
@@ -85,9 +86,17 @@ def iter_batches(clf, files, batch_size: int, jobs: int, on_error, threads: int 
     files = list(files)
     span = WINDOW_BATCHES * batch_size
     windows = [files[i:i + span] for i in range(0, len(files), span)]
+
+    def results(paths, groups, calls):
+        probs = torch.empty(len(paths), len(clf.labels))
+        for g, call in zip(groups, calls):
+            probs[g] = call.result()
+        return paths, probs
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as decode, \
             ThreadPoolExecutor(max_workers=max(1, threads)) as model:
         ahead = [decode.submit(load, p) for p in windows[0]] if windows else []
+        in_flight = None       # the window whose model calls run while the caller writes
         for k in range(len(windows)):
             loaded = [f.result() for f in ahead]
             ahead = [decode.submit(load, p) for p in windows[k + 1]] if k + 1 < len(windows) else []
@@ -100,11 +109,11 @@ def iter_batches(clf, files, batch_size: int, jobs: int, on_error, threads: int 
             by_length = sorted(range(len(ok)), key=lambda i: ok[i][1].shape[-1])
             groups = [by_length[i:i + batch_size] for i in range(0, len(ok), batch_size)]
             calls = [model.submit(clf.predict, [ok[i][1] for i in g]) for g in groups]
-            probs = torch.empty(len(ok), len(clf.labels))
-            for g, call in zip(groups, calls):
-                probs[g] = call.result()
-            if ok:
-                yield [path for path, _ in ok], probs
+            if in_flight and in_flight[0]:
+                yield results(*in_flight)
+            in_flight = ([path for path, _ in ok], groups, calls)
+        if in_flight and in_flight[0]:
+            yield results(*in_flight)
 
 
 def taken_names(dest_dir: Path, name: str):
