@@ -36,6 +36,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+                   help="CPU runtime for equal-length batches (default: onnx when installed)")
     args = p.parse_args()
 
     from drumclassifier import DrumClassifier, default_weights_path
@@ -43,11 +45,12 @@ def main() -> int:
 
     weights = Path(args.weights or default_weights_path())
     torch.set_num_threads(1)
-    clf = DrumClassifier(weights, device="cpu")
+    clf = DrumClassifier(weights, device="cpu", runtime=args.runtime)
     # counted on the network the checkpoint describes (the loaded one has its norms folded)
     n_params = sum(p.numel() for p in build_model(clf.cfg).parameters())
     print(f"weights: {weights} ({weights.stat().st_size / 1e6:.2f} MB), parameters: {n_params:,}")
-    print(f"torch {torch.__version__}, CPU threads for inference: {torch.get_num_threads()}")
+    print(f"torch {torch.__version__}, runtime {clf.runtime}, CPU threads for inference: "
+          f"{torch.get_num_threads()}")
     print("\nper-hit inference (one thread, batch 1, log-mel + CRNN):")
     print("| content after onset | median ms | p90 ms |\n|---|---|---|")
     sr = clf.cfg.sample_rate_hz
