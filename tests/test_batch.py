@@ -209,3 +209,17 @@ def test_engine_warms_the_model_up_before_the_first_hit(tmp_path):
     assert getattr(clf, "_onnx_runner", None) is None
     Engine(clf, FileSource(tmp_path / "k.wav", 128, fast=True), [ListSink()])
     assert clf._onnx_runner is not None
+
+
+def test_batch_speed_bench_prints_floor_speed_resume_and_agreement(library, capsys,
+                                                                   monkeypatch):
+    """bench/batch_speed.py on a small real library: the three timed rows and the check
+    against the API (no figure is asserted: the machine is shared)."""
+    from bench import batch_speed
+    monkeypatch.setattr("sys.argv", ["batch_speed", str(library), "--check", "5"])
+    assert batch_speed.main() == 0
+    out = capsys.readouterr().out
+    assert "| decode only (" in out and "the floor |" in out
+    assert "| `drumclassifier classify` (whole command) |" in out
+    assert "20 files unchanged (kept), 0 new or changed" in out
+    assert "against the API on 5 files" in out and "labels differing: 0" in out
