@@ -151,7 +151,10 @@ def main(argv=None) -> int:
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--manifest", default=str(DEFAULT_MANIFEST),
                     help="corpus manifest: its test split's kits are the drummers' kits")
-    ap.add_argument("--kits", nargs="+", help="held-out kits (default: all of split == test)")
+    ap.add_argument("--split", default="test",
+                    help="the manifest split whose kits play (default: test; val: the "
+                         "validation kits, to choose settings without the test kits)")
+    ap.add_argument("--kits", nargs="+", help="kits (default: all of --split)")
     ap.add_argument("--streams-per-kit", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS))
@@ -189,7 +192,7 @@ def main(argv=None) -> int:
             bases=(shipped,))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    kits = load_kits(Path(a.manifest))
+    kits = load_kits(Path(a.manifest), a.split)
     names = a.kits or [k for k, kit in kits.items() if len(kit.instruments) >= 2]
     clf = DrumClassifier(a.weights, device="cpu")
     generic_cfg = load_realtime_config()
