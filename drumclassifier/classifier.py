@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -116,6 +117,8 @@ class DrumClassifier:
             raise DrumClassifierError("runtime onnx needs the CPU and onnxruntime installed")
         self.runtime = runtime or ("onnx" if self.device.type == "cpu"
                                    and onnx_cpu.available() else "torch")
+        self._onnx_runner = None          # exported at the first equal-length call
+        self._onnx_lock = threading.Lock()  # one export even if two model threads ask
         t = self.cfg.thresholds
         self.thresholds = torch.tensor(t if t is not None else [0.5] * len(self.labels))
 
@@ -190,11 +193,17 @@ class DrumClassifier:
         x, lengths = self._batch(waves, lengths, before)
         feats, frames = self.features(x, lengths)
         if self.runtime == "onnx" and bool((frames == feats.shape[-1]).all()):
-            logits, emb = onnx_cpu.runner_for(self, self.model, self.cfg.features.n_mels)(feats)
+            logits, emb = self._onnx()(feats)
         else:
             emb = self.model.embed(feats, frames)
             logits = self.model.logits(emb)
         return logits, emb, (feats, frames)
+
+    def _onnx(self) -> onnx_cpu.OnnxRunner:
+        with self._onnx_lock:
+            if self._onnx_runner is None:
+                self._onnx_runner = onnx_cpu.OnnxRunner(self.model, self.cfg.features.n_mels)
+            return self._onnx_runner
 
     def warm_up(self, contexts_ms=(20.0,)) -> None:
         """Pay the one-off costs before a live stream's first hit: the ONNX export (about

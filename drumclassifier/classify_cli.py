@@ -331,7 +331,7 @@ def run(args) -> int:
                     probs_txt = " ".join(f"{lab}={r.probs[lab]:.3f}" for lab in labels)
                     print(f"{name}\t{r.label}\t{r.confidence:.3f}\t{probs_txt}", file=out)
                 else:
-                    emit_kept(position[src])
+                    emit_kept(position[src] + 1)     # src itself is not a kept file
                     size, mtime = file_stamp(src)
                     if writer:
                         emit(dict(zip(header, [name, r.label, f"{r.confidence:.4f}"]
@@ -342,7 +342,6 @@ def run(args) -> int:
                               "confidence": round(r.confidence, 4),
                               "probs": {k: round(v, 4) for k, v in r.probs.items()},
                               "bytes": size, "mtime_ns": mtime, "model": model_id})
-                    cursor = position[src] + 1
                 note_if_long(src, name)
                 if args.sort_into:
                     sort(src, name, r.label)

@@ -3,19 +3,20 @@
 Why: a live hit is one short item (5-20 ms of audio after the onset, plus the lead-in:
 6-12 frames). torch runs it as hundreds of small operator calls (every GRU step of three
 members, each a handful of ops), 4-7 ms of mostly per-call overhead on this CPU; ONNX
-Runtime runs the same graph with fused GRU kernels in about 0.6 ms. For long items (1 s
-files) the arithmetic dominates and the gain is small (about 1.2x, one thread).
+Runtime runs the same graph with fused GRU kernels: a 10 ms hit 1.16 ms against 3.90 ms,
+features included (`python -m bench.inference [--runtime torch]`). For long items the
+arithmetic dominates and the gain is smaller (1 s: 17.9 against 26.6 ms).
 
 The graph is the loaded model's own `FullLength` forward (model.embed_full + logits),
-traced once at the first use (about 1 s; `DrumClassifier.warm_up` does it before a live
-stream starts) with the batch size and the frame count left variable. Its outputs equal
-torch's within float rounding (tests/test_batch.py). Items of different lengths (a
-library's batch of mixed files) stay on torch's masked path.
+traced once, at a DrumClassifier's first equal-length call (about 1.2 s;
+`DrumClassifier.warm_up` does it before a live stream starts), with the batch size and the
+frame count left variable. Its outputs equal torch's within float rounding
+(tests/test_batch.py). Items of different lengths (a library's batch of mixed files) stay
+on torch's masked path.
 """
 from __future__ import annotations
 
 import io
-import threading
 import warnings
 
 import torch
@@ -61,14 +62,3 @@ class OnnxRunner:
     def __call__(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, emb = self.session.run(None, {"feats": feats.contiguous().numpy()})
         return torch.from_numpy(logits), torch.from_numpy(emb)
-
-
-_lock = threading.Lock()
-
-
-def runner_for(owner, model: torch.nn.Module, n_mels: int) -> OnnxRunner:
-    """owner's OnnxRunner, built on the first call (one export even if two threads ask)."""
-    with _lock:
-        if getattr(owner, "_onnx_runner", None) is None:
-            owner._onnx_runner = OnnxRunner(model, n_mels)
-        return owner._onnx_runner
