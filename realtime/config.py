@@ -30,13 +30,16 @@ class OnsetConfig:
     frame_size: int = 512           # STFT frame (samples at 44.1 kHz; scaled with the rate)
     hop_size: int = 128             # detection step (samples at 44.1 kHz; scaled with the rate)
     diff_frames: int = 2            # flux compares frame t with frame t - diff_frames
-    low_hz: float = 0.0             # bands below this compare with the max of the last low_ms
+    low_hz: float = 3000.0          # bands below this compare with the max of the last low_ms
     low_ms: float = 25.0            # (a frame shorter than a bass note's period wobbles)
     bands_per_octave: int = 6       # log-frequency bands the flux is summed over
+    band_quantile: float = 0.75     # 0: flux = mean rise over bands; q in (0, 1): the rise
+                                    # that a share 1 - q of the bands reach (broadband hits
+                                    # pass, a note raising a few partials does not)
     f_min_hz: float = 30.0
     f_max_hz: float = 17000.0
     log_mul: float = 1000.0         # log1p(log_mul * band magnitude)
-    delta: float = 0.2              # absolute threshold on the flux (mean log rise per band)
+    delta: float = 0.25             # absolute threshold on the flux (log rise per band)
     ratio: float = 1.0              # adaptive part: + ratio * mean flux over the last avg_ms
     avg_ms: float = 100.0
     rearm_ratio: float = 0.5        # re-arm once the flux falls below this x the last peak
@@ -140,6 +143,8 @@ def validate(cfg: RealtimeConfig, source: str = "realtime config") -> None:
         bad(f"audio.dtype must be float32 or int16, got {a.dtype!r}")
     if o.hop_size <= 0 or o.frame_size < o.hop_size:
         bad("onset.hop_size must be positive and at most onset.frame_size")
+    if not 0 <= o.band_quantile < 1:
+        bad(f"onset.band_quantile must be in [0, 1), got {o.band_quantile}")
     if cfg.slicer.context_ms <= 0:
         bad("slicer.context_ms must be positive")
     lad = list(cfg.slicer.anytime_ms)

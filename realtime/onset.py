@@ -3,7 +3,9 @@
 Hop by hop, using no sample after the current frame's end:
   1. frame t covers samples [t*hop, t*hop + frame) of the mono mix (Hann window);
   2. magnitudes are summed into log-spaced bands and compressed, L = log1p(log_mul * band);
-  3. flux[t] = mean over bands of max(0, L[t] - L[t - diff_frames]);
+  3. flux[t] = mean over bands of max(0, L[t] - L[t - diff_frames]), or with band_quantile q
+     the q-quantile of those rises over bands: a drum raises most bands at once, a bass
+     or chord note only the few holding its partials;
   4. frame t is an onset if
        flux[t] >= delta + ratio * mean(flux over the previous avg_ms),
        flux[t] is above each of the 3 frames before it (causal peak test),
@@ -78,6 +80,10 @@ class OnsetDetector:
         self.low_frames = max(cfg.diff_frames,
                               int(round(cfg.low_ms * sample_rate_hz / 1000 / self.hop)))
         self.avg_frames = max(1, int(round(cfg.avg_ms * sample_rate_hz / 1000 / self.hop)))
+        # band_quantile: the k-th smallest per-band rise (np.partition; no interpolation)
+        n_bands = len(self.band_edges)
+        self.quantile_k = (min(n_bands - 1, int(round(cfg.band_quantile * (n_bands - 1))))
+                           if cfg.band_quantile > 0 else None)
         self.min_gap = int(round(cfg.min_gap_ms * sample_rate_hz / 1000))
         self.min_level = 10 ** (cfg.min_level_db / 20)
         self.reset()
@@ -158,7 +164,10 @@ class OnsetDetector:
             ref = self._prev_logs[-c.diff_frames]
             if self.low.any():
                 ref = np.where(self.low, np.max(self._prev_logs, axis=0), ref)
-            flux = float(np.nan_to_num(np.maximum(logs - ref, 0).mean(), nan=0.0, posinf=1e30))
+            rise = np.maximum(logs - ref, 0)                     # [bands]
+            flux = (rise.mean() if self.quantile_k is None
+                    else np.partition(rise, self.quantile_k)[self.quantile_k])
+            flux = float(np.nan_to_num(flux, nan=0.0, posinf=1e30))
         else:
             flux = 0.0          # a live input's first frames: no reference yet
         self._prev_logs.append(logs)

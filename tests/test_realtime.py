@@ -522,6 +522,43 @@ def test_music_config_stops_a_sustained_bass_note_from_firing():
     assert len(OnsetDetector(SR, music).process(saw)) <= 2   # the note's own start, at most
 
 
+
+def test_default_detector_ignores_a_held_notes_beating_partials():
+    # three bass notes with harmonics, 1 s each: their partials beat and wobble inside each
+    # note. The mean-over-bands flux fires on the wobble; the default (the rise a quarter
+    # of the bands reach) fires only where each note starts (a new note is an onset the
+    # model must reject, but the wobble is not even an onset)
+    import dataclasses
+    t = np.arange(3 * SR) / SR
+
+    def note(f0, t0, t1):
+        env = ((t >= t0) & (t < t1)) * np.minimum(1, np.clip(t - t0, 0, None) / 0.01)
+        return env * sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+
+    x = (0.3 * (note(110, 0.2, 1.2) + note(147, 1.2, 2.2) + note(98, 2.2, 3.0))).astype(np.float32)
+    from realtime.config import OnsetConfig
+    mean_flux = dataclasses.replace(OnsetConfig(), low_hz=0.0, band_quantile=0.0, delta=0.2)
+    assert len(OnsetDetector(SR, mean_flux).process(x)) > 5
+    starts = [o.sample / SR for o in OnsetDetector(SR).process(x)]
+    assert len(starts) == 3 and np.allclose(starts, [0.2, 1.2, 2.2], atol=0.01)
+
+
+def test_default_detector_hears_every_stroke_of_a_fast_roll():
+    # 32nd notes at 240 BPM: 16 strokes a second, 31 ms apart, soft to loud. A reference
+    # held 25 ms in every band (the music config) would swallow strokes; the default holds
+    # it only below 3 kHz
+    from bench.sounds import faded, snare_like
+    rng = np.random.default_rng(0)
+    step = round(60 / 240 / 8 * SR)
+    hit = faded(snare_like(0, dur_s=0.028), fade_s=0.008)
+    x = (1e-4 * rng.standard_normal(int(2.4 * SR))).astype(np.float32)
+    truth = list(range(int(0.2 * SR), int(2.2 * SR), step))
+    for s in truth:
+        x[s:s + len(hit)] += hit * rng.uniform(0.3, 1.0)
+    found = [o.sample for o in OnsetDetector(SR).process(x)]
+    assert len(found) == len(truth)
+    assert max(abs(f - s) for f, s in zip(found, truth)) < 0.005 * SR
+
 # ---- anytime decisions ----------------------------------------------------------------
 LADDER = [5.0, 10.0, 20.0, 40.0, 80.0]
 
