@@ -12,11 +12,16 @@ SR = 44100
 
 
 def kick_like(sr: int = SR, dur_s: float = 0.5, seed: int = 0) -> np.ndarray:
-    """A pitch-swept low sine burst with exponential decay: [n] float32."""
+    """A pitch-swept low sine burst with exponential decay and a beater click: [n] float32.
+
+    The click (3 ms of noise, 14 dB under the body) is what a real kick has over a bass
+    note: without it a soft kick raises only the bands of its sine.
+    """
     t = np.arange(int(sr * dur_s)) / sr
     f = 50 + 100 * np.exp(-t * 30)
     phase = 2 * np.pi * np.cumsum(f) / sr
-    return (0.8 * np.sin(phase) * np.exp(-t * 8)).astype(np.float32)
+    click = np.random.default_rng(seed).standard_normal(len(t)) * np.exp(-t / 0.003)
+    return (0.8 * np.sin(phase) * np.exp(-t * 8) + 0.16 * click).astype(np.float32)
 
 
 def hihat_like(sr: int = SR, dur_s: float = 0.2, seed: int = 0) -> np.ndarray:

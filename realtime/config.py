@@ -39,6 +39,10 @@ class OnsetConfig:
     f_min_hz: float = 30.0
     f_max_hz: float = 17000.0
     log_mul: float = 1000.0         # log1p(log_mul * band magnitude)
+    gain_to_dbfs: float = -6.0      # a quieter take is boosted (before the log) so its recent
+    gain_max_db: float = 30.0       # peak reads as gain_to_dbfs, by at most gain_max_db
+                                    # (0 = off); louder takes are never cut
+    gain_release_db_s: float = 1.0  # the recent peak falls this fast (dB/s) after a loud hit
     delta: float = 0.25             # absolute threshold on the flux (log rise per band)
     ratio: float = 1.0              # adaptive part: + ratio * mean flux over the last avg_ms
     avg_ms: float = 100.0
@@ -145,6 +149,9 @@ def validate(cfg: RealtimeConfig, source: str = "realtime config") -> None:
         bad("onset.hop_size must be positive and at most onset.frame_size")
     if not 0 <= o.band_quantile < 1:
         bad(f"onset.band_quantile must be in [0, 1), got {o.band_quantile}")
+    if o.gain_max_db < 0 or o.gain_release_db_s < 0:
+        bad(f"onset.gain_max_db and gain_release_db_s must be >= 0, got {o.gain_max_db}, "
+            f"{o.gain_release_db_s}")
     if cfg.slicer.context_ms <= 0:
         bad("slicer.context_ms must be positive")
     lad = list(cfg.slicer.anytime_ms)

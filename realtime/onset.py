@@ -2,7 +2,10 @@
 
 Hop by hop, using no sample after the current frame's end:
   1. frame t covers samples [t*hop, t*hop + frame) of the mono mix (Hann window);
-  2. magnitudes are summed into log-spaced bands and compressed, L = log1p(log_mul * band);
+  2. magnitudes are summed into log-spaced bands and compressed, L = log1p(log_mul * g * band),
+     where g boosts a quiet take so its recent peak reads as gain_to_dbfs (at most
+     gain_max_db; g = 1 for a take at least that loud), because log1p is nearly linear for
+     small magnitudes and a take recorded with headroom would lose its soft hits;
   3. flux[t] = mean over bands of max(0, L[t] - L[t - diff_frames]), or with band_quantile q
      the q-quantile of those rises over bands: a drum raises most bands at once, a bass
      or chord note only the few holding its partials;
@@ -86,6 +89,9 @@ class OnsetDetector:
                            if cfg.band_quantile > 0 else None)
         self.min_gap = int(round(cfg.min_gap_ms * sample_rate_hz / 1000))
         self.min_level = 10 ** (cfg.min_level_db / 20)
+        self.gain_to = 10 ** (cfg.gain_to_dbfs / 20)
+        self.gain_max = 10 ** (cfg.gain_max_db / 20)
+        self.release = 10 ** (-cfg.gain_release_db_s * self.hop / sample_rate_hz / 20)  # per hop
         self.reset()
 
     @property
@@ -117,6 +123,7 @@ class OnsetDetector:
         self._peak = 0.0                        # flux peak since the last onset
         self._recent = deque(maxlen=3)          # flux of the last 3 frames (causal peak test)
         self._last_onset = None
+        self._level = 0.0                       # recent peak |sample| (falls by `release` a hop)
 
     def process(self, x: np.ndarray) -> list[Onset]:
         """A whole signal at once (from a fresh state)."""
@@ -141,9 +148,9 @@ class OnsetDetector:
             spec = np.abs(np.fft.rfft(frames * self.window, axis=1)) * self.window_norm
             # per-row sums (reduceat), not a matmul: BLAS rounding would depend on T, and
             # block-by-block must equal whole-signal bit for bit
-            logs = np.log1p(self.cfg.log_mul * np.add.reduceat(spec, self.band_edges, axis=1))
+            bands = np.add.reduceat(spec, self.band_edges, axis=1)     # [T, bands]
             for i in range(c1 - c0):
-                o = self._step(logs[i], buf, off0 + (c0 + i) * self.hop)
+                o = self._step(bands[i], buf, off0 + (c0 + i) * self.hop)
                 if o is not None:
                     onsets.append(o)
         consumed = off0 + n_frames * self.hop
@@ -154,11 +161,18 @@ class OnsetDetector:
         self._buf_start += keep_from
         return onsets
 
-    def _step(self, logs: np.ndarray, buf: np.ndarray, off: int) -> Onset | None:
-        """One hop: frame starting at buf[off], ending at stream position `end`."""
+    def _step(self, bands: np.ndarray, buf: np.ndarray, off: int) -> Onset | None:
+        """One hop: frame starting at buf[off], ending at stream position `end`.
+
+        bands: [bands] summed magnitudes of this frame (full scale ~ 1).
+        """
         c = self.cfg
         newest = buf[off + self.frame - self.hop:off + self.frame]
         rms = float(np.sqrt(np.dot(newest, newest) / len(newest)))
+        # the gain uses the peak before this hop, so a hit is compressed like its references
+        gain = min(self.gain_max, max(1.0, self.gain_to / max(self._level, 1e-12)))
+        self._level = max(float(np.abs(newest).max(initial=0.0)), self._level * self.release)
+        logs = np.log1p((c.log_mul * gain) * bands)
         end = self._buf_start + off + self.frame
         if len(self._prev_logs) >= c.diff_frames:
             ref = self._prev_logs[-c.diff_frames]
