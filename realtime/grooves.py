@@ -60,6 +60,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--h2songs", metavar="DIR",
                    help="also play the Hydrogen songs (.h2song) found under DIR, e.g. the "
                         "corpus's unpacked packages data/corpus/pkgs")
+    p.add_argument("--relabel", action="store_true",
+                   help="render nothing: run the onset detector of today's defaults again on "
+                        "the streams OUT/streams.csv lists and rewrite their onsets files "
+                        "(after a detector change, so training sees the live path's onsets)")
 
 
 def _rng(seed: int, *parts):
@@ -133,6 +137,36 @@ def label_onsets(onsets, notes, sr: int) -> list[tuple[int, str]]:
     return [(o.sample, "+".join(sorted(lab))) for o, lab in zip(onsets, labels)]
 
 
+def write_onsets(path: Path, labelled: list) -> None:
+    """[(sample, labels)] -> path, atomically (the onsets file marks a stream done)."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sample", "labels"])
+        w.writerows(labelled)
+    tmp.replace(path)
+
+
+def relabel(out: Path, detector) -> list[dict]:
+    """Detect again on every stream OUT/streams.csv lists; its rows with the new counts."""
+    from types import SimpleNamespace
+
+    import soundfile as sf
+    from tqdm import tqdm
+    with (out / "streams.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for row in tqdm(rows, desc="relabel", unit="stream", dynamic_ncols=True):
+        audio = out / row["audio"]
+        with audio.with_name(audio.stem + ".truth.csv").open() as f:
+            notes = [SimpleNamespace(time_s=float(r["time_s"]), label=r["label"])
+                     for r in csv.DictReader(f)]
+        y, sr = sf.read(audio, dtype="float32", always_2d=True)
+        labelled = label_onsets(detector(sr).process(y), notes, sr)
+        write_onsets(audio.with_name(audio.stem + ".onsets.csv"), labelled)
+        row.update(onsets=len(labelled), negatives=sum(not lab for _, lab in labelled))
+    return rows
+
+
 def render_one(i: int, split: str, kits: dict, out: Path, seconds: float, seed: int,
                detector, library=(), fonts=()) -> dict:
     import soundfile as sf
@@ -164,16 +198,40 @@ def render_one(i: int, split: str, kits: dict, out: Path, seconds: float, seed: 
     # the stored (24-bit) audio is what training reads: detect on exactly that
     y, _ = sf.read(audio, dtype="float32", always_2d=True)
     labelled = label_onsets(detector.process(y), kept, SR)
-    tmp = ons.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["sample", "labels"])
-        w.writerows(labelled)
-    tmp.replace(ons)                                # the onsets file marks the stream done
+    write_onsets(ons, labelled)
     return {**row, "onsets": len(labelled), "negatives": sum(not lab for _, lab in labelled)}
 
 
 def run(args) -> int:
+    from drumclassifier.errors import ConfigError
+
+    from .config import OnsetConfig
+    from .onset import OnsetDetector
+
+    out = Path(args.out)
+    if args.relabel:
+        if not (out / "streams.csv").is_file():
+            raise ConfigError(f"--relabel: {out / 'streams.csv'} not found (render first)")
+        rows = relabel(out, lambda sr: OnsetDetector(sr, OnsetConfig()))
+    else:
+        rows = render(args, out)
+    if not rows:
+        return 0
+    tmp = out / "streams.csv.tmp"                  # replaced, not rewritten in place
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(out / "streams.csv")
+    n_on = sum(int(r["onsets"]) for r in rows)
+    n_neg = sum(int(r["negatives"]) for r in rows)
+    print(f"{len(rows)} streams, {sum(int(r['notes']) for r in rows)} notes, {n_on} detected "
+          f"onsets ({n_neg} with no drum note near) -> {out / 'streams.csv'}", file=sys.stderr)
+    return 0
+
+
+def render(args, out: Path) -> list[dict]:
+    """Render (or resume) the streams of both splits; one row per stream."""
     from tqdm import tqdm
 
     from drumclassifier.errors import ConfigError
@@ -182,7 +240,6 @@ def run(args) -> int:
     from .config import OnsetConfig
     from .onset import OnsetDetector
 
-    out = Path(args.out)
     manifest = Path(args.manifest)
     if not manifest.is_file():
         raise ConfigError(f"{manifest}: manifest not found (build it with "
@@ -217,14 +274,4 @@ def run(args) -> int:
         for i in tqdm(range(n), desc=f"grooves {split}", unit="stream", dynamic_ncols=True):
             rows.append(render_one(i, split, kits, out, args.seconds, args.seed, detector,
                                    library, fonts))
-    if not rows:
-        return 0
-    with (out / "streams.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    n_on = sum(r["onsets"] for r in rows)
-    n_neg = sum(r["negatives"] for r in rows)
-    print(f"{len(rows)} streams, {sum(r['notes'] for r in rows)} notes, {n_on} detected onsets "
-          f"({n_neg} with no drum note near) -> {out / 'streams.csv'}", file=sys.stderr)
-    return 0
+    return rows

@@ -129,6 +129,24 @@ def test_grooves_are_rendered_labelled_and_resumable(groove_corpus):
     assert os.stat(first).st_mtime_ns == stamp
 
 
+
+def test_relabel_detects_again_on_the_stored_audio_and_renders_nothing(groove_corpus, tmp_path):
+    import shutil
+    _, out, _ = groove_corpus
+    copy = tmp_path / "grooves"
+    shutil.copytree(out, copy)
+    rows = list(csv.DictReader((copy / "streams.csv").open()))
+    audio = copy / rows[1]["audio"]
+    ons = audio.with_name(audio.stem + ".onsets.csv")
+    before = ons.read_text()
+    ons.write_text("sample,labels\n")                  # as if another detector found nothing
+    stamp = os.stat(audio).st_mtime_ns
+    assert main(["grooves", "--out", str(copy), "--relabel"]) == 0
+    assert ons.read_text() == before                    # today's detector, the same onsets
+    assert os.stat(audio).st_mtime_ns == stamp          # the audio is not rendered again
+    assert list(csv.DictReader((copy / "streams.csv").open())) == rows
+    assert main(["grooves", "--out", str(tmp_path / "none"), "--relabel"]) != 0  # nothing to relabel
+
 def test_training_on_grooves_makes_a_model_that_rejects_non_drums(groove_corpus, tmp_path):
     from drumclassifier.checkpoint import read_checkpoint
     root, out, _ = groove_corpus
