@@ -30,12 +30,13 @@ class OnsetConfig:
     frame_size: int = 512           # STFT frame (samples at 44.1 kHz; scaled with the rate)
     hop_size: int = 128             # detection step (samples at 44.1 kHz; scaled with the rate)
     diff_frames: int = 2            # flux compares frame t with frame t - diff_frames
-    low_hz: float = 3000.0          # bands below this compare with the max of the last low_ms
+    low_hz: float = 0.0             # bands below this compare with the max of the last low_ms
     low_ms: float = 25.0            # (a frame shorter than a bass note's period wobbles)
     bands_per_octave: int = 6       # log-frequency bands the flux is summed over
-    band_quantile: float = 0.75     # 0: flux = mean rise over bands; q in (0, 1): the rise
+    band_quantile: float = 0.0      # 0: flux = mean rise over bands; q in (0, 1): the rise
                                     # that a share 1 - q of the bands reach (broadband hits
-                                    # pass, a note raising a few partials does not)
+                                    # pass, a note raising a few partials does not; nor does
+                                    # a tom in noise: configs/realtime-music.yaml only)
     f_min_hz: float = 30.0
     f_max_hz: float = 17000.0
     log_mul: float = 1000.0         # log1p(log_mul * band magnitude)
@@ -43,7 +44,7 @@ class OnsetConfig:
     gain_max_db: float = 30.0       # peak reads as gain_to_dbfs, by at most gain_max_db
                                     # (0 = off); louder takes are never cut
     gain_release_db_s: float = 1.0  # the recent peak falls this fast (dB/s) after a loud hit
-    delta: float = 0.25             # absolute threshold on the flux (log rise per band)
+    delta: float = 0.2              # absolute threshold on the flux (log rise per band)
     ratio: float = 1.0              # adaptive part: + ratio * mean flux over the last avg_ms
     avg_ms: float = 100.0
     rearm_ratio: float = 0.5        # re-arm once the flux falls below this x the last peak
