@@ -19,6 +19,7 @@ LISTEN_EPILOG = """examples:
   drumclassifier listen -d "USB Audio" --virtual-port drums   # a MIDI port other apps connect to
   drumclassifier listen -d 3 --midi-port "FLUID Synth" --midi-file take1.mid --events take1.csv
   drumclassifier listen -d monitor --context-ms 10        # what the computer plays, low latency
+  drumclassifier listen -d monitor --rt-config configs/realtime-music.yaml   # a song playing
   drumclassifier listen --session ~/practice/today --record-audio --live-view
 
 Capturing what the computer plays: pick its monitor/loopback device (PulseAudio/PipeWire
@@ -32,6 +33,8 @@ STREAM_EPILOG = """examples:
   drumclassifier stream song.wav --play --virtual-port drums  # hear it and get MIDI along
   drumclassifier stream loop.flac --fast --midi-file loop.mid --quiet
   drumclassifier stream take.wav --fast --session take1      # events + report in take1/
+  drumclassifier stream song.flac --rt-config configs/realtime-music.yaml
+      # drums inside a mix: the music config's onset detector fires less on bass and chords
 
 The file goes through exactly the live path: read block by block as a sound card would
 deliver it, into the same ring buffer, onset detector and worker. Without --fast it is
