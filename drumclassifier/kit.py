@@ -58,7 +58,6 @@ import torch
 from .classes import GM_NOTES
 from .config import LIVE_CONTEXT_MS
 from .errors import DrumClassifierError
-from .evaluate import choose_thresholds
 
 FORMAT, VERSION = "drumclassifier-kit", 4
 # version 1: one head, no temperature; 2: no band profile; 3: a softmax head (4: one
@@ -559,10 +558,6 @@ class FitOptions:
     # against 0.79/0.91/0.76/0.85/0.56 at 0 (misses: precision 0.92-0.99, recall
     # 0.41-0.84) and 0.83/0.90/0.88/0.44/0.63 at 1 (tom precision 0.29)
     balance: float = 0.5
-    # sigmoid heads: each piece's threshold (Piece.min_confidence) chosen to maximise its
-    # F on the cross-validation's held-out groove variants at the live context, instead
-    # of 0.5 for every piece (a tom the kick often lights up needs more than 0.5)
-    piece_thresholds: bool = False
 
 
 def cv_k(y: np.ndarray, n_pieces: int, cv_folds: int) -> int:
@@ -574,7 +569,7 @@ def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces:
                 hit_emb: dict[float, torch.Tensor], opts: FitOptions, cv_folds: int,
                 rng: np.random.Generator, spectrum_dims: int = 0,
                 tick: Callable[[], None] | None = None, targets: torch.Tensor | None = None
-                ) -> tuple[Head, dict[float, torch.Tensor], np.ndarray, torch.Tensor | None]:
+                ) -> tuple[Head, dict[float, torch.Tensor], np.ndarray]:
     """The head of a profile, and its cross-validated predictions.
 
     Args:
@@ -590,9 +585,7 @@ def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces:
         targets: [V, P] multi-hot target of each variant (groove_variants): a head with
             one sigmoid per piece; None: each variant is its hit's piece (a softmax head).
     Returns (head, context -> [H, P] held-out probabilities (NaN where a hit was never
-    held out; empty without CV), fold of each hit (-1: never held out), [V, P] held-out
-    probabilities of the variants themselves (NaN where never held out; None without CV
-    or without targets)).
+    held out; empty without CV), fold of each hit (-1: never held out)).
     """
     def fit(keep: np.ndarray) -> Head:
         yk = (targets[torch.from_numpy(keep)] if targets is not None
@@ -606,16 +599,11 @@ def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces:
     k = cv_k(y, n_pieces, cv_folds)
     fold = _folds(y, k, rng) if k >= 2 else np.full(len(y), -1)
     logits = {c: torch.full((len(y), n_pieces), float("nan")) for c in hit_emb}  # [H, P]
-    var_logits = (torch.full((len(var_hit), n_pieces), float("nan"))
-                  if targets is not None and k >= 2 else None)                  # [V, P]
     for f in range(k if k >= 2 else 0):
         out = np.flatnonzero(fold == f)
-        var_out = np.isin(var_hit, out)
-        held_out = fit(~var_out)
+        held_out = fit(~np.isin(var_hit, out))
         for c, e in hit_emb.items():
             logits[c][out] = held_out.logits(e[out])
-        if var_logits is not None:
-            var_logits[torch.from_numpy(var_out)] = held_out.logits(emb[var_out])
     head = fit(np.ones(len(var_hit), bool))
     held = fold >= 0
     if opts.temperature and held.any() and not head.multi_label:     # on the held-out predictions at every context
@@ -624,8 +612,7 @@ def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces:
             torch.from_numpy(np.tile(y[held], len(logits))).long())
     probs = {c: logits_to_probs(v / head.temperature, head.multi_label)
              for c, v in logits.items()} if k >= 2 else {}
-    var_probs = None if var_logits is None else torch.sigmoid(var_logits)
-    return head, probs, fold, var_probs
+    return head, probs, fold
 
 
 def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
@@ -691,18 +678,10 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
     hit_emb = {c: embed_batched(clf, [h[:, :max(1, int(round(c * sr / 1000)))] for h in hits],
                                 batch, opts.spectrum, tick)
                for c in cv_ctx}                               # context -> [H, D]
-    head, cv_probs, fold, var_probs = fit_head_cv(
-        emb, np.asarray(src), y, len(pieces), hit_emb, opts, cv_folds, rng,
-        clf.cfg.features.n_mels if opts.spectrum else 0, tick, targets)
-    if opts.piece_thresholds and var_probs is not None:
-        # groove_variants cuts variant k of hit i to contexts_ms[(k + i) % len]
-        ctx = np.array([opts.contexts_ms[(k + i) % len(opts.contexts_ms)]
-                        for i in range(len(hits)) for k in range(opts.augment)])
-        use = (ctx == float(live_context_ms)) & ~torch.isnan(var_probs[:, 0]).numpy()
-        if use.any():
-            for pc, th in zip(pieces, choose_thresholds(targets[use].numpy(),
-                                                        var_probs[use].numpy())):
-                pc.min_confidence = th
+    head, cv_probs, fold = fit_head_cv(emb, np.asarray(src), y, len(pieces), hit_emb, opts,
+                                       cv_folds, rng,
+                                       clf.cfg.features.n_mels if opts.spectrum else 0, tick,
+                                       targets)
     # CV accuracy at the live context, reported when every piece was held out somewhere
     cv_ok = bool(cv_probs) and counts.min() >= 2
     pred = cv_probs[float(live_context_ms)].argmax(1).numpy() if cv_ok else None

@@ -480,13 +480,13 @@ def near_copies(n_hits: int, spread: float, seed: int):
 def test_fit_head_cv_and_temperature():
     emb, var_hit, y, hit_emb = near_copies(6, 1.5, 0)
     rng = np.random.default_rng(0)
-    head, cv, fold, _ = fit_head_cv(emb, var_hit, y, 3, hit_emb,
+    head, cv, fold = fit_head_cv(emb, var_hit, y, 3, hit_emb,
                                  FitOptions(temperature=True, l2=1e-4), 3, rng)
     # near-copies of overlapping hits: a head sure on its training hits, not on others
     assert head.temperature > 1
     assert sorted(cv) == [5.0, 80.0] and torch.isfinite(cv[5.0]).all()
     assert set(fold.tolist()) == {0, 1, 2}
-    plain, none, _, _ = fit_head_cv(emb, var_hit, y, 3, hit_emb, FitOptions(), 0, rng)
+    plain, none, _ = fit_head_cv(emb, var_hit, y, 3, hit_emb, FitOptions(), 0, rng)
     assert plain.temperature == 1.0 and none == {}
 
 
@@ -496,7 +496,7 @@ def test_single_hit_piece_never_held_out():
     idx = np.flatnonzero(keep)
     remap = {h: i for i, h in enumerate(idx)}
     m = np.isin(var_hit, idx)
-    head, cv, fold, _ = fit_head_cv(emb[m], np.array([remap[h] for h in var_hit[m]]),
+    head, cv, fold = fit_head_cv(emb[m], np.array([remap[h] for h in var_hit[m]]),
                                  y[idx], 3, {c: e[idx] for c, e in hit_emb.items()},
                                  FitOptions(temperature=True), 3, np.random.default_rng(0))
     assert fold[y[idx] == 2].tolist() == [-1] and torch.isnan(cv[5.0][y[idx] == 2]).all()
