@@ -26,9 +26,10 @@ from drumclassifier.anytime import (
     piece_decisions,
 )
 from drumclassifier.config import defaults_with
+from drumclassifier.errors import ConfigError
 from drumclassifier.kit import KitProfile, file_sha256
 
-from .config import DecisionConfig
+from .config import DecisionConfig, SlicerConfig
 from .slicer import Hit
 from .worker import More
 
@@ -41,11 +42,25 @@ class Classify:
     a bass note, a ringing tail), else the top class. A hit before its last rung
     (anytime) whose decision is less sure than min_confidence
     (drumclassifier.anytime.class_confidence) gets None: wait for more context.
+
+    With late_classes (slicer.late_look_ms: two rungs, first_ms and the late look): the
+    first rung sends every other class present and keeps the hit going (More); the late
+    rung sends the late classes present. A hit whose stream ends before its first rung
+    is complete sends every class at once.
     """
 
-    def __init__(self, clf, stream_rate_hz: int, min_confidence: float | None = None):
+    def __init__(self, clf, stream_rate_hz: int, min_confidence: float | None = None,
+                 late_classes=(), first_ms: float | None = None):
         self.clf, self.sr = clf, stream_rate_hz
         self.min_confidence = defaults_with(DecisionConfig, min_confidence=min_confidence).min_confidence
+        unknown = [c for c in late_classes if c not in clf.labels]
+        if unknown:
+            raise ConfigError(f"decision.late_classes: {', '.join(unknown)} not among the "
+                              f"model's classes ({', '.join(clf.labels)})")
+        self.late = {clf.labels.index(c) for c in late_classes}
+        # a slice longer than the first rung is the late look (stream-rate samples)
+        first_ms = defaults_with(SlicerConfig, context_ms=first_ms).context_ms
+        self.first_n = int(round(first_ms * stream_rate_hz / 1000))
 
     def __call__(self, hits: list[Hit]):
         waves, keep, lead = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
@@ -56,14 +71,19 @@ class Classify:
         sure = (class_confidence(probs, th) >= self.min_confidence).tolist()   # [B]
         out = []
         for h, p, ok in zip(keep, probs, sure):
-            if not (ok or h.final):
+            if not (ok or h.final or self.late):
                 out.append(None)
                 continue
             idx = [int(i) for i in torch.nonzero(p >= th).flatten()]
             if not idx and not self.clf.cfg.rejects_non_drums:
                 idx = [int(p.argmax())]
             idx.sort(key=lambda i: -float(p[i]))
-            out.append([(self.clf.labels[i], float(p[i])) for i in idx])
+            items = [(self.clf.labels[i], float(p[i])) for i in idx]
+            if self.late and not h.final:            # the first rung: all but the late
+                items = More(x for i, x in zip(idx, items) if i not in self.late)
+            elif self.late and len(h.audio) > self.first_n:   # the late look
+                items = [x for i, x in zip(idx, items) if i in self.late]
+            out.append(items)
         return keep, out
 
 
@@ -159,6 +179,9 @@ def kit_classify(clf, kit_path, cfg, stream_rate_hz: int, quiet: bool = False) -
     """`--kit FILE`: the profile loaded for these weights (a profile fitted on other weights
     is refused), a warning when the live contexts lie outside those it was fitted on, and
     its KitClassify with the real-time config's decision rules."""
+    if cfg.slicer.late_look_ms:
+        raise ConfigError("slicer.late_look_ms is for the generic model: a kit profile "
+                          "decides each piece at its own rung (slicer.anytime_ms)")
     prof = KitProfile.load(kit_path, file_sha256(clf.weights_path), clf.labels)
     ctx = prof.fit.get("contexts_ms") or []
     live = cfg.slicer.contexts_ms

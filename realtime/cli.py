@@ -35,6 +35,8 @@ STREAM_EPILOG = """examples:
   drumclassifier stream take.wav --fast --session take1      # events + report in take1/
   drumclassifier stream song.flac --rt-config configs/realtime-music.yaml
       # drums inside a mix: the music config's onset detector fires less on bass and chords
+  drumclassifier stream take.wav --fast --events hits.csv --rt-config configs/realtime-offline.yaml
+      # a recording: cymbals decided from a second look 200 ms after each hit
 
 The file goes through exactly the live path: read block by block as a sound card would
 deliver it, into the same ring buffer, onset detector and worker. Without --fast it is

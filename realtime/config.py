@@ -60,12 +60,19 @@ class SlicerConfig:
     # and send it at the first one whose decision is sure enough (decision.min_confidence),
     # at the latest at the last; context_ms is then unused. [] = off: one fixed context_ms.
     anytime_ms: list[float] = field(default_factory=list)
+    # a second, later look at each hit for the classes in decision.late_classes: they are
+    # sent from it, every other class at context_ms as always. 0 = off. For files and
+    # recordings, not for triggering: a cymbal's note goes out late_look_ms after its
+    # onset (configs/realtime-offline.yaml; docs/benchmarks.md, "Longer waits")
+    late_look_ms: float = 0.0
     history_s: float = 1.0          # audio kept for slicing (must exceed the detection delay)
 
     @property
     def contexts_ms(self) -> list[float]:
-        """The contexts a hit is classified at: the ladder, or [context_ms]."""
-        return list(self.anytime_ms) or [self.context_ms]
+        """The contexts a hit is classified at: the ladder, or [context_ms]; then the
+        late look, if any."""
+        late = [self.late_look_ms] if self.late_look_ms > 0 else []
+        return (list(self.anytime_ms) or [self.context_ms]) + late
 
 
 @dataclass
@@ -88,6 +95,9 @@ class DecisionConfig:
     # decided at a 20 ms median instead of 40 ms, at the same class recall, but sent the
     # right piece less often (README "Anytime decisions")
     sure_of: str = "piece"
+    # generic model, slicer.late_look_ms > 0: the classes decided at the late look. Cymbals:
+    # at 20 ms a ride or an 808 cymbal sounds like a hihat, their wash tells them apart
+    late_classes: list[str] = field(default_factory=lambda: ["cymbals"])
 
 
 @dataclass
@@ -158,6 +168,11 @@ def validate(cfg: RealtimeConfig, source: str = "realtime config") -> None:
     lad = list(cfg.slicer.anytime_ms)
     if lad and (lad[0] <= 0 or any(b <= a for a, b in zip(lad, lad[1:]))):
         bad(f"slicer.anytime_ms must be positive and ascending, got {lad}")
+    late = cfg.slicer.late_look_ms
+    if late < 0 or (late and late <= cfg.slicer.context_ms):
+        bad(f"slicer.late_look_ms must be 0 (off) or longer than context_ms, got {late}")
+    if late and lad:
+        bad("slicer.late_look_ms works with one fixed context_ms, not with anytime_ms")
     d = cfg.decision
     if not 0 <= d.min_confidence <= 1 or not 0 <= d.extra_piece_min <= 1 or d.max_pieces < 1:
         bad("decision.min_confidence and extra_piece_min must be in 0-1, max_pieces >= 1")

@@ -64,10 +64,13 @@ class Engine:
 
     clf: a DrumClassifier, or anything `classify` accepts; classify: override the
     hits -> (hits, [[(label, p)...]]) function (tests use a deliberately slow one).
+    wait_for_worker: a full hit queue holds the analysis up instead of dropping hits
+    (None: only for a file read as fast as possible, where nothing is real time; a live
+    input never waits: worker.drop_policy applies).
     """
 
     def __init__(self, clf, source, sinks, cfg: RealtimeConfig | None = None, classify=None,
-                 poll_ms: float = 0.5):
+                 poll_ms: float = 0.5, wait_for_worker: bool | None = None):
         self.cfg = cfg or RealtimeConfig()
         if self.cfg.worker.torch_threads > 0:
             # process-wide: the engine owns the live process; on few cores a second model
@@ -84,12 +87,17 @@ class Engine:
                                  getattr(source, "starts_silent", False))
         self.detector, self.slicer = self.analysis.detector, self.analysis.slicer
         self.queue = HitQueue(self.cfg.worker.queue_size, self.cfg.worker.drop_policy)
+        self._lossless = (bool(getattr(source, "fast", False)) if wait_for_worker is None
+                          else wait_for_worker)
         warm_up = getattr(clf, "warm_up", None)
         if warm_up is not None:     # the first hit must not pay the model's one-off costs
             warm_up(self.cfg.slicer.contexts_ms)
         if classify is None:
             from .classify import Classify  # torch: loaded when an engine is built
-            classify = Classify(clf, sr, self.cfg.decision.min_confidence)
+            sl = self.cfg.slicer
+            classify = Classify(clf, sr, self.cfg.decision.min_confidence,
+                                self.cfg.decision.late_classes if sl.late_look_ms else (),
+                                sl.context_ms)
         self.worker = Worker(self.queue, classify, self.sinks, self.cfg.velocity, sr,
                              self.cfg.worker.max_batch)
         self.poll_s = poll_ms / 1000
@@ -192,7 +200,7 @@ class Engine:
                       peak_db=hit_peak_db(audio, sl.before), ready_sample=ready_sample,
                       t_onset_wall=t_onset, t_ready=now, partial=sl.partial, final=sl.final,
                       track=sl.track, before=sl.before)
-            self.queue.put(hit)
+            self.queue.put(hit, wait=self._lossless)
 
     # ---- counters -----------------------------------------------------------------------
     def stats(self) -> Stats:

@@ -82,9 +82,13 @@ class HitQueue:
         self.dropped_hits: list[int] = []   # indices, for reports and tests (bounded below)
         self.max_depth = 0                  # the deepest the queue has been (<= maxsize)
 
-    def put(self, hit: Hit) -> bool:
-        """Queue a hit; False if it (or an older one) had to be dropped."""
+    def put(self, hit: Hit, wait: bool = False) -> bool:
+        """Queue a hit; False if it (or an older one) had to be dropped. wait: a full
+        queue is waited on instead (a file read as fast as possible: nothing is real time,
+        so nothing is dropped); never for a live input, whose analysis must keep up."""
         with self._cv:
+            while wait and len(self._q) >= self.maxsize and not self._closed:
+                self._cv.wait(0.1)
             ok = True
             if len(self._q) >= self.maxsize:
                 ok = False
@@ -107,7 +111,9 @@ class HitQueue:
             if not self._q:
                 return None if self._closed else []
             n = min(max_batch, len(self._q))
-            return [self._q.popleft() for _ in range(n)]
+            batch = [self._q.popleft() for _ in range(n)]
+            self._cv.notify_all()          # room again for a put that waits (wait=True)
+            return batch
 
     def close(self) -> None:
         with self._cv:

@@ -87,7 +87,9 @@ def test_roll_and_noise_blast_with_a_stuck_then_slow_worker(clf, tmp_path):
 
     cfg = load_realtime_config(None, {"worker": {"queue_size": 4, "max_batch": 2}})
     sink = Collect()
-    eng = Engine(clf, FileSource(path, blocksize=128, fast=True), [sink], cfg, classify=slow)
+    # a fast file stands in for a live input here: the drop policy, not the lossless wait
+    eng = Engine(clf, FileSource(path, blocksize=128, fast=True), [sink], cfg, classify=slow,
+                 wait_for_worker=False)
     eng.start()
     try:
         # the whole file is delivered and analysed while the worker is stuck

@@ -267,6 +267,62 @@ def test_one_event_per_class_above_threshold_else_top_class(clf):
         clf.cfg.rejects_non_drums = False
 
 
+def test_late_look_sends_the_late_classes_from_the_later_rung_only(clf):
+    """slicer.late_look_ms: the first rung sends every class but the late ones and keeps
+    the hit going; the late rung sends only the late ones; a hit whose stream ended before
+    its first rung was complete sends all at once."""
+    import torch
+
+    from realtime.slicer import Hit
+    from realtime.worker import More
+    x, _ = burst_signal(seconds=1.0, flam=False)
+    n20, n200 = SR * 20 // 1000, SR * 200 // 1000
+    first = Hit(0, None, x[:n20], -6.0, n20, final=False)
+    late = Hit(0, None, x[:n200], -6.0, n200, final=True)
+    cut = Hit(1, None, x[:n20 // 2], -6.0, n20 // 2, final=True, partial=True)
+    classify = Classify(clf, SR, late_classes=["cymbals"], first_ms=20)
+    saved = clf.thresholds.clone()
+    try:
+        clf.thresholds = torch.zeros(5)                       # every class present
+        _, (a, b, c) = classify([first, late, cut])
+        assert isinstance(a, More) and {lab for lab, _ in a} == {"kick", "snare", "hihat", "toms"}
+        assert not isinstance(b, More) and [lab for lab, _ in b] == ["cymbals"]
+        assert len(c) == 5 and not isinstance(c, More)
+    finally:
+        clf.thresholds = saved
+    with pytest.raises(ConfigError, match="cowbell"):
+        Classify(clf, SR, late_classes=["cowbell"])
+
+
+def test_late_look_config_is_checked():
+    cfg = load_realtime_config(None, {"slicer": {"late_look_ms": 200}})
+    assert cfg.slicer.contexts_ms == [20.0, 200.0] and cfg.decision.late_classes == ["cymbals"]
+    with pytest.raises(ConfigError, match="anytime_ms"):
+        load_realtime_config(None, {"slicer": {"late_look_ms": 200, "anytime_ms": [5, 10]}})
+    with pytest.raises(ConfigError, match="longer than context_ms"):
+        load_realtime_config(None, {"slicer": {"late_look_ms": 10}})
+    offline = load_realtime_config(REPO / "configs" / "realtime-offline.yaml")
+    assert offline.slicer.late_look_ms == 200.0
+
+
+def test_late_look_on_a_file_changes_only_the_late_classes():
+    """The shipped model on examples/groove.flac: with the offline config the cymbals come
+    from the 200 ms look, every other event is the one the default sends at 20 ms."""
+    from drumclassifier import DrumClassifier
+    shipped = DrumClassifier(device="cpu")
+    base, late = Collect(), Collect()
+    run_file(shipped, EXAMPLES / "groove.flac", [base])
+    eng, _ = run_file(shipped, EXAMPLES / "groove.flac", [late],
+                      load_realtime_config(REPO / "configs" / "realtime-offline.yaml"))
+    key = lambda es: sorted((round(e.time_s, 4), e.label) for e in es)      # noqa: E731
+    assert key(e for e in late.events if e.label != "cymbals") == \
+        key(e for e in base.events if e.label != "cymbals")
+    cymbals = [e for e in late.events if e.label == "cymbals"]
+    assert cymbals and all(e.context_ms >= 199 for e in cymbals)
+    assert all(e.context_ms < 21 for e in late.events if e.label != "cymbals")
+    assert eng.worker.classified == eng.slicer.hits               # every hit decided once
+
+
 # ---- the engine on files --------------------------------------------------------------
 def run_file(clf, path, sinks, cfg=None, fast=True, **kw):
     eng = Engine(clf, FileSource(path, blocksize=128, fast=fast), sinks, cfg, **kw)
@@ -372,6 +428,25 @@ def test_csv_and_midi_file_outputs(clf, tmp_path):
         assert (ch, note, vel) == (ch2, note2, vel2) and abs(tn - te) < 0.002  # 1 tick = 1 ms
 
 
+def test_a_file_read_fast_waits_for_a_slow_worker_and_loses_no_hit(clf, tmp_path):
+    """`stream --fast` is lossless: with a queue of 2 and a model call that lags, the
+    analysis waits for the worker instead of dropping hits."""
+    path = tmp_path / "many.wav"
+    write_bursts(path, seconds=4, seed=7)
+    inner = Classify(clf, SR)
+
+    def slow(hits):
+        time.sleep(0.01)
+        return inner(hits)
+    cfg = load_realtime_config(None, {"worker": {"queue_size": 2, "max_batch": 1}})
+    sink = Collect()
+    stats = Engine(clf, FileSource(path, blocksize=128, fast=True), [sink], cfg,
+                   classify=slow).run()
+    assert stats.hits > 10 and stats.queue_dropped == 0
+    assert stats.classified == stats.hits and stats.queue_max <= 2
+    assert len(hit_times(sink.events)) == stats.hits
+
+
 def test_slow_worker_never_blocks_the_writer_and_drops_are_counted(clf, tmp_path):
     path = tmp_path / "many.wav"
     write_bursts(path, seconds=6, seed=7)
@@ -385,7 +460,9 @@ def test_slow_worker_never_blocks_the_writer_and_drops_are_counted(clf, tmp_path
 
     cfg = load_realtime_config(None, {"worker": {"queue_size": 3, "max_batch": 2}})
     sink = Collect()
-    eng = Engine(clf, FileSource(path, blocksize=128, fast=True), [sink], cfg, classify=stuck)
+    # a fast file stands in for a live input here: the drop policy, not the lossless wait
+    eng = Engine(clf, FileSource(path, blocksize=128, fast=True), [sink], cfg, classify=stuck,
+                 wait_for_worker=False)
     eng.start()
     try:
         # the source delivers the whole file and the analysis reads all of it while the
