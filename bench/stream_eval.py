@@ -553,8 +553,9 @@ def main(argv=None) -> int:
     ap.add_argument("--paced", type=int, default=0, metavar="N",
                     help="also stream the first N drum-only streams paced in real time: their "
                          "latency is the live hit-to-note latency (costs N x 30 s)")
-    ap.add_argument("--rt-config", metavar="FILE",
-                    help="real-time config YAML (default: the built-in live settings)")
+    ap.add_argument("--rt-config", metavar="FILE", action="append",
+                    help="real-time config YAML (default: the built-in live settings); "
+                         "repeat it to merge several, in order")
     ap.add_argument("--context-ms", type=float,
                     help="audio after each onset given to the model (default: the live "
                          "default, configs/realtime.yaml)")

@@ -93,8 +93,10 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
                    help="with --kit and --anytime-ms: is the confidence about the piece (its "
                         "note; default) or only its class (decides sooner, may send the "
                         "wrong piece of the right class: ride for crash)")
-    e.add_argument("--rt-config", metavar="FILE",
-                   help="real-time config YAML (default: built in, = configs/realtime.yaml)")
+    e.add_argument("--rt-config", metavar="FILE", action="append",
+                   help="real-time config YAML (default: built in, = configs/realtime.yaml); "
+                        "repeat it to merge several, later files winning (e.g. the music "
+                        "and the offline configs)")
     add_model_args(p)
 
 

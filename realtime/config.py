@@ -138,11 +138,16 @@ class RealtimeConfig:
     midi: MidiConfig = field(default_factory=MidiConfig)
 
 
-def load_realtime_config(src: str | Path | dict | None = None,
+def load_realtime_config(src: str | Path | dict | list | None = None,
                          overrides: dict | None = None) -> RealtimeConfig:
-    """Defaults, merged with a YAML file or dict, then with `overrides` (a nested dict)."""
-    source = str(src) if isinstance(src, (str, Path)) else "realtime config"
-    layers = [read_yaml(src)] if isinstance(src, (str, Path)) else [src or {}]
+    """Defaults, merged with a YAML file or dict (or several files, in order: the music
+    config and the offline one), then with `overrides` (a nested dict)."""
+    if isinstance(src, (str, Path)):
+        src = [src]
+    if isinstance(src, list):                     # YAML files
+        source, layers = " + ".join(map(str, src)), [read_yaml(f) for f in src]
+    else:                                         # a dict, or nothing: the defaults
+        source, layers = "realtime config", [src or {}]
     cfg = merge_structured(RealtimeConfig, *layers, overrides or {}, source=source)
     validate(cfg, source)
     return cfg

@@ -303,6 +303,9 @@ def test_late_look_config_is_checked():
         load_realtime_config(None, {"slicer": {"late_look_ms": 10}})
     offline = load_realtime_config(REPO / "configs" / "realtime-offline.yaml")
     assert offline.slicer.late_look_ms == 200.0
+    both = load_realtime_config([REPO / "configs" / "realtime-music.yaml",
+                                 REPO / "configs" / "realtime-offline.yaml"])   # merged, in order
+    assert both.slicer.late_look_ms == 200.0 and both.onset.band_quantile == 0.75
 
 
 def test_late_look_on_a_file_changes_only_the_late_classes():
@@ -321,6 +324,17 @@ def test_late_look_on_a_file_changes_only_the_late_classes():
     assert cymbals and all(e.context_ms >= 199 for e in cymbals)
     assert all(e.context_ms < 21 for e in late.events if e.label != "cymbals")
     assert eng.worker.classified == eng.slicer.hits               # every hit decided once
+
+
+def test_stream_merges_several_rt_configs_in_order(tmp_path):
+    """`stream --rt-config A --rt-config B`: the music detector and the late look at once."""
+    out = tmp_path / "hits.csv"
+    assert main(["stream", str(EXAMPLES / "groove.flac"), "--fast", "-q", "--events", str(out),
+                 "--rt-config", str(REPO / "configs" / "realtime-music.yaml"),
+                 "--rt-config", str(REPO / "configs" / "realtime-offline.yaml"),
+                 "--model-device", "cpu"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert rows and {r["label"] for r in rows if float(r["context_ms"]) > 199} == {"cymbals"}
 
 
 # ---- the engine on files --------------------------------------------------------------
