@@ -558,26 +558,6 @@ class FitOptions:
     # against 0.79/0.91/0.76/0.85/0.56 at 0 (misses: precision 0.92-0.99, recall
     # 0.41-0.84) and 0.83/0.90/0.88/0.44/0.63 at 1 (tom precision 0.29)
     balance: float = 0.5
-    # sigmoid heads: two pieces the fitted head cannot tell apart at the live context (on
-    # the groove variants where one was struck alone, the other fired on at least this
-    # share of them) are never sent together: the more probable one goes. 0 = off
-    exclusive: float = 0.0
-
-
-def exclusive_pairs(probs: torch.Tensor, targets: torch.Tensor, rate: float) -> list[list[int]]:
-    """[V, P] probabilities and multi-hot targets of groove variants -> the pairs [i, j]
-    (i < j) of pieces where, on the variants with one of them struck alone, the other
-    reached 0.5 on at least `rate` of them."""
-    solo = targets.sum(1) == 1                                  # [V]
-    fire = (probs >= 0.5).float()                               # [V, P]
-    pairs = set()
-    for i in range(targets.shape[1]):
-        rows = solo & (targets[:, i] > 0)
-        if rows.any():
-            for j in torch.nonzero(fire[rows].mean(0) >= rate).flatten().tolist():
-                if j != i:
-                    pairs.add((min(i, j), max(i, j)))
-    return [list(x) for x in sorted(pairs)]
 
 
 def cv_k(y: np.ndarray, n_pieces: int, cv_folds: int) -> int:
@@ -702,13 +682,6 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                                        cv_folds, rng,
                                        clf.cfg.features.n_mels if opts.spectrum else 0, tick,
                                        targets)
-    exclusive = []
-    if opts.grooves and opts.exclusive > 0:
-        # groove_variants cuts variant k of hit i to contexts_ms[(k + i) % len]
-        ctx = torch.tensor([opts.contexts_ms[(k + i) % len(opts.contexts_ms)]
-                            for i in range(len(hits)) for k in range(opts.augment)])
-        live_var = ctx == float(live_context_ms)
-        exclusive = exclusive_pairs(head.probs(emb[live_var]), targets[live_var], opts.exclusive)
     # CV accuracy at the live context, reported when every piece was held out somewhere
     cv_ok = bool(cv_probs) and counts.min() >= 2
     pred = cv_probs[float(live_context_ms)].argmax(1).numpy() if cv_ok else None
@@ -727,7 +700,6 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
            "live_context_ms": float(live_context_ms),
            "cv_folds": int(fold.max()) + 1 if cv_ok else 0,
            "cv_accuracy": float((pred == y).mean()) if cv_ok else None, "seed": seed,
-           "exclusive": exclusive,
            "seconds": round(time.perf_counter() - t0, 3),
            "weights_file": Path(clf.weights_path).name}
     return KitProfile(pieces, head, list(clf.labels), sha, fit,

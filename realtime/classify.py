@@ -124,11 +124,6 @@ class KitClassify:
         self.piece_classes = [profile.labels.index(pc.label) for pc in profile.pieces]
         # sigmoid profiles: a piece is present at 0.5, or at its own min_confidence if set
         self.piece_thresholds = torch.tensor([pc.min_confidence or 0.5 for pc in profile.pieces])
-        # pieces the profile cannot tell apart (kit.exclusive_pairs): never sent together
-        self.exclusive = {i: set() for i in range(len(profile.pieces))}
-        for i, j in profile.fit.get("exclusive") or []:
-            self.exclusive[i].add(j)
-            self.exclusive[j].add(i)
 
     def __call__(self, hits):
         waves, keep, lead = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
@@ -171,11 +166,8 @@ class KitClassify:
         out = []
         for h, p, s, d in zip(keep, probs, send, done.tolist()):
             sent = h.track.sent if h.track is not None else set()
-            new = []
-            for i in torch.argsort(p, descending=True).tolist():
-                if s[i] and i not in sent and h.peak_db >= pieces[i].gate_db and \
-                        not self.exclusive[i] & (sent | set(new)):
-                    new.append(i)
+            new = [i for i in torch.argsort(p, descending=True).tolist()
+                   if s[i] and i not in sent and h.peak_db >= pieces[i].gate_db]
             new = new[:max(0, self.max_pieces - len(sent))]
             sent.update(new)
             items = [self._item(p, i, h) for i in new]

@@ -314,25 +314,6 @@ def test_sigmoid_profile_sends_every_piece_struck(tiny):
     assert out == [[]]                                         # no piece: nothing (a tail)
 
 
-def test_pieces_the_profile_cannot_tell_apart_are_never_sent_together(tiny):
-    from drumclassifier.kit import exclusive_pairs
-    from realtime.classify import KitClassify
-    # groove variants: kick (0) struck alone lights the floor tom (2) up on half of them;
-    # the hihat (1) is told apart from both
-    targets = torch.tensor([[1, 0, 0]] * 4 + [[0, 1, 0]] * 4 + [[0, 0, 1]] * 4 + [[1, 1, 0]] * 4,
-                           dtype=torch.float32)
-    probs = targets * 0.9 + torch.tensor([[0, 0, .7]] * 2 + [[0, 0, .1]] * 2 + [[0, 0, 0]] * 12)
-    assert exclusive_pairs(probs, targets, 0.25) == [[0, 2]]
-    assert exclusive_pairs(probs, targets, 0.75) == []
-    dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
-    prof = sigmoid_profile(dim, [0.9, 0.8, 0.7])               # kick, hihat and floor tom fire
-    _, out = KitClassify(tiny, prof, SR, max_pieces=3)(hits_of(1, final=True))
-    assert [x[2]["piece"] for x in out[0]] == ["kick", "hihat", "floor tom"]
-    prof.fit["exclusive"] = [[0, 2]]
-    _, out = KitClassify(tiny, prof, SR, max_pieces=3)(hits_of(1, final=True))
-    assert [x[2]["piece"] for x in out[0]] == ["kick", "hihat"]   # the more probable of 0, 2
-
-
 def test_sigmoid_profile_sends_each_piece_at_its_own_rung(tiny):
     """Anytime with a sigmoid per piece: the sure kick goes at the first rung, the hihat
     struck with it at the last, each once; through the real worker and its counters."""
