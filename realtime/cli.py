@@ -227,6 +227,10 @@ def run_listen(args) -> int:
         print(list_devices())
         return 0
     cfg = _config(args)
+    if cfg.slicer.late_look_ms:
+        print(f"warning: slicer.late_look_ms: notes of {', '.join(cfg.decision.late_classes)} "
+              f"go out {cfg.slicer.late_look_ms:g} ms after each hit (a setting for files "
+              "and recordings, not for triggering)", file=sys.stderr, flush=True)
     resolve_device(args.audio_device, "input")    # no input device: said before anything else
     a = cfg.audio
     source = DeviceSource(args.audio_device, a.sample_rate_hz, a.blocksize, a.channels, a.dtype,

@@ -582,6 +582,15 @@ def _no_sound_system_env(tmp_path):
     return env
 
 
+def test_listen_warns_that_a_late_look_is_not_for_triggering(tiny_checkpoint, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "drumclassifier.cli", "listen", "-w",
+                        str(tiny_checkpoint), "--duration", "1", "--rt-config",
+                        "configs/realtime-offline.yaml"], env=_no_sound_system_env(tmp_path),
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert "warning: slicer.late_look_ms: notes of cymbals go out 200 ms after" in r.stderr
+    assert "not for triggering" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_no_sound_card_and_no_midi_give_clear_messages(tiny_checkpoint, tmp_path):
     """Without JACK and without ALSA hardware (this container): messages, not tracebacks."""
     env = _no_sound_system_env(tmp_path)
