@@ -171,6 +171,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fit", nargs="+", default=[], metavar="KEY=VALUE",
                     help="fit the profiles with other drumclassifier.kit.FitOptions than "
                          "calibrate's defaults (a variant to measure), e.g. balance=1")
+    ap.add_argument("--late-look-ms", type=float, help="slicer.late_look_ms for both paths "
+                    "(configs/realtime-offline.yaml: cymbals from a 200 ms look)")
     ap.add_argument("--paced", type=int, default=0, metavar="N",
                     help="also play the first N clean streams in real time (latency)")
     ap.add_argument("--threads", type=int, default=1)
@@ -195,9 +197,11 @@ def main(argv=None) -> int:
     kits = load_kits(Path(a.manifest), a.split)
     names = a.kits or [k for k, kit in kits.items() if len(kit.instruments) >= 2]
     clf = DrumClassifier(a.weights, device="cpu")
-    generic_cfg = load_realtime_config()
+    late = {"slicer": {"late_look_ms": a.late_look_ms}} if a.late_look_ms else {}
+    generic_cfg = load_realtime_config(None, late)
     kit_over = {"slicer": {}, "decision": {}}
     for sec, key, v in (("slicer", "anytime_ms", a.anytime_ms),
+                        ("slicer", "late_look_ms", a.late_look_ms),
                         ("decision", "min_confidence", a.min_confidence),
                         ("decision", "max_pieces", a.max_pieces)):
         if v is not None:

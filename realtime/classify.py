@@ -108,11 +108,15 @@ class KitClassify:
     (version 1-3, fitted on single hits) sends a runner-up only at extra_piece_min: on
     kick + hihat mixes it almost never got the mass (bench/calibration.py, "several
     pieces per onset").
+
+    late_classes (slicer.late_look_ms; sigmoid profiles only): as in Classify, the pieces
+    of those classes are sent from the late look, every other piece at the first rung.
     """
 
     def __init__(self, clf, profile: KitProfile, stream_rate_hz: int,
                  min_confidence: float | None = None, max_pieces: int | None = None,
-                 extra_piece_min: float | None = None, sure_of: str | None = None):
+                 extra_piece_min: float | None = None, sure_of: str | None = None,
+                 late_classes=(), first_ms: float | None = None):
         # None: the real-time config's default
         d = defaults_with(DecisionConfig, min_confidence=min_confidence, max_pieces=max_pieces,
                           extra_piece_min=extra_piece_min, sure_of=sure_of)
@@ -124,6 +128,14 @@ class KitClassify:
         self.piece_classes = [profile.labels.index(pc.label) for pc in profile.pieces]
         # sigmoid profiles: a piece is present at 0.5, or at its own min_confidence if set
         self.piece_thresholds = torch.tensor([pc.min_confidence or 0.5 for pc in profile.pieces])
+        # a late look (its mode even when the kit has no piece of those classes: 2 rungs)
+        self.late_look = bool(late_classes)
+        self.late = {i for i, pc in enumerate(profile.pieces) if pc.label in late_classes}
+        if late_classes and not profile.head.multi_label:
+            raise ConfigError("slicer.late_look_ms needs a kit profile with a sigmoid per "
+                              "piece (version 4): re-run `drumclassifier calibrate`")
+        first_ms = defaults_with(SlicerConfig, context_ms=first_ms).context_ms
+        self.first_n = int(round(first_ms * stream_rate_hz / 1000))   # as in Classify
 
     def __call__(self, hits):
         waves, keep, lead = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
@@ -161,11 +173,17 @@ class KitClassify:
         (drumclassifier.anytime.piece_decisions), once per hit (Track.sent), most probable
         first, at most max_pieces per hit; a piece under its gate_db is not sent (bleed)."""
         pieces = self.profile.pieces
-        final = torch.tensor([h.final for h in keep])
+        # a late look: every rung decides (its own pieces), the first one all but the late
+        final = torch.tensor([h.final or self.late_look for h in keep])
         send, done = piece_decisions(probs, self.piece_thresholds, self.min_confidence, final)
         out = []
         for h, p, s, d in zip(keep, probs, send, done.tolist()):
             sent = h.track.sent if h.track is not None else set()
+            if self.late_look:
+                d = h.final
+                ok = (set(range(len(pieces))) - self.late if not h.final else
+                      self.late if len(h.audio) > self.first_n else set(range(len(pieces))))
+                s = [bool(x) and i in ok for i, x in enumerate(s.tolist())]
             new = [i for i in torch.argsort(p, descending=True).tolist()
                    if s[i] and i not in sent and h.peak_db >= pieces[i].gate_db]
             new = new[:max(0, self.max_pieces - len(sent))]
@@ -179,9 +197,6 @@ def kit_classify(clf, kit_path, cfg, stream_rate_hz: int, quiet: bool = False) -
     """`--kit FILE`: the profile loaded for these weights (a profile fitted on other weights
     is refused), a warning when the live contexts lie outside those it was fitted on, and
     its KitClassify with the real-time config's decision rules."""
-    if cfg.slicer.late_look_ms:
-        raise ConfigError("slicer.late_look_ms is for the generic model: a kit profile "
-                          "decides each piece at its own rung (slicer.anytime_ms)")
     prof = KitProfile.load(kit_path, file_sha256(clf.weights_path), clf.labels)
     ctx = prof.fit.get("contexts_ms") or []
     live = cfg.slicer.contexts_ms
@@ -194,4 +209,5 @@ def kit_classify(clf, kit_path, cfg, stream_rate_hz: int, quiet: bool = False) -
               file=sys.stderr, flush=True)
     d = cfg.decision
     return KitClassify(clf, prof, stream_rate_hz, d.min_confidence, d.max_pieces,
-                       d.extra_piece_min, d.sure_of)
+                       d.extra_piece_min, d.sure_of,
+                       d.late_classes if cfg.slicer.late_look_ms else (), cfg.slicer.context_ms)

@@ -95,8 +95,9 @@ class DecisionConfig:
     # decided at a 20 ms median instead of 40 ms, at the same class recall, but sent the
     # right piece less often (README "Anytime decisions")
     sure_of: str = "piece"
-    # generic model, slicer.late_look_ms > 0: the classes decided at the late look. Cymbals:
-    # at 20 ms a ride or an 808 cymbal sounds like a hihat, their wash tells them apart
+    # slicer.late_look_ms > 0: the classes (with a kit profile, their pieces) decided at
+    # the late look. Cymbals: at 20 ms a ride or an 808 cymbal sounds like a hihat, their
+    # wash tells them apart
     late_classes: list[str] = field(default_factory=lambda: ["cymbals"])
 
 
@@ -178,6 +179,8 @@ def validate(cfg: RealtimeConfig, source: str = "realtime config") -> None:
         bad(f"slicer.late_look_ms must be 0 (off) or longer than context_ms, got {late}")
     if late and lad:
         bad("slicer.late_look_ms works with one fixed context_ms, not with anytime_ms")
+    if late and not cfg.decision.late_classes:
+        bad("slicer.late_look_ms needs decision.late_classes (the classes it decides)")
     d = cfg.decision
     if not 0 <= d.min_confidence <= 1 or not 0 <= d.extra_piece_min <= 1 or d.max_pieces < 1:
         bad("decision.min_confidence and extra_piece_min must be in 0-1, max_pieces >= 1")

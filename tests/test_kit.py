@@ -314,6 +314,29 @@ def test_sigmoid_profile_sends_every_piece_struck(tiny):
     assert out == [[]]                                         # no piece: nothing (a tail)
 
 
+def test_kit_late_look_sends_the_late_pieces_from_the_later_rung(tiny):
+    from realtime.classify import KitClassify
+    from realtime.slicer import Hit
+    from realtime.worker import More
+    dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
+    prof = sigmoid_profile(dim, [0.9, 0.8, 0.7])          # kick, hihat, floor tom all present
+    kc = KitClassify(tiny, prof, SR, late_classes=["toms"], first_ms=10)
+    x = (0.1 * np.random.default_rng(0).standard_normal((SR // 5, 1))).astype(np.float32)
+    first = Hit(0, None, x[:441], -20.0, 441, final=False)
+    late = Hit(0, None, x, -20.0, len(x), final=True)
+    cut = Hit(1, None, x[:200], -20.0, 200, final=True, partial=True)
+    _, (a, b, c) = kc([first, late, cut])
+    assert isinstance(a, More) and [i[2]["piece"] for i in a] == ["kick", "hihat"]
+    assert [i[2]["piece"] for i in b] == ["floor tom"]
+    assert [i[2]["piece"] for i in c] == ["kick", "hihat", "floor tom"]
+    # a kit with no piece of the late classes: everything at the first rung all the same
+    _, (a, b) = KitClassify(tiny, prof, SR, late_classes=["cymbals"], first_ms=10)([first, late])
+    assert [i[2]["piece"] for i in a] == ["kick", "hihat", "floor tom"] and b == []
+    from drumclassifier.errors import ConfigError
+    with pytest.raises(ConfigError, match="sigmoid per piece"):
+        KitClassify(tiny, fixed_profile(dim, [0.9, 0.1]), SR, late_classes=["toms"])
+
+
 def test_sigmoid_profile_sends_each_piece_at_its_own_rung(tiny):
     """Anytime with a sigmoid per piece: the sure kick goes at the first rung, the hihat
     struck with it at the last, each once; through the real worker and its counters."""

@@ -301,6 +301,8 @@ def test_late_look_config_is_checked():
         load_realtime_config(None, {"slicer": {"late_look_ms": 200, "anytime_ms": [5, 10]}})
     with pytest.raises(ConfigError, match="longer than context_ms"):
         load_realtime_config(None, {"slicer": {"late_look_ms": 10}})
+    with pytest.raises(ConfigError, match="needs decision.late_classes"):
+        load_realtime_config(None, {"slicer": {"late_look_ms": 200}, "decision": {"late_classes": []}})
     offline = load_realtime_config(REPO / "configs" / "realtime-offline.yaml")
     assert offline.slicer.late_look_ms == 200.0
     both = load_realtime_config([REPO / "configs" / "realtime-music.yaml",
