@@ -79,8 +79,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         f"{default(FitOptions, 'augment')}: fewer fit faster and are "
                         "recognised slightly less on held-out kits)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rt-config", metavar="FILE",
-                   help="real-time config YAML (audio input, onset detector, context)")
+    p.add_argument("--rt-config", metavar="FILE", action="append",
+                   help="real-time config YAML (audio input, onset detector, context); "
+                        "repeat it to merge several, in order")
     add_model_args(p)
 
 
