@@ -34,6 +34,22 @@ from .slicer import Hit
 from .worker import More
 
 
+def first_rung_samples(first_ms: float | None, stream_rate_hz: int) -> int:
+    """The late look's first rung in stream-rate samples (None: the config's context_ms):
+    a slice longer than it is the late look."""
+    first_ms = defaults_with(SlicerConfig, context_ms=first_ms).context_ms
+    return int(round(first_ms * stream_rate_hz / 1000))
+
+
+def late_look_rung(h: Hit, first_n: int) -> str:
+    """With a late look (two rungs): "first" (send all but the late classes, keep going),
+    "late" (send only the late classes) or "all" (the stream ended before the first rung
+    was complete: send everything now)."""
+    if not h.final:
+        return "first"
+    return "late" if len(h.audio) > first_n else "all"
+
+
 class Classify:
     """Hits -> per-hit probabilities with a DrumClassifier (resampling/channel policy applied).
 
@@ -58,9 +74,7 @@ class Classify:
             raise ConfigError(f"decision.late_classes: {', '.join(unknown)} not among the "
                               f"model's classes ({', '.join(clf.labels)})")
         self.late = {clf.labels.index(c) for c in late_classes}
-        # a slice longer than the first rung is the late look (stream-rate samples)
-        first_ms = defaults_with(SlicerConfig, context_ms=first_ms).context_ms
-        self.first_n = int(round(first_ms * stream_rate_hz / 1000))
+        self.first_n = first_rung_samples(first_ms, stream_rate_hz)
 
     def __call__(self, hits: list[Hit]):
         waves, keep, lead = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
@@ -79,9 +93,10 @@ class Classify:
                 idx = [int(p.argmax())]
             idx.sort(key=lambda i: -float(p[i]))
             items = [(self.clf.labels[i], float(p[i])) for i in idx]
-            if self.late and not h.final:            # the first rung: all but the late
+            rung = late_look_rung(h, self.first_n) if self.late else "all"
+            if rung == "first":
                 items = More(x for i, x in zip(idx, items) if i not in self.late)
-            elif self.late and len(h.audio) > self.first_n:   # the late look
+            elif rung == "late":
                 items = [x for i, x in zip(idx, items) if i in self.late]
             out.append(items)
         return keep, out
@@ -128,14 +143,16 @@ class KitClassify:
         self.piece_classes = [profile.labels.index(pc.label) for pc in profile.pieces]
         # sigmoid profiles: a piece is present at 0.5, or at its own min_confidence if set
         self.piece_thresholds = torch.tensor([pc.min_confidence or 0.5 for pc in profile.pieces])
-        # a late look (its mode even when the kit has no piece of those classes: 2 rungs)
+        # a late look (its mode even when the kit has no piece of those classes: 2 rungs):
+        # the pieces each rung may send
         self.late_look = bool(late_classes)
-        self.late = {i for i, pc in enumerate(profile.pieces) if pc.label in late_classes}
+        every = set(range(len(profile.pieces)))
+        late = {i for i in every if profile.pieces[i].label in late_classes}
+        self.rung_pieces = {"first": every - late, "late": late, "all": every}
         if late_classes and not profile.head.multi_label:
             raise ConfigError("slicer.late_look_ms needs a kit profile with a sigmoid per "
                               "piece (version 4): re-run `drumclassifier calibrate`")
-        first_ms = defaults_with(SlicerConfig, context_ms=first_ms).context_ms
-        self.first_n = int(round(first_ms * stream_rate_hz / 1000))   # as in Classify
+        self.first_n = first_rung_samples(first_ms, stream_rate_hz)
 
     def __call__(self, hits):
         waves, keep, lead = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
@@ -179,11 +196,9 @@ class KitClassify:
         out = []
         for h, p, s, d in zip(keep, probs, send, done.tolist()):
             sent = h.track.sent if h.track is not None else set()
-            if self.late_look:
-                d = h.final
-                ok = (set(range(len(pieces))) - self.late if not h.final else
-                      self.late if len(h.audio) > self.first_n else set(range(len(pieces))))
-                s = [bool(x) and i in ok for i, x in enumerate(s.tolist())]
+            if self.late_look:      # this rung's own pieces; the hit goes on to the last
+                ok = self.rung_pieces[late_look_rung(h, self.first_n)]
+                s, d = [bool(x) and i in ok for i, x in enumerate(s.tolist())], h.final
             new = [i for i in torch.argsort(p, descending=True).tolist()
                    if s[i] and i not in sent and h.peak_db >= pieces[i].gate_db]
             new = new[:max(0, self.max_pieces - len(sent))]
@@ -209,5 +224,4 @@ def kit_classify(clf, kit_path, cfg, stream_rate_hz: int, quiet: bool = False) -
               file=sys.stderr, flush=True)
     d = cfg.decision
     return KitClassify(clf, prof, stream_rate_hz, d.min_confidence, d.max_pieces,
-                       d.extra_piece_min, d.sure_of,
-                       d.late_classes if cfg.slicer.late_look_ms else (), cfg.slicer.context_ms)
+                       d.extra_piece_min, d.sure_of, cfg.late_look_classes, cfg.slicer.context_ms)

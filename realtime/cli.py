@@ -228,7 +228,7 @@ def run_listen(args) -> int:
         return 0
     cfg = _config(args)
     if cfg.slicer.late_look_ms:
-        print(f"warning: slicer.late_look_ms: notes of {', '.join(cfg.decision.late_classes)} "
+        print(f"warning: slicer.late_look_ms: notes of {', '.join(cfg.late_look_classes)} "
               f"go out {cfg.slicer.late_look_ms:g} ms after each hit (a setting for files "
               "and recordings, not for triggering)", file=sys.stderr, flush=True)
     resolve_device(args.audio_device, "input")    # no input device: said before anything else

@@ -138,6 +138,11 @@ class RealtimeConfig:
     velocity: VelocityConfig = field(default_factory=VelocityConfig)
     midi: MidiConfig = field(default_factory=MidiConfig)
 
+    @property
+    def late_look_classes(self) -> list[str]:
+        """The classes a late look decides; [] when there is none."""
+        return list(self.decision.late_classes) if self.slicer.late_look_ms else []
+
 
 def load_realtime_config(src: str | Path | dict | list | None = None,
                          overrides: dict | None = None) -> RealtimeConfig:

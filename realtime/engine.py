@@ -94,10 +94,8 @@ class Engine:
             warm_up(self.cfg.slicer.contexts_ms)
         if classify is None:
             from .classify import Classify  # torch: loaded when an engine is built
-            sl = self.cfg.slicer
             classify = Classify(clf, sr, self.cfg.decision.min_confidence,
-                                self.cfg.decision.late_classes if sl.late_look_ms else (),
-                                sl.context_ms)
+                                self.cfg.late_look_classes, self.cfg.slicer.context_ms)
         self.worker = Worker(self.queue, classify, self.sinks, self.cfg.velocity, sr,
                              self.cfg.worker.max_batch)
         self.poll_s = poll_ms / 1000
