@@ -175,6 +175,9 @@ def main(argv=None) -> int:
                     "(configs/realtime-offline.yaml: cymbals from a 200 ms look)")
     ap.add_argument("--paced", type=int, default=0, metavar="N",
                     help="also play the first N clean streams in real time (latency)")
+    ap.add_argument("--rt-config", metavar="FILE", action="append",
+                    help="real-time config YAML under both paths (the options above go on "
+                         "top); repeat it to merge several, in order")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "runs" / "kit_grooves"))
     a = ap.parse_args(argv)
@@ -198,7 +201,7 @@ def main(argv=None) -> int:
     names = a.kits or [k for k, kit in kits.items() if len(kit.instruments) >= 2]
     clf = DrumClassifier(a.weights, device="cpu")
     late = {"slicer": {"late_look_ms": a.late_look_ms}} if a.late_look_ms else {}
-    generic_cfg = load_realtime_config(None, late)
+    generic_cfg = load_realtime_config(a.rt_config, late)
     kit_over = {"slicer": {}, "decision": {}}
     for sec, key, v in (("slicer", "anytime_ms", a.anytime_ms),
                         ("slicer", "late_look_ms", a.late_look_ms),
@@ -206,7 +209,7 @@ def main(argv=None) -> int:
                         ("decision", "max_pieces", a.max_pieces)):
         if v is not None:
             kit_over[sec][key] = v
-    kit_cfg = load_realtime_config(None, kit_over)
+    kit_cfg = load_realtime_config(a.rt_config, kit_over)
     rows, cal, paced = [], {}, {"generic": [], "profile": []}
     # grooves cycle over the kits as in bench.streams (each kit plays different ones)
     specs = plan(names, list(GROOVES), a.streams_per_kit, a.seconds, a.seed)
