@@ -98,8 +98,7 @@ def main(argv=None) -> int:
     clf.predict([torch.zeros(2, 1323).uniform_(-0.1, 0.1)])
     src = FileSource(path, cfg.audio.blocksize, fast=not args.paced)
     t0 = time.perf_counter()
-    engine = Engine(clf, src, [keep], cfg)
-    stats = engine.run()
+    stats = Engine(clf, src, [keep], cfg).run()
     elapsed = time.perf_counter() - t0
 
     events = keep.events
@@ -133,8 +132,7 @@ def main(argv=None) -> int:
           f"onset hop {cfg.onset.hop_size}, frame {cfg.onset.frame_size}")
     print(f"hits: {stats.hits}" + (f" (true hits {n_truth})" if n_truth else "")
           + f", events {stats.events}, queue drops {stats.queue_dropped}, "
-          f"overflows {stats.overflow_events}"
-          + (f", warm-up calls {engine.worker.primes}" if cfg.worker.prime else ""))
+          f"overflows {stats.overflow_events}")
     print(f"{'':28s}{'median':>9s}{'p95':>9s}  (ms)")
     for name, xs in [("latency (stream time)", lat), ("  without queueing", no_backlog),
                      ("wall latency", wall),

@@ -107,8 +107,6 @@ class WorkerConfig:
     max_batch: int = 32             # hits classified in one model call when a backlog builds
     drop_policy: str = "oldest"     # oldest: drop the stalest pending hit; newest: the new one
     torch_threads: int = 1          # CPU threads of the model call (0 = torch's default)
-    prime: bool = False             # live input: a throwaway model call just before a hit's
-                                    # first rung is complete, so its real call runs warm
 
 
 @dataclass

@@ -96,15 +96,8 @@ class Engine:
             from .classify import Classify  # torch: loaded when an engine is built
             classify = Classify(clf, sr, self.cfg.decision.min_confidence,
                                 self.cfg.late_look_classes, self.cfg.slicer.context_ms)
-        # priming is for a live (or paced) input, whose hits find the worker idle and cold;
-        # a file read as fast as possible keeps it busy
-        first_ms = self.cfg.slicer.contexts_ms[0]
-        prime = (None if not self.cfg.worker.prime or getattr(source, "fast", False)
-                 or warm_up is None else lambda: warm_up((first_ms,)))
         self.worker = Worker(self.queue, classify, self.sinks, self.cfg.velocity, sr,
-                             self.cfg.worker.max_batch, prime=prime)
-        self._blocksize = source.blocksize
-        self._primed_onset = -1             # the newest onset a warm-up was asked for
+                             self.cfg.worker.max_batch)
         self.poll_s = poll_ms / 1000
         self._stop = threading.Event()
         self._analysis_thread = threading.Thread(target=self._analyse,
@@ -189,11 +182,6 @@ class Engine:
             s.audio(block, start)
         self._queue(self.analysis.push(block, start)[1])
         self._pos = start + len(block)
-        if self.worker.prime is not None:
-            due = self.slicer.first_rung_due(self._blocksize)   # complete with the next block
-            if due is not None and due > self._primed_onset:
-                self._primed_onset = due
-                self.queue.nudge()
 
     def _queue(self, slices) -> None:
         now = time.perf_counter()

@@ -127,12 +127,6 @@ class Slicer:
     def add(self, onsets) -> None:
         self._pending.extend(onsets)
 
-    def first_rung_due(self, within: int) -> int | None:
-        """The newest onset whose first rung is not cut yet but will be complete within
-        `within` samples (its sample), else None: the worker may warm up for it."""
-        due = [o.sample for o in self._pending if o.sample + self.rungs[0] <= self._end + within]
-        return max(due) if due else None
-
     def ready(self) -> list[Slice]:
         """Every rung whose audio is complete, oldest onset first (partial=False)."""
         while self._pending and self._pending[0].sample + self.rungs[0] <= self._end:

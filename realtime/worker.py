@@ -78,7 +78,6 @@ class HitQueue:
         self._q: deque[Hit] = deque()
         self._cv = threading.Condition()
         self._closed = False
-        self._nudged = False                # a hit's first rung is due: the worker may warm up
         self.dropped = 0
         self.dropped_hits: list[int] = []   # indices, for reports and tests (bounded below)
         self.max_depth = 0                  # the deepest the queue has been (<= maxsize)
@@ -105,30 +104,16 @@ class HitQueue:
             return ok
 
     def get_batch(self, max_batch: int, timeout: float = 0.1) -> list[Hit] | None:
-        """Everything waiting (up to max_batch); [] on timeout or a nudge (see `nudged`);
-        None once closed and empty."""
+        """Everything waiting (up to max_batch); [] on timeout; None once closed and empty."""
         with self._cv:
-            if not self._q and not self._closed and not self._nudged:
+            if not self._q and not self._closed:
                 self._cv.wait(timeout)
             if not self._q:
                 return None if self._closed else []
-            self._nudged = False            # hits to classify: the worker is busy anyway
             n = min(max_batch, len(self._q))
             batch = [self._q.popleft() for _ in range(n)]
             self._cv.notify_all()          # room again for a put that waits (wait=True)
             return batch
-
-    def nudge(self) -> None:
-        """Wake the worker without a hit: one is about to come (WorkerConfig.prime)."""
-        with self._cv:
-            self._nudged = True
-            self._cv.notify()
-
-    def nudged(self) -> bool:
-        """Whether a nudge came since the last batch; clears it."""
-        with self._cv:
-            n, self._nudged = self._nudged, False
-            return n
 
     def close(self) -> None:
         with self._cv:
@@ -143,16 +128,12 @@ class Worker(threading.Thread):
     """Takes batches from the queue, classifies them, hands events to the sinks."""
 
     def __init__(self, queue: HitQueue, classify, sinks, velocity: VelocityConfig,
-                 sample_rate_hz: int, max_batch: int = 32, report=None, prime=None):
+                 sample_rate_hz: int, max_batch: int = 32, report=None):
         super().__init__(name="drumclassifier-worker", daemon=True)
         # report(message): where a fault is said the moment it happens (default: stderr)
         self.report = report or (lambda msg: print(f"error: {msg}", file=sys.stderr,
                                                    flush=True))
         self.queue, self.classify, self.sinks = queue, classify, sinks
-        # prime(): a throwaway model call at the first rung's shape, run when the queue is
-        # nudged (a hit is due): the real call then finds the caches and the runtime warm
-        self.prime = prime
-        self.primes = 0
         self.velocity, self.sr, self.max_batch = velocity, sample_rate_hz, max_batch
         self.classified = 0                 # hits decided (each once, at one rung)
         self.waiting = 0                    # anytime: rungs not sure yet (more context came)
@@ -180,12 +161,6 @@ class Worker(threading.Thread):
                     self.failed += len(batch)
                     self._error(f"classifying a batch of {len(batch)} hit(s) failed, "
                                 f"they are lost: {type(e).__name__}: {e}")
-            elif self.queue.nudged() and self.prime is not None:
-                try:
-                    self.prime()
-                    self.primes += 1
-                except Exception as e:  # noqa: BLE001 (a warm-up is optional; hits go on)
-                    self._error(f"warming the model up failed: {type(e).__name__}: {e}")
 
     def _error(self, msg: str) -> None:
         """Say each distinct fault once: a persistent one must not flood the console."""

@@ -405,25 +405,6 @@ def test_paced_and_fast_give_the_same_events(clf, tmp_path):
                            for e in paced.events]
 
 
-def test_priming_warms_the_worker_once_per_hit_and_changes_no_event(clf, tmp_path):
-    """worker.prime: a paced (live-like) input gets one throwaway model call per hit, just
-    before its first rung is complete; the events are those of a run without it. A file
-    read as fast as possible is never primed (the worker is busy anyway)."""
-    path = tmp_path / "short.wav"
-    write_bursts(path, seconds=1.2, seed=4)
-    cfg = RealtimeConfig()
-    cfg.worker.prime = True
-    fast, paced = Collect(), Collect()
-    eng_fast, _ = run_file(clf, path, [fast], cfg, fast=True)
-    eng, stats = run_file(clf, path, [paced], cfg, fast=False)
-    assert eng_fast.worker.primes == 0
-    # one per hit, unless a hit fell due while the worker was still busy (a loaded machine)
-    assert stats.hits > 2 and 0 < eng.worker.primes <= stats.hits
-    key = [(e.time_s, e.label, round(e.confidence, 5), e.velocity) for e in fast.events]
-    assert key and key == [(e.time_s, e.label, round(e.confidence, 5), e.velocity)
-                           for e in paced.events]
-
-
 def test_context_ms_sets_the_slice_and_the_latency(clf, tmp_path):
     path = tmp_path / "b.wav"
     write_bursts(path, seconds=1.5, seed=5)
