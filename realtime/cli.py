@@ -35,8 +35,8 @@ STREAM_EPILOG = """examples:
   drumclassifier stream take.wav --fast --session take1      # events + report in take1/
   drumclassifier stream song.flac --rt-config configs/realtime-music.yaml
       # drums inside a mix: the music config's onset detector fires less on bass and chords
-  drumclassifier stream take.wav --fast --events hits.csv --rt-config configs/realtime-offline.yaml
-      # a recording: cymbals decided from a second look 200 ms after each hit
+      # with --fast the cymbals are decided from a second look 200 ms after each hit
+      # (a ride or an 808 cymbal sounds like a hihat at first); --late-look-ms 0: off
 
 The file goes through exactly the live path: read block by block as a sound card would
 deliver it, into the same ring buffer, onset detector and worker. Without --fast it is
@@ -117,6 +117,13 @@ def configure_listen(p: argparse.ArgumentParser) -> None:
     add_engine_args(p)
 
 
+# `stream --fast` reads a file for its notes, where none has to be early: each hit is looked
+# at again 200 ms after its onset for the cymbals, whose wash tells a ride or an 808 cymbal
+# from a hihat (held-out grooves, drum-only: cymbals F 0.450 -> 0.563, every other class
+# the same; docs/benchmarks.md, "Longer waits"). = configs/realtime-offline.yaml.
+FAST_LATE_LOOK_MS = 200.0
+
+
 def configure_stream(p: argparse.ArgumentParser) -> None:
     p.epilog = STREAM_EPILOG
     p.add_argument("file", metavar="FILE", help="audio file (WAV, FLAC, OGG, MP3...)")
@@ -128,6 +135,12 @@ def configure_stream(p: argparse.ArgumentParser) -> None:
                    help="with --play: the audio OUTPUT device, index or part of its name "
                         "(default: the system default; the model's device is --model-device)")
     add_engine_args(p)
+    p.add_argument("--late-look-ms", type=float, metavar="X",
+                   help="look at each hit again X ms after its onset for the cymbals "
+                        "(decision.late_classes), whose notes then go out that late; 0 = off "
+                        f"(default: {FAST_LATE_LOOK_MS:g} with --fast and the generic model, "
+                        "unless --anytime-ms or the real-time config says otherwise; "
+                        "else the config's: off)")
 
 
 def _config(args):
@@ -149,7 +162,19 @@ def _config(args):
         o["decision"]["sure_of"] = args.sure_of
     if args.midi_api:
         o["midi"]["api"] = args.midi_api
+    if getattr(args, "late_look_ms", None) is not None:
+        o["slicer"]["late_look_ms"] = args.late_look_ms
     return load_realtime_config(args.rt_config, o)
+
+
+def _fast_late_look(args, cfg) -> bool:
+    """Whether stream gives a file read --fast the late look of FAST_LATE_LOOK_MS: with the
+    generic model, when neither --late-look-ms nor the config sets one and nothing rules it
+    out (an anytime ladder, a context as long). Not with a kit profile: an older one
+    cannot do it (--late-look-ms 200 asks for it)."""
+    s = cfg.slicer
+    return (args.fast and args.late_look_ms is None and not getattr(args, "kit", None)
+            and not s.late_look_ms and not s.anytime_ms and s.context_ms < FAST_LATE_LOOK_MS)
 
 
 def _sinks(args, cfg):
@@ -248,6 +273,13 @@ def run_stream(args) -> int:
         raise DrumClassifierError(f"-d/--device {args.audio_device!r} is the audio output for "
                                   "--play; the model's device is --model-device")
     cfg = _config(args)
+    if _fast_late_look(args, cfg):
+        args.late_look_ms = FAST_LATE_LOOK_MS
+        cfg = _config(args)
+    if cfg.slicer.late_look_ms and not args.quiet:
+        say(f"{', '.join(cfg.late_look_classes)}: decided {cfg.slicer.late_look_ms:g} ms after "
+            f"each hit, the rest at {cfg.slicer.context_ms:g} ms (--late-look-ms 0: all at "
+            f"{cfg.slicer.context_ms:g})")
     source = FileSource(args.file, cfg.audio.blocksize, fast=args.fast, play=args.play,
                         output_device=args.audio_device)
     if args.play:

@@ -328,6 +328,27 @@ def test_late_look_on_a_file_changes_only_the_late_classes():
     assert eng.worker.classified == eng.slicer.hits               # every hit decided once
 
 
+def test_stream_fast_gives_cymbals_a_late_look_by_default(tmp_path, capsys):
+    """A file read --fast with the shipped model: cymbals from the 200 ms look, the rest at
+    20 ms, said on stderr; --late-look-ms 0 sends everything at 20 ms; an anytime ladder
+    (which cannot have one) gets none and no error."""
+    def contexts(*extra):
+        out = tmp_path / f"hits{len(list(tmp_path.iterdir()))}.csv"
+        assert main(["stream", str(EXAMPLES / "groove.flac"), "--fast", "--events", str(out),
+                     "--model-device", "cpu", *extra]) == 0
+        rows = list(csv.DictReader(out.open()))
+        assert rows
+        return {(r["label"], round(float(r["context_ms"]))) for r in rows}
+    capsys.readouterr()
+    late = contexts("-q")
+    assert ("cymbals", 200) in late and all(c == 20 for lab, c in late if lab != "cymbals")
+    assert all(c == 200 for lab, c in late if lab == "cymbals")
+    contexts()
+    assert "cymbals: decided 200 ms after each hit" in capsys.readouterr().err
+    assert {c for _, c in contexts("-q", "--late-look-ms", "0")} == {20}
+    assert 200 not in {c for _, c in contexts("-q", "--anytime-ms", "10", "20")}
+
+
 def test_stream_merges_several_rt_configs_in_order(tmp_path):
     """`stream --rt-config A --rt-config B`: the music detector and the late look at once."""
     out = tmp_path / "hits.csv"
