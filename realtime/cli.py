@@ -138,9 +138,9 @@ def configure_stream(p: argparse.ArgumentParser) -> None:
     p.add_argument("--late-look-ms", type=float, metavar="X",
                    help="look at each hit again X ms after its onset for the cymbals "
                         "(decision.late_classes), whose notes then go out that late; 0 = off "
-                        f"(default: {FAST_LATE_LOOK_MS:g} with --fast and the generic model, "
-                        "unless --anytime-ms or the real-time config says otherwise; "
-                        "else the config's: off)")
+                        f"(default: {FAST_LATE_LOOK_MS:g} with --fast, unless --anytime-ms, "
+                        "the real-time config or a kit profile without cymbal pieces (or "
+                        "from before version 4) rules it out; else the config's: off)")
 
 
 def _config(args):
@@ -168,13 +168,23 @@ def _config(args):
 
 
 def _fast_late_look(args, cfg) -> bool:
-    """Whether stream gives a file read --fast the late look of FAST_LATE_LOOK_MS: with the
-    generic model, when neither --late-look-ms nor the config sets one and nothing rules it
-    out (an anytime ladder, a context as long). Not with a kit profile: an older one
-    cannot do it (--late-look-ms 200 asks for it)."""
+    """Whether stream gives a file read --fast the late look of FAST_LATE_LOOK_MS: when
+    neither --late-look-ms nor the config sets one and nothing rules it out (an anytime
+    ladder, a context as long; a kit profile that cannot do it, softmax, or has no piece
+    of decision.late_classes)."""
     s = cfg.slicer
-    return (args.fast and args.late_look_ms is None and not getattr(args, "kit", None)
-            and not s.late_look_ms and not s.anytime_ms and s.context_ms < FAST_LATE_LOOK_MS)
+    if not args.fast or args.late_look_ms is not None or s.late_look_ms or s.anytime_ms \
+            or s.context_ms >= FAST_LATE_LOOK_MS:
+        return False
+    if getattr(args, "kit", None):
+        from drumclassifier.kit import KitError, KitProfile
+        try:    # a profile that does not load is said by kit_classify, with the weights
+            prof = KitProfile.load(args.kit)
+        except KitError:
+            return False
+        return prof.head.multi_label and any(p.label in cfg.decision.late_classes
+                                             for p in prof.pieces)
+    return True
 
 
 def _sinks(args, cfg):

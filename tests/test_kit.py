@@ -610,3 +610,27 @@ def test_version_2_profile_reads_the_embedding_only(kit, tmp_path):
     p.write_text(json.dumps(d))
     with pytest.raises(KitError, match="head shapes"):
         KitProfile.load(p)
+
+
+def test_stream_fast_late_look_default_follows_the_kit_profile(tiny, tmp_path):
+    """stream --fast looks again at 200 ms only where it can: the generic model, or a
+    sigmoid profile with a piece of the late classes; not a softmax profile, not one that
+    does not load (kit_classify says why), not paced, not when asked otherwise."""
+    import argparse
+
+    from realtime.cli import _fast_late_look
+    from realtime.config import load_realtime_config
+    dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
+    sig = sigmoid_profile(dim, [0.9, 0.8, 0.7]).save(tmp_path / "sig.kit")   # kick, hihat, floor tom
+    soft = fixed_profile(dim, [0.5, 0.4, 0.1]).save(tmp_path / "soft.kit")
+    toms = load_realtime_config(None, {"decision": {"late_classes": ["toms"]}})
+    cymbals = load_realtime_config(None)
+
+    def look(cfg=toms, **kw):
+        a = dict(fast=True, late_look_ms=None, kit=None) | kw
+        return _fast_late_look(argparse.Namespace(**a), cfg)
+    assert look() and look(kit=str(sig))
+    assert not look(cfg=cymbals, kit=str(sig))            # no cymbal piece: nothing to look for
+    assert not look(kit=str(soft)) and not look(kit=str(tmp_path / "none.kit"))
+    assert not look(fast=False) and not look(late_look_ms=0.0)
+    assert not look(cfg=load_realtime_config(None, {"slicer": {"anytime_ms": [5, 10, 20]}}))
