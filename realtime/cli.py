@@ -35,8 +35,9 @@ STREAM_EPILOG = """examples:
   drumclassifier stream take.wav --fast --session take1      # events + report in take1/
   drumclassifier stream song.flac --rt-config configs/realtime-music.yaml
       # drums inside a mix: the music config's onset detector fires less on bass and chords
-      # with --fast the cymbals are decided from a second look 200 ms after each hit
-      # (a ride or an 808 cymbal sounds like a hihat at first); --late-look-ms 0: off
+  drumclassifier stream take.wav --fast --events hits.csv --late-look-ms 0
+      # every note at 20 ms; by default --fast decides the cymbals from a second look
+      # 200 ms after each hit (a ride or an 808 cymbal sounds like a hihat at first)
 
 The file goes through exactly the live path: read block by block as a sound card would
 deliver it, into the same ring buffer, onset detector and worker. Without --fast it is
