@@ -228,8 +228,9 @@ def test_bad_events_file_is_one_clear_error(tmp_path):
 
 # ---- sessions from the live engine -------------------------------------------------------
 def test_a_session_with_the_late_look_gets_its_report(tmp_path, capsys):
-    """The offline config's late cymbals arrive after later hits' notes: the session's
-    events and report still come out (the report reads events sorted by time)."""
+    """The offline config's late cymbals may arrive after later hits' notes (whether any
+    does depends on the take and on how the worker's batches fall): the session's events
+    and report still come out (the report reads events sorted by time)."""
     d = tmp_path / "take2"
     assert main(["stream", str(REPO / "examples" / "groove.flac"), "--fast", "-q",
                  "--session", str(d), "--rt-config", str(REPO / "configs" / "realtime-offline.yaml"),
@@ -239,8 +240,6 @@ def test_a_session_with_the_late_look_gets_its_report(tmp_path, capsys):
         rows = list(csv.DictReader(f))
     late = [r for r in rows if float(r["context_ms"]) > 199]
     assert late and {r["label"] for r in late} == {"cymbals"}
-    times = [float(r["time_s"]) for r in rows]
-    assert times != sorted(times)              # written in the order the notes went out
 
 
 def test_stream_session_end_to_end(tiny_checkpoint, tmp_path, capsys):
