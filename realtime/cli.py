@@ -168,14 +168,27 @@ def _config(args):
     return load_realtime_config(args.rt_config, o)
 
 
+def _with_late_look(cfg, ms: float):
+    """cfg with slicer.late_look_ms = ms, checked as a config file would be (ConfigError:
+    an anytime ladder, a context as long)."""
+    from dataclasses import replace
+
+    from .config import validate
+    out = replace(cfg, slicer=replace(cfg.slicer, late_look_ms=ms))
+    validate(out, f"--late-look-ms {ms:g}")
+    return out
+
+
 def _fast_late_look(args, cfg) -> bool:
     """Whether stream gives a file read --fast the late look of FAST_LATE_LOOK_MS: when
-    neither --late-look-ms nor the config sets one and nothing rules it out (an anytime
-    ladder, a context as long; a kit profile that cannot do it, softmax, or has no piece
-    of decision.late_classes)."""
-    s = cfg.slicer
-    if not args.fast or args.late_look_ms is not None or s.late_look_ms or s.anytime_ms \
-            or s.context_ms >= FAST_LATE_LOOK_MS:
+    neither --late-look-ms nor the config sets one, the config takes it, and a kit profile,
+    if any, can use it (a sigmoid per piece and a piece of decision.late_classes)."""
+    from drumclassifier.errors import ConfigError
+    if not args.fast or args.late_look_ms is not None or cfg.slicer.late_look_ms:
+        return False
+    try:
+        _with_late_look(cfg, FAST_LATE_LOOK_MS)
+    except ConfigError:
         return False
     if getattr(args, "kit", None):
         from drumclassifier.kit import KitError, KitProfile
@@ -285,8 +298,7 @@ def run_stream(args) -> int:
                                   "--play; the model's device is --model-device")
     cfg = _config(args)
     if _fast_late_look(args, cfg):
-        args.late_look_ms = FAST_LATE_LOOK_MS
-        cfg = _config(args)
+        cfg = _with_late_look(cfg, FAST_LATE_LOOK_MS)
     if cfg.slicer.late_look_ms and not args.quiet:
         say(f"{', '.join(cfg.late_look_classes)}: decided {cfg.slicer.late_look_ms:g} ms after "
             f"each hit, the rest at {cfg.slicer.context_ms:g} ms (--late-look-ms 0: all at "
