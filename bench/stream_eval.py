@@ -556,6 +556,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rt-config", metavar="FILE", action="append",
                     help="real-time config YAML (default: the built-in live settings); "
                          "repeat it to merge several, in order")
+    ap.add_argument("--music", choices=["off", "auto", "on"], default="off",
+                    help="the onset detector per file as `drumclassifier stream --music` picks "
+                         "it (realtime/music.py); off (default): the config's, as `listen`")
     ap.add_argument("--context-ms", type=float,
                     help="audio after each onset given to the model (default: the live "
                          "default, configs/realtime.yaml)")
@@ -584,10 +587,12 @@ def main(argv=None) -> int:
                if args.compare_weights else None)
     per_stream = []
     t_all = time.perf_counter()
+    from realtime.music import choose as choose_music
     for k, r in enumerate(rows):
         path = root / r["audio"]
         truth = read_truth(root / r["truth"])
-        e = run_engine(clf, path, cfg)
+        cfg_k, found = choose_music(path, cfg, args.music)
+        e = run_engine(clf, path, cfg_k)
         sc = score_onsets([t for t, _ in truth], e["onsets"])
         sc["classes"] = score_classes(truth, e["events"])
         sc["diagnosis"] = diagnose(read_truth(root / r["truth"], velocity=True), e["onsets"])
@@ -597,10 +602,14 @@ def main(argv=None) -> int:
                            "groove": r["groove"], "bpm": int(r["bpm"]),
                            "truth_onsets": group_onsets([t for t, _ in truth]).tolist(),
                            "seconds": e["seconds"], "audio": str(path),
+                           "music_detector": cfg_k.onset.band_quantile > 0,
+                           "music_ratio": found.ratio if found else None,
                            "systems": {"drumclassifier": sc}})
         msg = f"onset F@25 {sc['tol25']['f']:.3f}"
+        if found is not None:
+            msg += f", music ratio {found.ratio:.2f}{' (music detector)' if found.music else ''}"
         if compare is not None:
-            e2 = run_engine(compare, path, cfg)
+            e2 = run_engine(compare, path, cfg_k)
             sc2 = score_onsets([t for t, _ in truth], e2["onsets"])
             sc2["classes"] = score_classes(truth, e2["events"])
             per_stream[-1]["systems"][args.compare_name] = sc2
@@ -610,7 +619,8 @@ def main(argv=None) -> int:
     engine_s = time.perf_counter() - t_all
     paced: dict = {}
     for r in [r for r in rows if r["condition"] in DRUM_ONLY][: args.paced]:
-        e = run_engine(clf, root / r["audio"], cfg, fast=False)
+        e = run_engine(clf, root / r["audio"], choose_music(root / r["audio"], cfg, args.music)[0],
+                       fast=False)
         paced.setdefault("streams", []).append(r["id"])
         paced.setdefault("latency_ms", []).extend(e["latency_ms"])
         paced.setdefault("wall_latency_ms", []).extend(e["wall_latency_ms"])

@@ -12,6 +12,7 @@ from pathlib import Path
 from drumclassifier.cli_common import add_model_args, default, say
 
 from .config import AudioConfig, DecisionConfig, MidiConfig, SlicerConfig
+from .music import MODES as MUSIC_MODES
 
 LISTEN_EPILOG = """examples:
   drumclassifier listen --list-devices
@@ -33,8 +34,9 @@ STREAM_EPILOG = """examples:
   drumclassifier stream song.wav --play --virtual-port drums  # hear it and get MIDI along
   drumclassifier stream loop.flac --fast --midi-file loop.mid --quiet
   drumclassifier stream take.wav --fast --session take1      # events + report in take1/
-  drumclassifier stream song.flac --rt-config configs/realtime-music.yaml
-      # drums inside a mix: the music config's onset detector fires less on bass and chords
+  drumclassifier stream song.flac --music off
+      # by default a file with music under the drums gets the music onset detector
+      # (configs/realtime-music.yaml: it fires less on bass and chords); off: never
   drumclassifier stream take.wav --fast --events hits.csv --late-look-ms 0
       # every note at 20 ms; by default --fast decides the cymbals from a second look
       # 200 ms after each hit (a ride or an 808 cymbal sounds like a hihat at first)
@@ -136,6 +138,12 @@ def configure_stream(p: argparse.ArgumentParser) -> None:
                    help="with --play: the audio OUTPUT device, index or part of its name "
                         "(default: the system default; the model's device is --model-device)")
     add_engine_args(p)
+    p.add_argument("--music", choices=MUSIC_MODES, default="auto",
+                   help="the onset detector for music under the drums (configs/realtime-"
+                        "music.yaml). auto (default): the file is scanned first, and where "
+                        "the default detector fires at least twice as often as the music "
+                        "one, there is music; on: always; off: never (a drummer's take of "
+                        "fast rolls or tom fills in noise is safest with off)")
     p.add_argument("--late-look-ms", type=float, metavar="X",
                    help="look at each hit again X ms after its onset for the cymbals "
                         "(decision.late_classes), whose notes then go out that late; 0 = off "
@@ -292,6 +300,8 @@ def run_listen(args) -> int:
 def run_stream(args) -> int:
     from drumclassifier.errors import DrumClassifierError
 
+    from .music import choose as choose_music
+    from .music import describe as describe_music
     from .sources import FileSource, resolve_device
     if args.audio_device is not None and not args.play:
         raise DrumClassifierError(f"-d/--device {args.audio_device!r} is the audio output for "
@@ -305,6 +315,9 @@ def run_stream(args) -> int:
             f"{cfg.slicer.context_ms:g})")
     source = FileSource(args.file, cfg.audio.blocksize, fast=args.fast, play=args.play,
                         output_device=args.audio_device)
+    cfg, found = choose_music(args.file, cfg, args.music)   # after FileSource: the file is good
+    if found is not None and found.music and not args.quiet:
+        say(describe_music(found))
     if args.play:
         resolve_device(args.audio_device, "output")   # no output device: said before the model loads
     return _run(args, source, cfg)

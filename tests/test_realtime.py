@@ -712,6 +712,86 @@ def test_default_detector_hears_every_stroke_of_a_fast_roll():
     assert len(found) == len(truth)
     assert max(abs(f - s) for f, s in zip(found, truth)) < 0.005 * SR
 
+def groove_over_a_bass_line(path):
+    """examples/groove.flac with a sawtooth bass line under it (four held notes of 41-55 Hz,
+    whose periods are longer than the detector's frame: the default fires on their wobble)
+    written to `path`; -> path."""
+    import soundfile as sf
+    x, sr = sf.read(EXAMPLES / "groove.flac", dtype="float32")
+    t = np.arange(len(x)) / sr
+    bass = sum(((t >= t0) & (t < t0 + 1.45)) * (2 * ((f0 * t) % 1) - 1)
+               for t0, f0 in zip(np.arange(0, 5.8, 1.45), [49, 55, 41, 49]))
+    sf.write(path, (x + 0.2 * bass).astype(np.float32), sr)
+    return path
+
+
+def test_music_settings_are_the_music_configs():
+    from drumclassifier.config import read_yaml
+    from realtime.music import MUSIC_ONSET
+    assert dict(read_yaml(REPO / "configs" / "realtime-music.yaml")["onset"]) == MUSIC_ONSET
+
+
+def test_a_file_with_music_under_the_drums_gets_the_music_detector(tmp_path):
+    from realtime.music import choose, scan
+    cfg = load_realtime_config()
+    mixed = groove_over_a_bass_line(tmp_path / "mix.flac")
+    found = scan(mixed, cfg.onset)
+    assert found.music and found.default_onsets > 2 * found.music_onsets
+    auto, _ = choose(mixed, cfg, "auto")
+    assert auto.onset.band_quantile == 0.75 and auto.onset.delta == 0.075
+    assert auto.slicer == cfg.slicer                              # only the detector changes
+    assert choose(mixed, cfg, "off") == (cfg, None)
+    # drums alone keep the default; "on" needs no scan; a music config is not scanned again
+    drums, found = choose(EXAMPLES / "groove.flac", cfg, "auto")
+    assert drums == cfg and not found.music and found.ratio == pytest.approx(1.0, abs=0.1)
+    on, found = choose(EXAMPLES / "groove.flac", cfg, "on")
+    assert on.onset.band_quantile == 0.75 and found is None
+    music_cfg = load_realtime_config(REPO / "configs" / "realtime-music.yaml")
+    assert choose(mixed, music_cfg, "auto") == (music_cfg, None)
+
+
+def test_fast_rolls_and_toms_in_noise_are_not_taken_for_music(tmp_path):
+    """The two things the music detector loses (so it is not the default) must not make a
+    drummer's take look like music: a 32nd-note roll and tonal toms in 20 dB noise."""
+    import soundfile as sf
+
+    from bench.sounds import burst, faded, snare_like
+    from realtime.music import scan
+    rng = np.random.default_rng(0)
+    step = round(60 / 240 / 8 * SR)
+    hit = faded(snare_like(0, dur_s=0.028), fade_s=0.008)
+    roll = (1e-4 * rng.standard_normal(int(8.4 * SR))).astype(np.float32)
+    for s in range(int(0.2 * SR), int(8.2 * SR), step):
+        roll[s:s + len(hit)] += hit * rng.uniform(0.3, 1.0)
+    toms = np.zeros(10 * SR, np.float32)
+    for s in np.arange(0.2, 9.6, 0.3):
+        b = burst("tom", rng, 0.5)
+        toms[int(s * SR):int(s * SR) + len(b)] += b
+    toms += (0.05 * rng.standard_normal(len(toms))).astype(np.float32)
+    for name, x in (("roll", roll), ("toms", toms)):
+        sf.write(tmp_path / f"{name}.wav", x, SR)
+        found = scan(tmp_path / f"{name}.wav", load_realtime_config().onset)
+        assert not found.music and found.ratio > 1.1, (name, found)   # it does fire less
+
+
+def test_stream_picks_the_music_detector_and_says_so(tmp_path, tiny_checkpoint, capsys):
+    mixed = groove_over_a_bass_line(tmp_path / "mix.flac")
+
+    def hits(*extra):
+        out = tmp_path / f"hits{len(list(tmp_path.iterdir()))}.csv"
+        assert main(["stream", str(mixed), "--fast", "--events", str(out), "-w",
+                     str(tiny_checkpoint), "--model-device", "cpu", *extra]) == 0
+        return len({r["time_s"] for r in csv.DictReader(out.open())})
+    capsys.readouterr()
+    auto = hits()
+    assert "music under the drums" in capsys.readouterr().err
+    off = hits("--music", "off")
+    assert "music under the drums" not in capsys.readouterr().err
+    assert auto < off / 2            # the bass line's onsets are not sent as hits
+    hits("-q")
+    assert "music under the drums" not in capsys.readouterr().err
+
+
 # ---- anytime decisions ----------------------------------------------------------------
 LADDER = [5.0, 10.0, 20.0, 40.0, 80.0]
 
