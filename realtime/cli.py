@@ -248,6 +248,8 @@ def _run(args, source, cfg) -> int:
                                 or getattr(source, "device_spec", None) or "default input",
                                 "weights": str(args.weights or "shipped"),
                                 "context_ms": cfg.slicer.context_ms,
+                                "onset_detector": ("music" if cfg.onset.band_quantile > 0
+                                                   else "default"),
                                 "anytime_ms": list(cfg.slicer.anytime_ms),
                                 "command": " ".join(["drumclassifier"] + sys.argv[1:])})
     sinks = _sinks(args, cfg)
@@ -315,6 +317,9 @@ def run_stream(args) -> int:
             f"{cfg.slicer.context_ms:g})")
     source = FileSource(args.file, cfg.audio.blocksize, fast=args.fast, play=args.play,
                         output_device=args.audio_device)
+    if args.music == "auto" and source.frames > 60 * source.sample_rate_hz and not args.quiet:
+        say(f"looking for music under the drums ({source.frames / source.sample_rate_hz:.0f} s "
+            "of audio; --music off skips this)...")
     cfg, found = choose_music(args.file, cfg, args.music)   # after FileSource: the file is good
     if found is not None and found.music and not args.quiet:
         say(describe_music(found))

@@ -619,7 +619,8 @@ def render_html(a: Analysis, figures: dict[str, bytes]) -> str:
               f"<title>{title}</title><style>{CSS}</style></head><body>"),
              f"<h1>{title}</h1>"]
     meta_bits = [f"{k}: {html.escape(str(m[k]))}" for k in ("started", "source", "weights",
-                                                           "command") if m.get(k)]
+                                                           "onset_detector", "command")
+                 if m.get(k)]
     if meta_bits:
         parts.append("<p class='meta'>" + " &middot; ".join(meta_bits) + "</p>")
     parts.append("<div class='cards'>" + "".join(

@@ -790,6 +790,11 @@ def test_stream_picks_the_music_detector_and_says_so(tmp_path, tiny_checkpoint, 
     assert auto < off / 2            # the bass line's onsets are not sent as hits
     hits("-q")
     assert "music under the drums" not in capsys.readouterr().err
+    # a session says which detector it got
+    import json
+    assert main(["stream", str(mixed), "--fast", "-q", "--session", str(tmp_path / "s"),
+                 "-w", str(tiny_checkpoint), "--model-device", "cpu"]) == 0
+    assert json.loads((tmp_path / "s" / "session.json").read_text())["onset_detector"] == "music"
 
 
 # ---- anytime decisions ----------------------------------------------------------------
