@@ -52,25 +52,31 @@ def music_onset_config(onset: OnsetConfig) -> OnsetConfig:
 
 def scan(path, onset: OnsetConfig, block_frames: int = 1 << 16) -> MusicScan:
     """Both detectors over the file at `path`, read block by block ([n, channels] float32;
-    the detectors mix to mono). A file that cannot be read: DrumClassifierError naming it."""
+    the detectors mix to mono). A file that breaks off (truncated, corrupt further in) is
+    judged on what could be read: streaming it says the error and keeps the hits before
+    it. A file that cannot be opened: DrumClassifierError naming it."""
     import soundfile as sf
 
     from .onset import OnsetDetector
     from .sources import sf_name
     try:
-        with sf.SoundFile(sf_name(path)) as f:
-            sr = f.samplerate
-            dets = (OnsetDetector(sr, onset), OnsetDetector(sr, music_onset_config(onset)))
-            counts, frames = [0, 0], 0
-            while True:
-                block = f.read(block_frames, dtype="float32", always_2d=True)
-                if not len(block):
-                    break
-                frames += len(block)
-                for k, d in enumerate(dets):
-                    counts[k] += len(d.process_online(block))
+        f = sf.SoundFile(sf_name(path))
     except (RuntimeError, sf.LibsndfileError) as e:
         raise DrumClassifierError(f"{path}: cannot decode audio ({e})") from None
+    with f:
+        sr = f.samplerate
+        dets = (OnsetDetector(sr, onset), OnsetDetector(sr, music_onset_config(onset)))
+        counts, frames = [0, 0], 0
+        while True:
+            try:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+            except (RuntimeError, sf.LibsndfileError):
+                break
+            if not len(block):
+                break
+            frames += len(block)
+            for k, d in enumerate(dets):
+                counts[k] += len(d.process_online(block))
     return MusicScan(counts[0], counts[1], frames / sr)
 
 

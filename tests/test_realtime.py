@@ -774,6 +774,25 @@ def test_fast_rolls_and_toms_in_noise_are_not_taken_for_music(tmp_path):
         assert not found.music and found.ratio > 1.1, (name, found)   # it does fire less
 
 
+def test_a_file_that_breaks_off_is_scanned_as_far_as_it_reads(tmp_path, tiny_checkpoint):
+    """A FLAC cut in half: the scan judges what it can read, and `stream` keeps the hits
+    before the break, says the error and exits 1, with or without the scan."""
+    import soundfile as sf
+    x, sr = sf.read(EXAMPLES / "groove.flac", dtype="float32")
+    sf.write(tmp_path / "long.flac", np.tile(x, 4), sr)
+    data = (tmp_path / "long.flac").read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[:len(data) // 2])
+    from realtime.music import scan
+    found = scan(cut, load_realtime_config().onset)
+    assert 0 < found.seconds < 4 * 5.8 and found.default_onsets > 10
+    for mode in ("auto", "off"):
+        out = tmp_path / f"{mode}.csv"
+        assert main(["stream", str(cut), "--fast", "-q", "--music", mode, "--events", str(out),
+                     "-w", str(tiny_checkpoint), "--model-device", "cpu"]) == 1
+        assert len(list(csv.DictReader(out.open()))) > 10
+
+
 def test_stream_picks_the_music_detector_and_says_so(tmp_path, tiny_checkpoint, capsys):
     mixed = groove_over_a_bass_line(tmp_path / "mix.flac")
 
