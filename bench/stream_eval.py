@@ -676,7 +676,10 @@ def main(argv=None) -> int:
           f"live settings (context "
           f"{cfg.slicer.context_ms:g} ms, block {cfg.audio.blocksize}, onset frame "
           f"{cfg.onset.frame_size}), engine total "
-          f"{engine_s:.0f} s"), ""]
+          f"{engine_s:.0f} s"
+          + (f"; music detector on {sum(s['music_detector'] for s in per_stream)} of "
+             f"{len(per_stream)} streams (--music {args.music})" if args.music != "off" else "")),
+          ""]
     if peer_info:
         tuned = peer_info["aubio_tuning_f25"]
         top = sorted(tuned, key=lambda k: -tuned[k])[:5]

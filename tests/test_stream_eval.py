@@ -224,3 +224,10 @@ def test_stream_eval_end_to_end(tmp_path, synth_kit, tiny_checkpoint):
     assert set(json.loads((out / "figures.json").read_text())) == {
         "class_f", "onset_f25", "latency_ms", "live_latency_ms"}
     assert CONDITIONS[0] == "clean"
+    # --music auto: each file scanned as `stream` does; drums alone keep the default
+    assert se.main([str(tmp_path), "--out", str(out), "-w", str(tiny_checkpoint),
+                    "--no-peers", "--music", "auto"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert [s["music_detector"] for s in res["streams"]] == [False, False]
+    assert all(0.5 < s["music_ratio"] < 2 for s in res["streams"])
+    assert "music detector on 0 of 2 streams (--music auto)" in (out / "report.md").read_text()
