@@ -42,7 +42,8 @@ STREAM_EPILOG = """examples:
       # 200 ms after each hit (a ride or an 808 cymbal sounds like a hihat at first)
 
 The file goes through exactly the live path: read block by block as a sound card would
-deliver it, into the same ring buffer, onset detector and worker. Without --fast it is
+deliver it, into the same ring buffer, onset detector and worker (which detector: a look
+over the whole file first decides, see --music). Without --fast it is
 paced in real time; --play also plays it on the output device."""
 
 
