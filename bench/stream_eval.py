@@ -586,12 +586,14 @@ def main(argv=None) -> int:
     compare = (DrumClassifier(args.compare_weights, None, args.model_device)
                if args.compare_weights else None)
     per_stream = []
+    stream_cfg = {}     # id -> the config its file was streamed with (--music: scanned once)
     t_all = time.perf_counter()
     from realtime.music import choose as choose_music
     for k, r in enumerate(rows):
         path = root / r["audio"]
         truth = read_truth(root / r["truth"])
         cfg_k, found = choose_music(path, cfg, args.music)
+        stream_cfg[r["id"]] = cfg_k
         e = run_engine(clf, path, cfg_k)
         sc = score_onsets([t for t, _ in truth], e["onsets"])
         sc["classes"] = score_classes(truth, e["events"])
@@ -619,8 +621,7 @@ def main(argv=None) -> int:
     engine_s = time.perf_counter() - t_all
     paced: dict = {}
     for r in [r for r in rows if r["condition"] in DRUM_ONLY][: args.paced]:
-        e = run_engine(clf, root / r["audio"], choose_music(root / r["audio"], cfg, args.music)[0],
-                       fast=False)
+        e = run_engine(clf, root / r["audio"], stream_cfg[r["id"]], fast=False)
         paced.setdefault("streams", []).append(r["id"])
         paced.setdefault("latency_ms", []).extend(e["latency_ms"])
         paced.setdefault("wall_latency_ms", []).extend(e["wall_latency_ms"])

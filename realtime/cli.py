@@ -305,6 +305,7 @@ def run_stream(args) -> int:
 
     from .music import choose as choose_music
     from .music import describe as describe_music
+    from .music import needs_scan
     from .sources import FileSource, resolve_device
     if args.audio_device is not None and not args.play:
         raise DrumClassifierError(f"-d/--device {args.audio_device!r} is the audio output for "
@@ -318,7 +319,7 @@ def run_stream(args) -> int:
             f"{cfg.slicer.context_ms:g})")
     source = FileSource(args.file, cfg.audio.blocksize, fast=args.fast, play=args.play,
                         output_device=args.audio_device)
-    if args.music == "auto" and source.frames > 60 * source.sample_rate_hz and not args.quiet:
+    if needs_scan(cfg, args.music) and source.frames > 60 * source.sample_rate_hz and not args.quiet:
         say(f"looking for music under the drums ({source.frames / source.sample_rate_hz:.0f} s "
             "of audio; --music off skips this)...")
     cfg, found = choose_music(args.file, cfg, args.music)   # after FileSource: the file is good

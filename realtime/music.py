@@ -80,17 +80,20 @@ def scan(path, onset: OnsetConfig, block_frames: int = 1 << 16) -> MusicScan:
     return MusicScan(counts[0], counts[1], frames / sr)
 
 
-def choose(path, cfg: RealtimeConfig, mode: str) -> tuple[RealtimeConfig, MusicScan | None]:
-    """The config to stream the file at `path` with, and the scan it came from (None: not
-    scanned). mode: "auto" scans the file and takes the music detector if there is music
-    (not when the onset config already is a music detector: band_quantile set), "on" takes
-    it, "off" keeps cfg."""
+def needs_scan(cfg: RealtimeConfig, mode: str) -> bool:
+    """Whether `choose` will scan the file: mode "auto" and an onset config that is not
+    already a music detector (band_quantile set)."""
     if mode not in MODES:
         raise DrumClassifierError(f"music mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if mode == "off" or (mode == "auto" and cfg.onset.band_quantile > 0):
-        return cfg, None
-    found = scan(path, cfg.onset) if mode == "auto" else None
-    if mode == "on" or found.music:
+    return mode == "auto" and cfg.onset.band_quantile == 0
+
+
+def choose(path, cfg: RealtimeConfig, mode: str) -> tuple[RealtimeConfig, MusicScan | None]:
+    """The config to stream the file at `path` with, and the scan it came from (None: not
+    scanned). mode: "auto" scans the file (needs_scan) and takes the music detector if
+    there is music, "on" takes it, "off" keeps cfg."""
+    found = scan(path, cfg.onset) if needs_scan(cfg, mode) else None
+    if mode == "on" or (found is not None and found.music):
         cfg = replace(cfg, onset=music_onset_config(cfg.onset))
     return cfg, found
 

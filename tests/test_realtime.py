@@ -681,36 +681,48 @@ def test_music_config_ignores_a_held_notes_beating_partials():
     assert len(starts) == 3 and np.allclose(starts, [0.2, 1.2, 2.2], atol=0.01)
 
 
-def test_default_detector_hears_tonal_toms_in_noise():
-    # toms are a pitched tone with a soft attack: in 20 dB of noise they raise few bands
-    # above it, so the music config's quarter-of-the-bands flux misses a third of these
-    # (8 of 12 found); the default's mean over the bands hears every one
+def toms_in_noise(seconds: int, rng) -> tuple[np.ndarray, list[int]]:
+    """Tonal toms every 0.3 s from 0.2 s, 20 dB of noise under them -> (x, onset samples)."""
     from bench.sounds import burst
-    rng = np.random.default_rng(0)
-    x = np.zeros(4 * SR, np.float32)
-    truth = [int(s * SR) for s in np.arange(0.2, 3.6, 0.3)]
+    x = np.zeros(seconds * SR, np.float32)
+    truth = [int(s * SR) for s in np.arange(0.2, seconds - 0.4, 0.3)]
     for s in truth:
         b = burst("tom", rng, 0.5)
         x[s:s + len(b)] += b
     x += (0.05 * rng.standard_normal(len(x))).astype(np.float32)     # -20 dB under the toms
+    return x, truth
+
+
+def fast_roll(seconds: float, rng) -> tuple[np.ndarray, list[int]]:
+    """32nd notes at 240 BPM (16 strokes a second, 31 ms apart, soft to loud) from 0.2 s
+    for `seconds` -> (x, onset samples)."""
+    from bench.sounds import faded, snare_like
+    step = round(60 / 240 / 8 * SR)
+    hit = faded(snare_like(0, dur_s=0.028), fade_s=0.008)
+    x = (1e-4 * rng.standard_normal(int((seconds + 0.4) * SR))).astype(np.float32)
+    truth = list(range(int(0.2 * SR), int((seconds + 0.2) * SR), step))
+    for s in truth:
+        x[s:s + len(hit)] += hit * rng.uniform(0.3, 1.0)
+    return x, truth
+
+
+def test_default_detector_hears_tonal_toms_in_noise():
+    # toms are a pitched tone with a soft attack: in 20 dB of noise they raise few bands
+    # above it, so the music config's quarter-of-the-bands flux misses a third of these
+    # (8 of 12 found); the default's mean over the bands hears every one
+    x, truth = toms_in_noise(4, np.random.default_rng(0))
     found = [o.sample / SR for o in OnsetDetector(SR).process(x)]
     assert max(match(found, truth)) <= TOLERANCE_S
 
 
 def test_default_detector_hears_every_stroke_of_a_fast_roll():
-    # 32nd notes at 240 BPM: 16 strokes a second, 31 ms apart, soft to loud. A reference
-    # held 25 ms in every band (the music config) swallows strokes; the default does not
-    from bench.sounds import faded, snare_like
-    rng = np.random.default_rng(0)
-    step = round(60 / 240 / 8 * SR)
-    hit = faded(snare_like(0, dur_s=0.028), fade_s=0.008)
-    x = (1e-4 * rng.standard_normal(int(2.4 * SR))).astype(np.float32)
-    truth = list(range(int(0.2 * SR), int(2.2 * SR), step))
-    for s in truth:
-        x[s:s + len(hit)] += hit * rng.uniform(0.3, 1.0)
+    # a reference held 25 ms in every band (the music config) swallows strokes of a fast
+    # roll; the default does not
+    x, truth = fast_roll(2, np.random.default_rng(0))
     found = [o.sample for o in OnsetDetector(SR).process(x)]
     assert len(found) == len(truth)
     assert max(abs(f - s) for f, s in zip(found, truth)) < 0.005 * SR
+
 
 def groove_over_a_bass_line(path):
     """examples/groove.flac with a sawtooth bass line under it (four held notes of 41-55 Hz,
@@ -755,19 +767,10 @@ def test_fast_rolls_and_toms_in_noise_are_not_taken_for_music(tmp_path):
     drummer's take look like music: a 32nd-note roll and tonal toms in 20 dB noise."""
     import soundfile as sf
 
-    from bench.sounds import burst, faded, snare_like
     from realtime.music import scan
     rng = np.random.default_rng(0)
-    step = round(60 / 240 / 8 * SR)
-    hit = faded(snare_like(0, dur_s=0.028), fade_s=0.008)
-    roll = (1e-4 * rng.standard_normal(int(8.4 * SR))).astype(np.float32)
-    for s in range(int(0.2 * SR), int(8.2 * SR), step):
-        roll[s:s + len(hit)] += hit * rng.uniform(0.3, 1.0)
-    toms = np.zeros(10 * SR, np.float32)
-    for s in np.arange(0.2, 9.6, 0.3):
-        b = burst("tom", rng, 0.5)
-        toms[int(s * SR):int(s * SR) + len(b)] += b
-    toms += (0.05 * rng.standard_normal(len(toms))).astype(np.float32)
+    roll, _ = fast_roll(8, rng)
+    toms, _ = toms_in_noise(10, rng)
     for name, x in (("roll", roll), ("toms", toms)):
         sf.write(tmp_path / f"{name}.wav", x, SR)
         found = scan(tmp_path / f"{name}.wav", load_realtime_config().onset)
