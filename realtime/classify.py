@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import torch
 
 from drumclassifier.anytime import (
@@ -32,6 +33,45 @@ from drumclassifier.kit import KitProfile, file_sha256
 from .config import DecisionConfig, SlicerConfig
 from .slicer import Hit
 from .worker import More
+
+# The band each class's own hit raises (Hz), checked by band_rises_db. Toms are not
+# checked: their band holds the kick's and the bass line's, and on the validation grooves
+# the check lost more toms than false toms (docs/benchmarks.md, "Did it rise").
+RISE_BANDS_HZ = {"kick": (30.0, 150.0), "snare": (150.0, 1000.0),
+                 "hihat": (6000.0, 16000.0), "cymbals": (3000.0, 16000.0)}
+RISE_WINDOW_MS = 20.0           # the live context: the window compared on each side
+
+
+def band_rises_db(audio: np.ndarray, before: np.ndarray | None, sample_rate_hz: int,
+                  bands_hz: dict[str, tuple[float, float]],
+                  window_ms: float = RISE_WINDOW_MS) -> dict[str, float]:
+    """How much each band rose at the onset (dB): its energy in the first window_ms of
+    `audio` [n, channels] (from the onset; fewer if the slice is shorter) against the same
+    length of `before` [m, channels] just before the onset (silence where `before` is
+    shorter: a file's first hit). A drum struck at the onset raises its band; a drum
+    still ringing from before does not, whatever was struck over it, nor does a bass or
+    chord note outside the band. Both windows Hann, zero-padded to about 10 Hz
+    resolution. A band the slice is too short for, or above the Nyquist frequency,
+    gives inf (no evidence: nothing is held back)."""
+    n = min(len(audio), int(round(window_ms * sample_rate_hz / 1000)))
+    if n < 16:
+        return {c: float("inf") for c in bands_hz}
+    now = audio[:n].mean(axis=1)                # [n] mono
+    pre = np.zeros(n, np.float32)
+    if before is not None and len(before):
+        tail = before[-n:].mean(axis=1)
+        pre[n - len(tail):] = tail
+    n_fft = 1 << max(int(np.ceil(np.log2(sample_rate_hz / 10))), int(np.ceil(np.log2(n))))
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate_hz)
+    w = np.hanning(n)
+    p_now = np.abs(np.fft.rfft(now * w, n_fft)) ** 2    # [n_fft // 2 + 1] power
+    p_pre = np.abs(np.fft.rfft(pre * w, n_fft)) ** 2
+    out = {}
+    for c, (lo, hi) in bands_hz.items():
+        band = (freqs >= lo) & (freqs < hi)
+        out[c] = (10 * float(np.log10((p_now[band].sum() + 1e-12) / (p_pre[band].sum() + 1e-12)))
+                  if band.any() else float("inf"))
+    return out
 
 
 def first_rung_samples(first_ms: float | None, stream_rate_hz: int) -> int:
@@ -55,7 +95,10 @@ class Classify:
 
     Per hit: every class at or above its threshold. If none is: nothing is sent when the
     model was trained to reject onsets that are not drums (ModelConfig.rejects_non_drums:
-    a bass note, a ringing tail), else the top class. A hit before its last rung
+    a bass note, a ringing tail), else the top class. A class of rise_classes is sent
+    only where its band (RISE_BANDS_HZ) rose at least min_rise_db at the onset
+    (band_rises_db): not a kick still ringing under the hihat struck over it, nor a hihat
+    for a chord; a model that cannot reject still sends its top class. A hit before its last rung
     (anytime) whose decision is less sure than min_confidence
     (drumclassifier.anytime.class_confidence) gets None: wait for more context.
 
@@ -66,9 +109,18 @@ class Classify:
     """
 
     def __init__(self, clf, stream_rate_hz: int, min_confidence: float | None = None,
-                 late_classes=(), first_ms: float | None = None):
+                 late_classes=(), first_ms: float | None = None,
+                 rise_classes=None, min_rise_db: float | None = None):
         self.clf, self.sr = clf, stream_rate_hz
-        self.min_confidence = defaults_with(DecisionConfig, min_confidence=min_confidence).min_confidence
+        d = defaults_with(DecisionConfig, min_confidence=min_confidence,
+                          rise_classes=rise_classes, min_rise_db=min_rise_db)
+        self.min_confidence, self.min_rise_db = d.min_confidence, d.min_rise_db
+        unknown = [c for c in d.rise_classes if c not in RISE_BANDS_HZ or c not in clf.labels]
+        if unknown:
+            raise ConfigError(f"decision.rise_classes: {', '.join(unknown)} (the classes with "
+                              f"a band: {', '.join(RISE_BANDS_HZ)})")
+        # class index -> its band, for the classes checked
+        self.rise_bands = {clf.labels.index(c): RISE_BANDS_HZ[c] for c in d.rise_classes}
         unknown = [c for c in late_classes if c not in clf.labels]
         if unknown:
             raise ConfigError(f"decision.late_classes: {', '.join(unknown)} not among the "
@@ -89,6 +141,10 @@ class Classify:
                 out.append(None)
                 continue
             idx = [int(i) for i in torch.nonzero(p >= th).flatten()]
+            checked = {i: self.rise_bands[i] for i in idx if i in self.rise_bands}
+            if checked:                                   # did the classes' own bands rise?
+                rise = band_rises_db(h.audio, h.before, self.sr, checked)
+                idx = [i for i in idx if rise.get(i, np.inf) >= self.min_rise_db]
             if not idx and not self.clf.cfg.rejects_non_drums:
                 idx = [int(p.argmax())]
             idx.sort(key=lambda i: -float(p[i]))

@@ -95,7 +95,9 @@ class Engine:
         if classify is None:
             from .classify import Classify  # torch: loaded when an engine is built
             classify = Classify(clf, sr, self.cfg.decision.min_confidence,
-                                self.cfg.late_look_classes, self.cfg.slicer.context_ms)
+                                self.cfg.late_look_classes, self.cfg.slicer.context_ms,
+                                self.cfg.decision.rise_classes,
+                                self.cfg.decision.min_rise_db)
         self.worker = Worker(self.queue, classify, self.sinks, self.cfg.velocity, sr,
                              self.cfg.worker.max_batch)
         self.poll_s = poll_ms / 1000

@@ -294,6 +294,67 @@ def test_late_look_sends_the_late_classes_from_the_later_rung_only(clf):
         Classify(clf, SR, late_classes=["cowbell"])
 
 
+def kick_over_kick_tail(struck: str, delay_s: float = 0.1):
+    """A kick, and `delay_s` later a hit of `struck` (kick or hihat) over its ringing tail:
+    (the hit's slice [20 ms, 2], the 50 ms before it [2205, 2])."""
+    from bench.sounds import hihat_like, kick_like
+    x = np.zeros(SR, np.float32)
+    first = kick_like()
+    x[:len(first)] += first
+    at = int(delay_s * SR)
+    second = kick_like(seed=1) if struck == "kick" else hihat_like()
+    x[at:at + len(second)] += second
+    x = np.repeat(x[:, None], 2, axis=1)
+    return x[at:at + SR // 50], x[at - SR // 20:at]
+
+
+def test_band_rise_tells_a_new_kick_from_a_ringing_one():
+    from realtime.classify import RISE_BANDS_HZ, band_rises_db
+
+    def kick_rise(hit, before):
+        return band_rises_db(hit, before, SR, {"kick": RISE_BANDS_HZ["kick"]})["kick"]
+    # a hihat struck 100 ms into a kick: the kick's band falls (the model hears kick there),
+    # the hihat's rises
+    hit, before = kick_over_kick_tail("hihat")
+    rise = band_rises_db(hit, before, SR, RISE_BANDS_HZ)
+    assert rise["kick"] < 0 and rise["hihat"] > 10
+    # a second kick over the first one's tail, and a first kick over silence: it rises
+    hit, before = kick_over_kick_tail("kick")
+    assert kick_rise(hit, before) > 3
+    assert kick_rise(hit, np.zeros((0, 2), np.float32)) > 30
+    assert kick_rise(hit, None) > 30
+    # `before` shorter than the window (a file's first 5 ms): silence in front of it
+    assert kick_rise(hit, before[-SR // 200:]) > 3
+    # no evidence, nothing held back: a slice too short, a band above the Nyquist frequency
+    assert kick_rise(hit[:8], before) == float("inf")
+    assert band_rises_db(hit, before, 8000, {"hihat": RISE_BANDS_HZ["hihat"]})["hihat"] == float("inf")
+
+
+def test_a_kick_ringing_from_before_is_not_sent_again(clf):
+    """decision.rise_classes: with every class present (thresholds 0), the hihat struck
+    over a kick's tail is sent without the kick (and without the snare and cymbals, whose
+    bands did not rise either), the second kick with it; [] turns the check off."""
+    import torch
+
+    from realtime.slicer import Hit
+    audio, before = kick_over_kick_tail("hihat")
+    over_tail = Hit(0, None, audio, -6.0, SR // 50, before=before)
+    audio, before = kick_over_kick_tail("kick")
+    new_kick = Hit(1, None, audio, -6.0, SR // 50, before=before)
+    saved = clf.thresholds.clone()
+    try:
+        clf.thresholds = torch.zeros(5)
+        _, (a, b) = Classify(clf, SR)([over_tail, new_kick])
+        assert "kick" not in {lab for lab, _ in a} and {"hihat", "toms"} <= {lab for lab, _ in a}
+        assert "kick" in {lab for lab, _ in b}
+        _, (a, _) = Classify(clf, SR, rise_classes=[])([over_tail, new_kick])
+        assert {lab for lab, _ in a} == set(clf.labels)
+    finally:
+        clf.thresholds = saved
+    with pytest.raises(ConfigError, match="toms"):
+        Classify(clf, SR, rise_classes=["toms"])      # no band of its own
+
+
 def test_late_look_config_is_checked():
     cfg = load_realtime_config(None, {"slicer": {"late_look_ms": 200}})
     assert cfg.slicer.contexts_ms == [20.0, 200.0] and cfg.decision.late_classes == ["cymbals"]
