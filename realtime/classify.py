@@ -74,6 +74,29 @@ def band_rises_db(audio: np.ndarray, before: np.ndarray | None, sample_rate_hz: 
     return out
 
 
+class RiseCheck:
+    """decision.rise_classes / min_rise_db: which classes of a hit did not rise at its
+    onset (band_rises_db over the hit's slice and the audio before it)."""
+
+    def __init__(self, labels, stream_rate_hz: int, rise_classes=None,
+                 min_rise_db: float | None = None):
+        d = defaults_with(DecisionConfig, rise_classes=rise_classes, min_rise_db=min_rise_db)
+        unknown = [c for c in d.rise_classes if c not in RISE_BANDS_HZ or c not in labels]
+        if unknown:
+            raise ConfigError(f"decision.rise_classes: {', '.join(unknown)} (the classes with "
+                              f"a band: {', '.join(RISE_BANDS_HZ)})")
+        self.bands = {c: RISE_BANDS_HZ[c] for c in d.rise_classes}
+        self.min_db, self.sr = d.min_rise_db, stream_rate_hz
+
+    def fell(self, h: Hit, labels) -> set[str]:
+        """The classes among `labels` whose own band rose less than min_rise_db at h's onset."""
+        checked = {c: self.bands[c] for c in set(labels) if c in self.bands}
+        if not checked:
+            return set()
+        rise = band_rises_db(h.audio, h.before, self.sr, checked)
+        return {c for c, r in rise.items() if r < self.min_db}
+
+
 def first_rung_samples(first_ms: float | None, stream_rate_hz: int) -> int:
     """The late look's first rung in stream-rate samples (None: the config's context_ms):
     a slice longer than it is the late look."""
@@ -112,15 +135,8 @@ class Classify:
                  late_classes=(), first_ms: float | None = None,
                  rise_classes=None, min_rise_db: float | None = None):
         self.clf, self.sr = clf, stream_rate_hz
-        d = defaults_with(DecisionConfig, min_confidence=min_confidence,
-                          rise_classes=rise_classes, min_rise_db=min_rise_db)
-        self.min_confidence, self.min_rise_db = d.min_confidence, d.min_rise_db
-        unknown = [c for c in d.rise_classes if c not in RISE_BANDS_HZ or c not in clf.labels]
-        if unknown:
-            raise ConfigError(f"decision.rise_classes: {', '.join(unknown)} (the classes with "
-                              f"a band: {', '.join(RISE_BANDS_HZ)})")
-        # class index -> its band, for the classes checked
-        self.rise_bands = {clf.labels.index(c): RISE_BANDS_HZ[c] for c in d.rise_classes}
+        self.min_confidence = defaults_with(DecisionConfig, min_confidence=min_confidence).min_confidence
+        self.rise = RiseCheck(clf.labels, stream_rate_hz, rise_classes, min_rise_db)
         unknown = [c for c in late_classes if c not in clf.labels]
         if unknown:
             raise ConfigError(f"decision.late_classes: {', '.join(unknown)} not among the "
@@ -141,10 +157,8 @@ class Classify:
                 out.append(None)
                 continue
             idx = [int(i) for i in torch.nonzero(p >= th).flatten()]
-            checked = {i: self.rise_bands[i] for i in idx if i in self.rise_bands}
-            if checked:                                   # did the classes' own bands rise?
-                rise = band_rises_db(h.audio, h.before, self.sr, checked)
-                idx = [i for i in idx if rise.get(i, np.inf) >= self.min_rise_db]
+            fell = self.rise.fell(h, [self.clf.labels[i] for i in idx])
+            idx = [i for i in idx if self.clf.labels[i] not in fell]
             if not idx and not self.clf.cfg.rejects_non_drums:
                 idx = [int(p.argmax())]
             idx.sort(key=lambda i: -float(p[i]))
@@ -182,12 +196,15 @@ class KitClassify:
 
     late_classes (slicer.late_look_ms; sigmoid profiles only): as in Classify, the pieces
     of those classes are sent from the late look, every other piece at the first rung.
+    rise_classes, min_rise_db: as in Classify, a piece of those classes is sent only where
+    its class's band rose at the onset.
     """
 
     def __init__(self, clf, profile: KitProfile, stream_rate_hz: int,
                  min_confidence: float | None = None, max_pieces: int | None = None,
                  extra_piece_min: float | None = None, sure_of: str | None = None,
-                 late_classes=(), first_ms: float | None = None):
+                 late_classes=(), first_ms: float | None = None, rise_classes=None,
+                 min_rise_db: float | None = None):
         # None: the real-time config's default
         d = defaults_with(DecisionConfig, min_confidence=min_confidence, max_pieces=max_pieces,
                           extra_piece_min=extra_piece_min, sure_of=sure_of)
@@ -209,6 +226,8 @@ class KitClassify:
             raise ConfigError("slicer.late_look_ms needs a kit profile with a sigmoid per "
                               "piece (version 4): re-run `drumclassifier calibrate`")
         self.first_n = first_rung_samples(first_ms, stream_rate_hz)
+        # pieces of these classes are sent only where their class's band rose (RiseCheck)
+        self.rise = RiseCheck(profile.labels, stream_rate_hz, rise_classes, min_rise_db)
 
     def __call__(self, hits):
         waves, keep, lead = self.clf.prepare_hits(hits, self.sr)   # [2, n] each, n = its context
@@ -230,6 +249,8 @@ class KitClassify:
                 out.append(None)
                 continue
             picked = pick_pieces(p, floors, self.extra_piece_min, self.max_pieces, top)
+            fell = self.rise.fell(h, [self.profile.pieces[i].label for i in picked])
+            picked = [i for i in picked if self.profile.pieces[i].label not in fell]
             if not picked or h.peak_db < self.profile.pieces[picked[0]].gate_db:
                 out.append([])
                 continue
@@ -257,6 +278,8 @@ class KitClassify:
                 s, d = [bool(x) and i in ok for i, x in enumerate(s.tolist())], h.final
             new = [i for i in torch.argsort(p, descending=True).tolist()
                    if s[i] and i not in sent and h.peak_db >= pieces[i].gate_db]
+            fell = self.rise.fell(h, [pieces[i].label for i in new])
+            new = [i for i in new if pieces[i].label not in fell]
             new = new[:max(0, self.max_pieces - len(sent))]
             sent.update(new)
             items = [self._item(p, i, h) for i in new]
@@ -280,4 +303,5 @@ def kit_classify(clf, kit_path, cfg, stream_rate_hz: int, quiet: bool = False) -
               file=sys.stderr, flush=True)
     d = cfg.decision
     return KitClassify(clf, prof, stream_rate_hz, d.min_confidence, d.max_pieces,
-                       d.extra_piece_min, d.sure_of, cfg.late_look_classes, cfg.slicer.context_ms)
+                       d.extra_piece_min, d.sure_of, cfg.late_look_classes, cfg.slicer.context_ms,
+                       d.rise_classes, d.min_rise_db)

@@ -28,7 +28,7 @@ from drumclassifier.kit import (
     parse_piece,
 )
 
-from .realtime_helpers import assert_pieces_right
+from .realtime_helpers import assert_pieces_right, kick_over_kick_tail
 
 SR = 44100
 ORDER = ["kick", "snare", "hihat", "toms--floor tom"]          # as played
@@ -312,6 +312,24 @@ def test_sigmoid_profile_sends_every_piece_struck(tiny):
     assert [x[2]["piece"] for x in out[0]] == ["kick"]       # the cap, most probable first
     _, out = KitClassify(tiny, sigmoid_profile(dim, [0.2, 0.1, 0.3]), SR)(hits_of(1, True))
     assert out == [[]]                                         # no piece: nothing (a tail)
+
+
+def test_kit_profile_does_not_send_a_kick_ringing_from_before(tiny):
+    """decision.rise_classes on the kit path: the profile hears kick + hihat at a hihat
+    struck over a kick's tail, and sends only the hihat; a new kick goes with it."""
+    from realtime.classify import KitClassify
+    from realtime.slicer import Hit
+    dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
+    prof = sigmoid_profile(dim, [0.9, 0.8, 0.1])               # kick + hihat, no tom
+    audio, before = kick_over_kick_tail("hihat")
+    over_tail = Hit(0, None, audio, -6.0, len(audio), before=before)
+    audio, before = kick_over_kick_tail("kick")
+    new_kick = Hit(1, None, audio, -6.0, len(audio), before=before)
+    _, (a, b) = KitClassify(tiny, prof, SR)([over_tail, new_kick])
+    assert [x[2]["piece"] for x in a] == ["hihat"]
+    assert [x[2]["piece"] for x in b] == ["kick", "hihat"]
+    _, (a, _) = KitClassify(tiny, prof, SR, rise_classes=[])([over_tail, new_kick])
+    assert [x[2]["piece"] for x in a] == ["kick", "hihat"]
 
 
 def test_kit_late_look_sends_the_late_pieces_from_the_later_rung(tiny):

@@ -39,7 +39,7 @@ from realtime.classify import Classify
 from realtime.worker import HitQueue
 
 from .conftest import SR
-from .realtime_helpers import TOLERANCE_S, Collect, match, write_bursts
+from .realtime_helpers import TOLERANCE_S, Collect, kick_over_kick_tail, match, write_bursts
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -292,20 +292,6 @@ def test_late_look_sends_the_late_classes_from_the_later_rung_only(clf):
         clf.thresholds = saved
     with pytest.raises(ConfigError, match="cowbell"):
         Classify(clf, SR, late_classes=["cowbell"])
-
-
-def kick_over_kick_tail(struck: str, delay_s: float = 0.1):
-    """A kick, and `delay_s` later a hit of `struck` (kick or hihat) over its ringing tail:
-    (the hit's slice [20 ms, 2], the 50 ms before it [2205, 2])."""
-    from bench.sounds import hihat_like, kick_like
-    x = np.zeros(SR, np.float32)
-    first = kick_like()
-    x[:len(first)] += first
-    at = int(delay_s * SR)
-    second = kick_like(seed=1) if struck == "kick" else hihat_like()
-    x[at:at + len(second)] += second
-    x = np.repeat(x[:, None], 2, axis=1)
-    return x[at:at + SR // 50], x[at - SR // 20:at]
 
 
 def test_band_rise_tells_a_new_kick_from_a_ringing_one():
