@@ -120,9 +120,9 @@ class Classify:
     model was trained to reject onsets that are not drums (ModelConfig.rejects_non_drums:
     a bass note, a ringing tail), else the top class. A class of rise_classes is sent
     only where its band (RISE_BANDS_HZ) rose at least min_rise_db at the onset
-    (band_rises_db): not a kick still ringing under the hihat struck over it, nor a hihat
-    for a chord; a model that cannot reject still sends its top class. A hit before its last rung
-    (anytime) whose decision is less sure than min_confidence
+    (RiseCheck): not a kick still ringing under the hihat struck over it, nor a hihat for
+    a chord; a model that cannot reject still sends its top class. A hit before its last
+    rung (anytime) whose decision is less sure than min_confidence
     (drumclassifier.anytime.class_confidence) gets None: wait for more context.
 
     With late_classes (slicer.late_look_ms: two rungs, first_ms and the late look): the
