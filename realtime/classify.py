@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import torch
 
 from drumclassifier.anytime import (
@@ -31,52 +30,13 @@ from drumclassifier.errors import ConfigError
 from drumclassifier.kit import KitProfile, file_sha256
 
 from .config import DecisionConfig, SlicerConfig
-from .slicer import Hit
+from .slicer import RISE_BANDS_HZ, Hit, band_rises_db
 from .worker import More
-
-# The band each class's own hit raises (Hz), checked by band_rises_db. Toms are not
-# checked: their band holds the kick's and the bass line's, and on the validation grooves
-# the check lost more toms than false toms (docs/benchmarks.md, "Did it rise").
-RISE_BANDS_HZ = {"kick": (30.0, 150.0), "snare": (150.0, 1000.0),
-                 "hihat": (6000.0, 16000.0), "cymbals": (3000.0, 16000.0)}
-RISE_WINDOW_MS = 20.0           # the live context: the window compared on each side
-
-
-def band_rises_db(audio: np.ndarray, before: np.ndarray | None, sample_rate_hz: int,
-                  bands_hz: dict[str, tuple[float, float]],
-                  window_ms: float = RISE_WINDOW_MS) -> dict[str, float]:
-    """How much each band rose at the onset (dB): its energy in the first window_ms of
-    `audio` [n, channels] (from the onset; fewer if the slice is shorter) against the same
-    length of `before` [m, channels] just before the onset (silence where `before` is
-    shorter: a file's first hit). A drum struck at the onset raises its band; a drum
-    still ringing from before does not, whatever was struck over it, nor does a bass or
-    chord note outside the band. Both windows Hann, zero-padded to about 10 Hz
-    resolution. A band the slice is too short for, or above the Nyquist frequency,
-    gives inf (no evidence: nothing is held back)."""
-    n = min(len(audio), int(round(window_ms * sample_rate_hz / 1000)))
-    if n < 16:
-        return {c: float("inf") for c in bands_hz}
-    now = audio[:n].mean(axis=1)                # [n] mono
-    pre = np.zeros(n, np.float32)
-    if before is not None and len(before):
-        tail = before[-n:].mean(axis=1)
-        pre[n - len(tail):] = tail
-    n_fft = 1 << max(int(np.ceil(np.log2(sample_rate_hz / 10))), int(np.ceil(np.log2(n))))
-    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate_hz)
-    w = np.hanning(n)
-    p_now = np.abs(np.fft.rfft(now * w, n_fft)) ** 2    # [n_fft // 2 + 1] power
-    p_pre = np.abs(np.fft.rfft(pre * w, n_fft)) ** 2
-    out = {}
-    for c, (lo, hi) in bands_hz.items():
-        band = (freqs >= lo) & (freqs < hi)
-        out[c] = (10 * float(np.log10((p_now[band].sum() + 1e-12) / (p_pre[band].sum() + 1e-12)))
-                  if band.any() else float("inf"))
-    return out
 
 
 class RiseCheck:
     """decision.rise_classes / min_rise_db: which classes of a hit did not rise at its
-    onset (band_rises_db over the hit's slice and the audio before it)."""
+    onset (realtime.slicer.band_rises_db over the hit's slice and the audio before it)."""
 
     def __init__(self, labels, stream_rate_hz: int, rise_classes=None,
                  min_rise_db: float | None = None):
@@ -93,7 +53,7 @@ class RiseCheck:
         checked = {c: self.bands[c] for c in set(labels) if c in self.bands}
         if not checked:
             return set()
-        rise = band_rises_db(h.audio, h.before, self.sr, checked)
+        rise = band_rises_db(h.audio, h.before, self.sr, checked)   # 0.2 ms of numpy
         return {c for c, r in rise.items() if r < self.min_db}
 
 

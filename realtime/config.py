@@ -192,6 +192,11 @@ def validate(cfg: RealtimeConfig, source: str = "realtime config") -> None:
         bad(f"slicer.late_look_ms must be 0 (off) or longer than context_ms, got {late}")
     if late and lad:
         bad("slicer.late_look_ms works with one fixed context_ms, not with anytime_ms")
+    from .slicer import RISE_BANDS_HZ
+    unknown = [x for x in cfg.decision.rise_classes if x not in RISE_BANDS_HZ]
+    if unknown:
+        bad(f"decision.rise_classes: {', '.join(unknown)} (the classes with a band of their "
+            f"own: {', '.join(RISE_BANDS_HZ)})")
     if late and not cfg.decision.late_classes:
         bad("slicer.late_look_ms needs decision.late_classes (the classes it decides)")
     d = cfg.decision

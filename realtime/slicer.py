@@ -64,6 +64,47 @@ def hit_peak_db(audio: np.ndarray, before: np.ndarray | None) -> float:
     return 20 * float(np.log10(max(peak, 1e-10)))
 
 
+# The band each class's own hit raises (Hz), measured by band_rises_db for the classes of
+# decision.rise_classes (realtime/config.py). Toms have none: their band holds the kick's
+# and the bass line's, and on the validation grooves checking it lost more toms than false
+# toms (docs/benchmarks.md, "Did it rise").
+RISE_BANDS_HZ = {"kick": (30.0, 150.0), "snare": (150.0, 1000.0),
+                 "hihat": (6000.0, 16000.0), "cymbals": (3000.0, 16000.0)}
+RISE_WINDOW_MS = 20.0           # the live context: the window compared on each side
+
+
+def band_rises_db(audio: np.ndarray, before: np.ndarray | None, sample_rate_hz: int,
+                  bands_hz: dict[str, tuple[float, float]],
+                  window_ms: float = RISE_WINDOW_MS) -> dict[str, float]:
+    """How much each band rose at the onset (dB): its energy in the first window_ms of
+    `audio` [n, channels] (from the onset; fewer if the slice is shorter) against the same
+    length of `before` [m, channels] just before the onset (silence where `before` is
+    shorter: a file's first hit). A drum struck at the onset raises its band; a drum
+    still ringing from before does not, whatever was struck over it, nor does a bass or
+    chord note outside the band. Both windows Hann, zero-padded to about 10 Hz
+    resolution. A band the slice is too short for, or above the Nyquist frequency,
+    gives inf (no evidence: nothing is held back)."""
+    n = min(len(audio), int(round(window_ms * sample_rate_hz / 1000)))
+    if n < 16:
+        return {c: float("inf") for c in bands_hz}
+    now = audio[:n].mean(axis=1)                # [n] mono
+    pre = np.zeros(n, np.float32)
+    if before is not None and len(before):
+        tail = before[-n:].mean(axis=1)
+        pre[n - len(tail):] = tail
+    n_fft = 1 << max(int(np.ceil(np.log2(sample_rate_hz / 10))), int(np.ceil(np.log2(n))))
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate_hz)
+    w = np.hanning(n)
+    p_now = np.abs(np.fft.rfft(now * w, n_fft)) ** 2    # [n_fft // 2 + 1] power
+    p_pre = np.abs(np.fft.rfft(pre * w, n_fft)) ** 2
+    out = {}
+    for c, (lo, hi) in bands_hz.items():
+        band = (freqs >= lo) & (freqs < hi)
+        out[c] = (10 * float(np.log10((p_now[band].sum() + 1e-12) / (p_pre[band].sum() + 1e-12)))
+                  if band.any() else float("inf"))
+    return out
+
+
 @dataclass
 class Hit:
     """One detected hit (one rung of it with anytime decisions), ready for the model."""

@@ -295,7 +295,7 @@ def test_late_look_sends_the_late_classes_from_the_later_rung_only(clf):
 
 
 def test_band_rise_tells_a_new_kick_from_a_ringing_one():
-    from realtime.classify import RISE_BANDS_HZ, band_rises_db
+    from realtime.slicer import RISE_BANDS_HZ, band_rises_db
 
     def kick_rise(hit, before):
         return band_rises_db(hit, before, SR, {"kick": RISE_BANDS_HZ["kick"]})["kick"]
@@ -339,6 +339,8 @@ def test_a_kick_ringing_from_before_is_not_sent_again(clf):
         clf.thresholds = saved
     with pytest.raises(ConfigError, match="toms"):
         Classify(clf, SR, rise_classes=["toms"])      # no band of its own
+    with pytest.raises(ConfigError, match="rise_classes: toms"):
+        load_realtime_config(None, {"decision": {"rise_classes": ["toms"]}})
 
 
 def test_late_look_config_is_checked():
