@@ -99,13 +99,15 @@ class DecisionConfig:
     # the late look. Cymbals: at 20 ms a ride or an 808 cymbal sounds like a hihat, their
     # wash tells them apart
     late_classes: list[str] = field(default_factory=lambda: ["cymbals"])
-    # generic model: a class among rise_classes is sent only where its own band
-    # (realtime.classify.RISE_BANDS_HZ) rose at least min_rise_db at the onset, the first
-    # 20 ms after it against the 20 ms before it: a kick still ringing under the hihat
-    # struck over it is not a new kick, a chord is not a hihat. Chosen on the validation
-    # grooves; held-out grooves in docs/benchmarks.md ("Did it rise"). [] = off
-    rise_classes: list[str] = field(default_factory=lambda: ["kick", "snare", "hihat",
-                                                             "cymbals"])
+    # a class among rise_classes (a kit profile: its pieces) is sent only where its own
+    # band (realtime.slicer.RISE_BANDS_HZ) rose at least min_rise_db at the onset, the
+    # first 20 ms after it against the 20 ms before it: a kick still ringing under the
+    # hihat struck over it is not a new kick, a chord is not a hihat. Chosen on the
+    # validation grooves; held-out grooves in docs/benchmarks.md ("Did it rise"). Cymbals
+    # only with music (configs/realtime-music.yaml): a drummer strikes a cymbal over the
+    # last one's wash, where the band rises too little (held-out kit grooves, cymbals
+    # -0.03 to -0.06). [] = off
+    rise_classes: list[str] = field(default_factory=lambda: ["kick", "snare", "hihat"])
     min_rise_db: float = 1.0
 
 

@@ -24,8 +24,9 @@ from drumclassifier.errors import DrumClassifierError
 
 from .config import OnsetConfig, RealtimeConfig
 
-# the onset settings of configs/realtime-music.yaml (tests/test_realtime.py keeps them equal)
+# the settings of configs/realtime-music.yaml (tests/test_realtime.py keeps them equal)
 MUSIC_ONSET = {"band_quantile": 0.75, "low_hz": 20000.0, "delta": 0.075}
+MUSIC_DECISION = {"rise_classes": ["kick", "snare", "hihat", "cymbals"]}
 MUSIC_RATIO = 2.0
 MODES = ("auto", "on", "off")
 
@@ -90,11 +91,13 @@ def needs_scan(cfg: RealtimeConfig, mode: str) -> bool:
 
 def choose(path, cfg: RealtimeConfig, mode: str) -> tuple[RealtimeConfig, MusicScan | None]:
     """The config to stream the file at `path` with, and the scan it came from (None: not
-    scanned). mode: "auto" scans the file (needs_scan) and takes the music detector if
-    there is music, "on" takes it, "off" keeps cfg."""
+    scanned). mode: "auto" scans the file (needs_scan) and takes the music config (its
+    detector, and the rise check for cymbals too) if there is music, "on" takes it, "off"
+    keeps cfg."""
     found = scan(path, cfg.onset) if needs_scan(cfg, mode) else None
     if mode == "on" or (found is not None and found.music):
-        cfg = replace(cfg, onset=music_onset_config(cfg.onset))
+        cfg = replace(cfg, onset=music_onset_config(cfg.onset),
+                      decision=replace(cfg.decision, **MUSIC_DECISION))
     return cfg, found
 
 

@@ -318,8 +318,8 @@ def test_band_rise_tells_a_new_kick_from_a_ringing_one():
 
 def test_a_kick_ringing_from_before_is_not_sent_again(clf):
     """decision.rise_classes: with every class present (thresholds 0), the hihat struck
-    over a kick's tail is sent without the kick (and without the snare and cymbals, whose
-    bands did not rise either), the second kick with it; [] turns the check off."""
+    over a kick's tail is sent without the kick (and without the snare, whose band did not
+    rise either), the second kick with it; [] turns the check off."""
     import torch
 
     from realtime.slicer import Hit
@@ -788,8 +788,10 @@ def groove_over_a_bass_line(path):
 
 def test_music_settings_are_the_music_configs():
     from drumclassifier.config import read_yaml
-    from realtime.music import MUSIC_ONSET
-    assert dict(read_yaml(REPO / "configs" / "realtime-music.yaml")["onset"]) == MUSIC_ONSET
+    from realtime.music import MUSIC_DECISION, MUSIC_ONSET
+    music = read_yaml(REPO / "configs" / "realtime-music.yaml")
+    assert dict(music["onset"]) == MUSIC_ONSET
+    assert {k: list(v) for k, v in music["decision"].items()} == MUSIC_DECISION
 
 
 def test_a_file_with_music_under_the_drums_gets_the_music_detector(tmp_path):
@@ -800,7 +802,8 @@ def test_a_file_with_music_under_the_drums_gets_the_music_detector(tmp_path):
     assert found.music and found.default_onsets > 2 * found.music_onsets
     auto, _ = choose(mixed, cfg, "auto")
     assert auto.onset.band_quantile == 0.75 and auto.onset.delta == 0.075
-    assert auto.slicer == cfg.slicer                              # only the detector changes
+    assert auto.slicer == cfg.slicer                  # the detector and the rise check change
+    assert auto.decision.rise_classes == cfg.decision.rise_classes + ["cymbals"]
     assert choose(mixed, cfg, "off") == (cfg, None)
     # drums alone keep the default; "on" needs no scan; a music config is not scanned again
     drums, found = choose(EXAMPLES / "groove.flac", cfg, "auto")
