@@ -140,8 +140,9 @@ def configure_stream(p: argparse.ArgumentParser) -> None:
                         "(default: the system default; the model's device is --model-device)")
     add_engine_args(p)
     p.add_argument("--music", choices=MUSIC_MODES, default="auto",
-                   help="the onset detector for music under the drums (configs/realtime-"
-                        "music.yaml). auto (default): the file is scanned first, and where "
+                   help="the settings for music under the drums (configs/realtime-"
+                        "music.yaml: its onset detector, and cymbals only where their band "
+                        "rose). auto (default): the file is scanned first, and where "
                         "the default detector fires at least twice as often as the music "
                         "one, there is music; on: always; off: never (a drummer's take of "
                         "fast rolls or tom fills in noise is safest with off)")

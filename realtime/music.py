@@ -105,4 +105,6 @@ def describe(found: MusicScan) -> str:
     """One line for stderr when the scan found music."""
     return (f"music under the drums (the default onset detector fires {found.ratio:.1f}x as "
             f"often as the music detector over the file: {found.default_onsets} against "
-            f"{found.music_onsets}): the music detector is used (--music off: the default)")
+            f"{found.music_onsets}): the music settings are used (configs/realtime-music.yaml: "
+            f"its onset detector, and cymbals only where their band rose; --music off: the "
+            f"default)")
