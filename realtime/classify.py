@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import torch
 
 from drumclassifier.anytime import (
@@ -48,13 +49,14 @@ class RiseCheck:
         self.bands = {c: RISE_BANDS_HZ[c] for c in d.rise_classes}
         self.min_db, self.sr = d.min_rise_db, stream_rate_hz
 
-    def fell(self, h: Hit, labels) -> set[str]:
-        """The classes among `labels` whose own band rose less than min_rise_db at h's onset."""
-        checked = {c: self.bands[c] for c in set(labels) if c in self.bands}
+    def keep(self, h: Hit, idx: list[int], label_of) -> list[int]:
+        """The indices in `idx` (classes or pieces; label_of(i) -> its class) to send: those
+        of a checked class whose band rose less than min_rise_db at h's onset are left out."""
+        checked = {c: self.bands[c] for c in {label_of(i) for i in idx} if c in self.bands}
         if not checked:
-            return set()
+            return idx
         rise = band_rises_db(h.audio, h.before, self.sr, checked)   # 0.2 ms of numpy
-        return {c for c, r in rise.items() if r < self.min_db}
+        return [i for i in idx if rise.get(label_of(i), np.inf) >= self.min_db]
 
 
 def first_rung_samples(first_ms: float | None, stream_rate_hz: int) -> int:
@@ -117,8 +119,7 @@ class Classify:
                 out.append(None)
                 continue
             idx = [int(i) for i in torch.nonzero(p >= th).flatten()]
-            fell = self.rise.fell(h, [self.clf.labels[i] for i in idx])
-            idx = [i for i in idx if self.clf.labels[i] not in fell]
+            idx = self.rise.keep(h, idx, self.clf.labels.__getitem__)
             if not idx and not self.clf.cfg.rejects_non_drums:
                 idx = [int(p.argmax())]
             idx.sort(key=lambda i: -float(p[i]))
@@ -209,8 +210,7 @@ class KitClassify:
                 out.append(None)
                 continue
             picked = pick_pieces(p, floors, self.extra_piece_min, self.max_pieces, top)
-            fell = self.rise.fell(h, [self.profile.pieces[i].label for i in picked])
-            picked = [i for i in picked if self.profile.pieces[i].label not in fell]
+            picked = self.rise.keep(h, picked, lambda i: self.profile.pieces[i].label)
             if not picked or h.peak_db < self.profile.pieces[picked[0]].gate_db:
                 out.append([])
                 continue
@@ -238,8 +238,7 @@ class KitClassify:
                 s, d = [bool(x) and i in ok for i, x in enumerate(s.tolist())], h.final
             new = [i for i in torch.argsort(p, descending=True).tolist()
                    if s[i] and i not in sent and h.peak_db >= pieces[i].gate_db]
-            fell = self.rise.fell(h, [pieces[i].label for i in new])
-            new = [i for i in new if pieces[i].label not in fell]
+            new = self.rise.keep(h, new, lambda i: pieces[i].label)
             new = new[:max(0, self.max_pieces - len(sent))]
             sent.update(new)
             items = [self._item(p, i, h) for i in new]
