@@ -63,18 +63,59 @@ def teach_folder(kit, folder: Path) -> dict[str, str]:
     return names
 
 
-def calibrate(folder: Path, out: Path, log: Path) -> float:
-    """`drumclassifier calibrate --from-folder folder --out out`, in this process; its
-    output goes to `log`. Returns the seconds it took."""
+def calibrate(folder: Path, out: Path, log: Path, groove: Path | None = None,
+              bpm: float = 0.0, groove_pieces: str = "") -> float:
+    """`drumclassifier calibrate --from-folder folder --out out [--groove groove
+    --groove-bpm bpm --groove-pieces ...]`, in this process; its output goes to `log`.
+    Returns the seconds it took."""
     from drumclassifier.cli import main
     t0 = time.perf_counter()
     buf = io.StringIO()
+    extra = (["--groove", str(groove), "--groove-bpm", f"{bpm:g}",
+              "--groove-pieces", groove_pieces] if groove else [])
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        rc = main(["calibrate", "--from-folder", str(folder), "--out", str(out), "--force"])
+        rc = main(["calibrate", "--from-folder", str(folder), "--out", str(out), "--force",
+                   *extra])
     log.write_text(buf.getvalue())
     if rc != 0:
         raise SystemExit(f"calibrate failed on {folder} (see {log})")
     return time.perf_counter() - t0
+
+
+# the play-along groove's roles (realtime/playalong.py) as bench.streams' mixer names them
+MIX_ROLE = {"hihat": "hh_closed", "open hihat": "hh_open", "ride": "ride", "crash": "crash",
+            "kick": "kick", "snare": "snare", "high tom": "tom_hi", "mid tom": "tom_mid",
+            "floor tom": "tom_low"}
+
+
+def groove_pieces(kit, piece_of: dict[str, str]) -> str:
+    """--groove-pieces for the simulated drummer: each part of the play-along groove on
+    the piece that plays it in the kit's grooves (bench.streams' role of the kit), as a
+    drummer plays the groove on the drums they always play."""
+    return ",".join(f"{r}={piece_of[kit.roles[m]]}" for r, m in MIX_ROLE.items()
+                    if m in kit.roles)
+
+
+def play_along(kit, folder: Path, piece_of: dict[str, str], bpm: float,
+               rng: np.random.Generator) -> np.ndarray:
+    """The simulated drummer plays the play-along groove on the kit as `calibrate
+    --from-folder folder --show-groove --groove-pieces groove_pieces(...)` shows it: each
+    note +-4 ms off the grid, velocity 80-120, after 0.5 s of silence.
+    -> [n, 2] float32 at SR."""
+    from bench.streams import Kit, Note, mix
+    from drumclassifier.calibrate import resolve_pieces
+    from drumclassifier.kit import Piece
+    from realtime.playalong import GROOVE, assign_roles, parse_roles
+    pieces = [Piece(*p) for p in resolve_pieces([d.name for d in sorted(folder.iterdir())],
+                                                LABELS, {})]
+    inst_of = {piece: inst for inst, piece in piece_of.items()}
+    chosen = parse_roles(groove_pieces(kit, piece_of))
+    roles = {MIX_ROLE[r]: inst_of[pieces[i].name]
+             for r, i in assign_roles(pieces, chosen).items()}
+    notes = [Note(0.5 + beat * 60.0 / bpm + rng.uniform(-0.004, 0.004), MIX_ROLE[role],
+                  int(rng.integers(80, 121))) for beat, role in GROOVE]
+    audio, _ = mix(sorted(notes, key=lambda n: n.time_s), Kit(kit.name, kit.instruments, roles))
+    return audio
 
 
 def run(clf, path: Path, cfg, classify=None, fast: bool = True) -> list:
@@ -178,6 +219,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rt-config", metavar="FILE", action="append",
                     help="real-time config YAML under both paths (the options above go on "
                          "top); repeat it to merge several, in order")
+    ap.add_argument("--play-along", type=float, default=0.0, metavar="BPM",
+                    help="the simulated drummer also plays the play-along groove at BPM "
+                         "and it is passed to calibrate with --groove (0: not)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "runs" / "kit_grooves"))
     a = ap.parse_args(argv)
@@ -220,9 +264,17 @@ def main(argv=None) -> int:
             folder = Path(tmp) / name
             piece_of = teach_folder(kit, folder)
             prof = out / f"{name}.kit"
+            groove = None
+            if a.play_along:
+                groove = Path(tmp) / f"{name}.play-along.flac"
+                sf.write(groove, play_along(kit, folder, piece_of, a.play_along,
+                                            np.random.default_rng([a.seed, 7])), SR,
+                         subtype="PCM_24")
             cal[name] = {"pieces": len(piece_of), "hits": sum(len(i.layers) for i in
                                                               kit.instruments.values()),
-                         "fit_s": round(calibrate(folder, prof, out / f"{name}.calibrate.log"), 1)}
+                         "fit_s": round(calibrate(folder, prof, out / f"{name}.calibrate.log",
+                                                  groove, a.play_along,
+                                                  groove_pieces(kit, piece_of)), 1)}
             kc = kit_classify(clf, prof, kit_cfg, SR, quiet=True)
             for spec in (s for s in specs if s.kit == name):
                 clean, notes = render_stream(spec, kit)
@@ -252,6 +304,7 @@ def main(argv=None) -> int:
           f"Kit path: contexts {kit_cfg.slicer.contexts_ms} ms, min confidence "
           f"{kit_cfg.decision.min_confidence}, max pieces {kit_cfg.decision.max_pieces}"
           + (f"; fitted with {' '.join(a.fit)}" if a.fit else "")
+          + (f"; with the play-along groove at {a.play_along:g} BPM" if a.play_along else "")
           + f"; weights {clf.weights_path.name}. Class F at ±{CLASS_TOL_MS} ms.", "",
           *table(rows, systems, a.conditions), ""]
     if a.paced:

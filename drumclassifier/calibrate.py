@@ -186,11 +186,13 @@ def hits_from_folder(folder: Path, labels, analysis_s: float):
 
 # ---- fit and save --------------------------------------------------------------------------
 def fit_and_report(clf, pieces, raw, live_ms: float, say: Callable[[str], None],
-                   augment: int | None = None, seed: int = 0, progress: bool = True):
+                   augment: int | None = None, seed: int = 0, progress: bool = True,
+                   played=None):
     """Hits -> a fitted KitProfile, its cross-validated accuracy per piece said.
 
     pieces: [Piece]; raw: [(piece index, [n, ch] audio from the onset, rate, where)].
     progress: a progress bar on stderr while fitting (it takes seconds to a minute).
+    played: a labelled play-along take (kit.PlayedTake) fitted with the hits, or None.
     """
     import torch
     from tqdm import tqdm
@@ -198,7 +200,9 @@ def fit_and_report(clf, pieces, raw, live_ms: float, say: Callable[[str], None],
     from .kit import fit_profile
     hits = [clf.prepare(torch.from_numpy(np.ascontiguousarray(x.T)), r, src)
             for _, x, r, src in raw]
-    say(f"fitting the kit profile: {len(pieces)} pieces, {len(hits)} hits...")
+    say(f"fitting the kit profile: {len(pieces)} pieces, {len(hits)} hits"
+        + (f" and {len(played.onsets)} onsets of the play-along groove" if played else "")
+        + "...")
     # one thread: the embedding of short clips and the head's L-BFGS are many small ops that
     # OpenMP hand-offs slow down (measured, 40 hits on 2 busy cores: 80 s with 2 threads,
     # 6-11 s with 1, and a tenth of the CPU time)
@@ -212,7 +216,7 @@ def fit_and_report(clf, pieces, raw, live_ms: float, say: Callable[[str], None],
         bar.update(done - bar.n)
     try:
         prof = fit_profile(clf, hits, [g for g, *_ in raw], pieces, augment=augment,
-                           live_context_ms=live_ms, seed=seed, progress=step)
+                           live_context_ms=live_ms, seed=seed, progress=step, played=played)
     finally:
         bar.close()
         torch.set_num_threads(threads)

@@ -347,6 +347,42 @@ def groove_variants(hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int], n
     return waves, torch.stack(leads), torch.stack(targets), src
 
 
+@dataclass
+class PlayedTake:
+    """A play-along take (realtime/playalong.py) at the model rate, for fit_profile."""
+    audio: torch.Tensor      # [2, n] the whole take
+    onsets: np.ndarray       # [G] onset samples of every onset the live detector found
+    targets: torch.Tensor    # [G, P] multi-hot: the pieces the pattern puts at each onset
+
+
+def played_variants(take: PlayedTake, n_aug: int, sample_rate_hz: int,
+                    contexts_ms: Sequence[float], lead_samples: int, rng: np.random.Generator,
+                    jitter_ms: tuple[float, float] = (-0.5, 1.5)
+                    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Each onset of a played take -> n_aug variants as the live path cuts it: the
+    detector's onset jitter, one of contexts_ms (cycled) after the onset with the
+    lead_samples before it (the real tails of the take), one gain (-10..+6 dB) and white
+    noise 35-60 dB below the peak, as groove_variants does with synthesised grooves.
+    Returns (waves [2, context] each, leads [V, 2, lead_samples], targets [V, P])."""
+    ms = sample_rate_hz / 1000
+    pad = lead_samples + int(abs(jitter_ms[0]) * ms) + 1
+    x = torch.nn.functional.pad(take.audio.float(), (pad, int(max(contexts_ms) * ms) + 16))
+    waves, leads, targets = [], [], []
+    for i, o in enumerate(np.asarray(take.onsets, int)):
+        for k in range(n_aug):
+            s = pad + int(o) + int(round(rng.uniform(*jitter_ms) * ms))   # the cut's onset
+            ctx = max(int(round(contexts_ms[(k + i) % len(contexts_ms)] * ms)), 16)
+            seg = x[:, s - lead_samples:s + ctx] * 10 ** (rng.uniform(-10, 6) / 20)
+            peak = float(seg.abs().max()) or 1e-6
+            seg = seg + torch.from_numpy(rng.standard_normal(seg.shape).astype(np.float32)) * (
+                peak * 10 ** (-rng.uniform(35, 60) / 20))
+            seg = seg.clamp(-1, 1)
+            waves.append(seg[:, lead_samples:].clone())
+            leads.append(seg[:, :lead_samples])
+            targets.append(take.targets[i])
+    return waves, torch.stack(leads), torch.stack(targets).float()
+
+
 def embed_batched(clf, waves: Sequence[torch.Tensor], batch_size: int = 128,
                   spectrum: bool = False, tick: Callable[[], None] | None = None,
                   before: torch.Tensor | None = None) -> torch.Tensor:
@@ -552,6 +588,8 @@ class FitOptions:
     spectrum: bool = True
     grooves: bool = True
     mix: GrooveMix = field(default_factory=GrooveMix)
+    # variants per onset of a play-along take (fit_profile's `played`)
+    played_augment: int = 30
     # fit_head's, for the sigmoid head. 0.5: held-out kits in grooves at 20 ms
     # (bench/kit_grooves.py, docs/calibration.md; measured before groove copies ended with
     # their last hit): class F kick/snare/hihat/toms/cymbals 0.85/0.92/0.89/0.65/0.61
@@ -621,7 +659,8 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                 live_context_ms: float | None = None, l2: float | None = None, cv_folds: int = 5,
                 seed: int = 0, weights_sha256: str | None = None,
                 options: FitOptions | None = None,
-                progress: Callable[[int, int], None] | None = None) -> KitProfile:
+                progress: Callable[[int, int], None] | None = None,
+                played: PlayedTake | None = None) -> KitProfile:
     """Calibration hits -> a KitProfile (head, velocity ranges, gates, CV accuracy).
 
     Args:
@@ -636,6 +675,9 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
             when every piece has >= 2 hits.
         progress: called as progress(steps done, steps in all) as the fit goes (embedding
             batches, then heads): the fit takes seconds to a minute.
+        played: a labelled play-along take of the same kit (realtime/playalong.py): its
+            onsets, real overlaps over real tails, join the synthesised groove variants
+            (options.played_augment copies each; always in the fit, never held out).
     """
     t0 = time.perf_counter()
     if live_context_ms is None:
@@ -659,7 +701,14 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         variants, leads, targets, src = groove_variants(
             hits, y, len(pieces), opts.augment, sr, opts.contexts_ms,
             clf.cfg.lead_in_samples, rng, opts.jitter_ms, opts.mix)
+        if played is not None and len(played.onsets):
+            pw, pl, pt = played_variants(played, opts.played_augment, sr, opts.contexts_ms,
+                                         clf.cfg.lead_in_samples, rng, opts.jitter_ms)
+            variants, leads, targets = variants + pw, torch.cat([leads, pl]), torch.cat([targets, pt])
+            src = list(src) + [-1] * len(pw)       # no calibration hit: never held out
     else:
+        if played is not None:
+            raise DrumClassifierError("a play-along take needs the groove fit (a sigmoid per piece)")
         variants, src, _ = augment_hits(hits, opts.augment, sr, opts.contexts_ms, rng,
                                         opts.jitter_ms, opts.eq_db)
         leads = targets = None
@@ -697,6 +746,8 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
            "normalise": opts.normalise, "spectrum": opts.spectrum,
            "jitter_ms": list(opts.jitter_ms), "eq_db": opts.eq_db,
            "grooves": asdict(opts.mix) if opts.grooves else None, "balance": opts.balance,
+           "played": None if played is None else {"onsets": len(played.onsets),
+                                                   "augment": opts.played_augment},
            "live_context_ms": float(live_context_ms),
            "cv_folds": int(fold.max()) + 1 if cv_ok else 0,
            "cv_accuracy": float((pred == y).mean()) if cv_ok else None, "seed": seed,

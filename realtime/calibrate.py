@@ -250,14 +250,19 @@ class GuidedSession:
         fit: kept SessionPieces -> a fitted KitProfile (reports its CV accuracy itself).
         parse_piece: "CLASS--name[=note]" -> (name, label, note), for pieces added live.
         sample_rate_hz, live_ms: for the levels shown (peak over the live context).
+        groove: kept SessionPieces -> the play-along groove's Take, or None if the drummer
+            skipped it (the caller keeps the take and fits with it, realtime/playalong.py);
+            None: not offered.
     """
 
     def __init__(self, pieces, hits_per_piece: int, take: Callable[[int], Take],
                  fit: Callable[[list[SessionPiece]], object],
                  parse_piece: Callable[[str], tuple[str, str, int]], prompter: Prompter,
-                 sample_rate_hz: int, live_ms: float, out_name: str = "the kit profile"):
+                 sample_rate_hz: int, live_ms: float, out_name: str = "the kit profile",
+                 groove: Callable[[list[SessionPiece]], Take | None] | None = None):
         self.pieces = [SessionPiece(n, lab, note) for n, lab, note in pieces]
         self.n, self.take, self.fit, self.parse_piece = hits_per_piece, take, fit, parse_piece
+        self.groove = groove
         self.p, self.sr, self.live_ms, self.out_name = prompter, sample_rate_hz, live_ms, out_name
         self.n_takes, self.playing_s = 0, 0.0
 
@@ -346,7 +351,9 @@ class GuidedSession:
                 prof = self.fit(kept) if len(kept) >= 2 else None
                 changed = False
             if prof is not None:
-                a = p.ask(f"Enter = save {self.out_name}, r N = re-take piece N, "
+                g = ("g = play the play-along groove (about 20 s, recommended), "
+                     if self.groove else "")
+                a = p.ask(f"Enter = save {self.out_name}, {g}r N = re-take piece N, "
                           "+ CLASS--name[=note] = add a piece, q = quit without saving: ")
             else:
                 a = p.ask("a kit profile needs at least two pieces: r N = record piece N, "
@@ -357,7 +364,13 @@ class GuidedSession:
                                      time.perf_counter() - t0)
             if low == "q":
                 return None
-            if low.startswith("r") and low[1:].strip().isdigit():
+            if low == "g" and self.groove and prof is not None:
+                take = self.groove(kept)
+                if take is not None:
+                    self.n_takes += 1
+                    self.playing_s += take.seconds
+                    changed = True
+            elif low.startswith("r") and low[1:].strip().isdigit():
                 k = int(low[1:]) - 1
                 if 0 <= k < len(self.pieces):
                     self._record(self.pieces[k])

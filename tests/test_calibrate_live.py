@@ -172,3 +172,22 @@ def test_hits_do_not_depend_on_block_size():
     # each hit ends where the next begins (or after the 1 s window)
     for h, nxt in zip(a, a[1:]):
         assert h.onset_sample + len(h.audio) == min(nxt.onset_sample, h.onset_sample + SR)
+
+
+def test_session_offers_the_play_along_groove_after_the_fit():
+    """After the first fit, `g` records the play-along groove (the caller's), counts its
+    take and refits; `s` inside it (not now) changes nothing."""
+    fits, grooves = [], []
+
+    def groove(kept):
+        grooves.append([k.name for k in kept])
+        return Take([TakeHit(0, np.zeros((100, 1), np.float32))], 21.0, "time") \
+            if len(grooves) == 1 else None
+    p = Prompter.scripted(["", "", "", "", "g", "g", ""], echo=False)
+    s = GuidedSession([("kick", "kick", 36), ("snare", "snare", 38)], 6, FakeTakes(),
+                      lambda kept: fits.append(len(kept)) or "profile", lambda spec: None, p,
+                      SR, 20.0, groove=groove)
+    res = s.run()
+    assert res is not None and grooves == [["kick", "snare"]] * 2
+    assert len(fits) == 2 and res.takes == 3 and res.playing_s == pytest.approx(2 * 3.0 + 21.0)
+    assert any("g = play the play-along groove" in line for line in p.transcript)

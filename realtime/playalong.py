@@ -1,0 +1,297 @@
+"""The play-along groove: eight bars the drummer plays after teaching the pieces one by one.
+
+One-shots teach what each piece sounds like alone; a groove is pieces struck together
+(kick + hihat, ride + snare, crash + kick) over the tails of the last ones. The kit
+profile's fit synthesises such overlaps from the taught hits (kit.groove_variants), but a
+hit of the real kit over the real tails is what the live path will hear. So the drummer
+also plays a short prescribed groove (`calibrate ... --groove take.wav`): every onset the
+live detector finds in it is labelled with the pieces the pattern puts there, and those
+onsets join the fit (kit.played_variants).
+
+The pattern (GROOVE, 8 bars of 4/4, eighth notes): bars 1-2 closed hihat, 3-4 ride, 5
+crash on the one and hihat, 6 open hihat on the off-beats of 2 and 4, 7 a tom fill from
+the highest tom down on beats 3-4, 8 crash on the one; kick on 1 and 3 (the "and" of 3 in
+even bars), snare on 2 and 4. `tab()` prints it with the kit's own piece names. A kit
+without a ride plays the crash there, without toms the snare, and so on (ROLE_FALLBACK).
+
+Labelling a take (label_take): the grid is placed on the take, not assumed: each of the
+first onsets is tried as the first beat (a count-in or a stray noise before it is
+ignored), then the start and the tempo are fitted to the onsets near grid notes (least
+squares, three rounds), so the drummer's tempo may differ a few percent from --groove-bpm
+and no click has to be in the recording. An onset within MATCH_S of a grid position gets
+that position's pieces; an onset near none is a detector onset with no new hit (a tail,
+a double trigger): it is taught as "no piece", as the live path must reject it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from drumclassifier.errors import DrumClassifierError
+
+from .config import OnsetConfig
+
+BARS, BEATS_PER_BAR = 8, 4
+# an onset this close to a grid position belongs to it (s); also at most a quarter of an
+# eighth note at fast tempos (see label_take)
+MATCH_S = 0.050
+# a take longer than this is not read further (8 bars at 40 BPM are 48 s)
+MAX_TAKE_S = 120.0
+# fewer grid positions heard than this share: not the play-along groove (wrong tempo,
+# another pattern, a take of single hits)
+MIN_MATCHED = 0.6
+
+# role -> (class, words that name such a piece, words that name another piece of the class)
+ROLES = {
+    "kick": ("kick", (), ()),
+    "snare": ("snare", (), ("rim", "side", "cross", "stick")),
+    "hihat": ("hihat", ("closed", "hat", "hh"), ("open", "pedal", "foot")),
+    "ride": ("cymbals", ("ride",), ("bell",)),
+    "crash": ("cymbals", ("crash", "splash", "china"), ("bell",)),
+    "high tom": ("toms", ("high", "hi", "rack", "1"), ("floor",)),
+    "mid tom": ("toms", ("mid", "2"), ("floor",)),
+    "floor tom": ("toms", ("floor", "low", "lo", "3"), ()),
+    "open hihat": ("hihat", ("open",), ()),
+}
+# a role the kit has no piece for is played on the first of these it has
+ROLE_FALLBACK = {
+    "open hihat": ("hihat",), "ride": ("crash", "hihat"), "crash": ("ride",),
+    "high tom": ("mid tom", "floor tom", "snare"), "mid tom": ("high tom", "floor tom", "snare"),
+    "floor tom": ("mid tom", "high tom", "snare"), "hihat": ("ride",),
+}
+
+
+def _groove() -> list[tuple[float, str]]:
+    """[(beat from the first downbeat, role)] of the 8 bars, sorted by beat."""
+    notes = []
+    for bar in range(BARS):
+        b0 = bar * BEATS_PER_BAR
+        keeper = "ride" if bar in (2, 3) else "hihat"
+        for e in range(8):                                  # eighth notes
+            if bar == 6 and e >= 4:
+                continue                                    # the fill's half bar
+            role = "open hihat" if bar == 5 and e in (3, 7) else keeper
+            notes.append((b0 + e / 2, role))
+        notes += [(b0, "kick"), (b0 + (2.5 if bar % 2 else 2), "kick"), (b0 + 1, "snare")]
+        if bar != 6:
+            notes.append((b0 + 3, "snare"))
+        if bar in (4, 7):
+            notes.append((b0, "crash"))
+        if bar == 6:                                        # sixteenths, high to floor
+            fill = ["high tom", "high tom", "mid tom", "mid tom", "floor tom", "floor tom",
+                    "snare", "snare"]
+            notes += [(b0 + 2 + k / 4, r) for k, r in enumerate(fill)]
+    return sorted(notes)
+
+
+GROOVE = _groove()
+
+
+def _names(name: str, words) -> bool:
+    low = name.lower()
+    return any(w in low.split() or (len(w) > 2 and w in low) for w in words)
+
+
+def parse_roles(spec: str | None) -> dict[str, str]:
+    """--groove-pieces "kick=bass drum 2,ride=ride 20" -> {role: piece name}."""
+    out = {}
+    for item in (spec or "").split(","):
+        if not item.strip():
+            continue
+        role, sep, piece = item.partition("=")
+        role = role.strip().lower()
+        if not sep or role not in ROLES or not piece.strip():
+            raise DrumClassifierError(
+                f"--groove-pieces {item.strip()!r}: write ROLE=PIECE, ROLE one of "
+                f"{', '.join(ROLES)}")
+        out[role] = piece.strip()
+    return out
+
+
+def assign_roles(pieces, chosen: dict[str, str] | None = None) -> dict[str, int]:
+    """The kit's pieces ([objects with .name, .label]) -> role -> index of the piece that
+    plays it: the piece `chosen` names for the role (--groove-pieces), else a piece of
+    the role's class named for it (an "open hat" plays the open hihat, a "floor tom" the
+    floor tom), else the first piece of the class not yet playing a role (toms in taught
+    order, high to low), else a fallback (ROLE_FALLBACK: a kit without a ride plays the
+    crash there)."""
+    out: dict[str, int] = {}
+    names = [p.name.lower() for p in pieces]
+    for role, piece in (chosen or {}).items():
+        if piece.lower() not in names:
+            raise DrumClassifierError(f"--groove-pieces: {role} = {piece!r} is not one of the "
+                                      f"pieces ({', '.join(p.name for p in pieces)})")
+        out[role] = names.index(piece.lower())
+    taken: set[int] = set(out.values())
+
+    def take(role: str, ok, avoid=None) -> None:
+        label, _, avoid_words = ROLES[role]
+        free = [i for i, p in enumerate(pieces) if p.label == label and i not in taken
+                and ok(p) and not _names(p.name, avoid_words if avoid is None else avoid)]
+        if free:
+            out[role] = free[0]
+            taken.add(free[0])
+    for role, (_, words, _) in ROLES.items():          # named for the role
+        if words and role not in out:
+            take(role, lambda p, w=words: _names(p.name, w))
+    for role in ROLES:                                  # the class's next piece
+        if role not in out and role != "open hihat":
+            take(role, lambda p: True)
+    for role in ("kick", "snare", "hihat", "ride"):     # any piece of the class at all
+        if role not in out:
+            take(role, lambda p: True, avoid=())
+    for role, alts in ROLE_FALLBACK.items():
+        alt = next((a for a in alts if a in out), None)
+        if role not in out and alt is not None:
+            out[role] = out[alt]
+    missing = [r for r in ("kick", "snare") if r not in out]
+    if missing:
+        raise DrumClassifierError(f"the play-along groove needs a {' and a '.join(missing)} "
+                                  "among the pieces")
+    return out
+
+
+def tab(pieces, bpm: float, chosen: dict[str, str] | None = None) -> str:
+    """What to play, as a drum tab with the kit's piece names (x: a hit, o: open hihat)."""
+    roles = assign_roles(pieces, chosen)
+    lines = [f"play-along groove: {BARS} bars of 4/4 at {bpm:g} BPM (about "
+             f"{BARS * BEATS_PER_BAR * 60 / bpm:.0f} s); start on the first beat, a click helps",
+             "one character per sixteenth note, bars separated by |"]
+    rows: dict[int, list[str]] = {}
+    for beat, role in GROOVE:
+        i = roles.get(role)
+        if i is None:
+            continue
+        row = rows.setdefault(i, ["-"] * (BARS * BEATS_PER_BAR * 4))
+        row[int(round(beat * 4))] = "o" if role == "open hihat" else "x"
+    width = max(len(pieces[i].name) for i in rows)
+    for i in sorted(rows, key=lambda i: min(b for b, r in GROOVE if roles.get(r) == i)):
+        cells = "".join(rows[i])
+        bars = "|".join(cells[k:k + 16] for k in range(0, len(cells), 16))
+        lines.append(f"{pieces[i].name:>{width}s} |{bars}|")
+    rest = [p.name for i, p in enumerate(pieces) if i not in rows]
+    if rest:
+        lines.append(f"not in the groove (taught by their single hits only): {', '.join(rest)}")
+    return "\n".join(lines)
+
+
+@dataclass
+class LabelledTake:
+    onsets_s: np.ndarray     # [G] every onset detected (s from the take's start)
+    targets: np.ndarray      # [G, P] 1.0 where the pattern puts that piece at the onset
+    matched: int             # grid positions with an onset near them
+    positions: int           # grid positions in the pattern
+    bpm: float               # the tempo the take was played at (fitted)
+    start_s: float           # where the first downbeat is in the take
+
+
+def label_take(onsets_s: np.ndarray, n_pieces: int, roles: dict[str, int], bpm: float,
+               name: str = "take") -> LabelledTake:
+    """Onset times of a play-along take (s, ascending) -> every onset labelled with the
+    pieces the groove puts there (see the module doc). Raises DrumClassifierError when
+    fewer than MIN_MATCHED of the grid positions were heard near where the pattern puts
+    them."""
+    onsets_s = np.asarray(onsets_s, float)
+    beats = np.array(sorted({b for b, r in GROOVE if r in roles}))
+    if bpm <= 0:
+        raise DrumClassifierError(f"--groove-bpm must be positive, got {bpm:g}")
+    if len(onsets_s) < len(beats) * MIN_MATCHED:
+        raise DrumClassifierError(
+            f"{name}: heard {len(onsets_s)} hits where the play-along groove has "
+            f"{len(beats)}: play the whole groove (see the tab)")
+
+    def nearest(start: float, spb: float, tol: float) -> np.ndarray:
+        """[positions] index of the onset nearest each grid position, -1 beyond tol."""
+        pred = start + beats * spb
+        j = np.clip(np.searchsorted(onsets_s, pred), 1, len(onsets_s) - 1)
+        j = np.where(np.abs(onsets_s[j - 1] - pred) < np.abs(onsets_s[j] - pred), j - 1, j)
+        return np.where(np.abs(onsets_s[j] - pred) <= tol, j, -1)
+
+    # coarse: each of the first onsets as the first beat (a count-in may come before it),
+    # tempos within +-8 % of bpm; then start and tempo refitted to the matched onsets
+    best = None
+    for first in onsets_s[:8]:
+        for spb in 60.0 / (bpm * np.linspace(0.92, 1.08, 33)):
+            n = int((nearest(first, spb, spb / 8) >= 0).sum())
+            if best is None or n > best[0]:
+                best = (n, float(first), spb)
+    _, start, spb = best
+    for _ in range(3):
+        j = nearest(start, spb, spb / 8)
+        if (j >= 0).sum() >= 2:
+            spb, start = np.polyfit(beats[j >= 0], onsets_s[j[j >= 0]], 1)
+    j = nearest(start, spb, min(MATCH_S, spb / 8))
+    best = (start, spb, j)
+    start, spb, j = best
+    matched = int((j >= 0).sum())
+    if matched < MIN_MATCHED * len(beats):
+        raise DrumClassifierError(
+            f"{name}: only {matched} of the {len(beats)} beats of the play-along groove "
+            f"were heard where the pattern puts them at about {bpm:g} BPM: play it as the "
+            "tab shows (calibrate --show-groove), from its first beat, at --groove-bpm")
+    targets = np.zeros((len(onsets_s), n_pieces), np.float32)
+    for k, b in enumerate(beats):
+        if j[k] >= 0:
+            for beat, role in GROOVE:
+                if beat == b and role in roles:
+                    targets[j[k], roles[role]] = 1.0
+    return LabelledTake(onsets_s, targets, matched, len(beats), 60.0 / spb, start)
+
+
+def onsets_of(data: np.ndarray, sample_rate_hz: int, onset_cfg: OnsetConfig | None = None
+              ) -> np.ndarray:
+    """A whole [n, channels] take -> its onset samples, as the live path detects them."""
+    from .calibrate import HitCollector
+    c = HitCollector(sample_rate_hz, data.shape[1], onset_cfg)
+    for s in range(0, len(data), 4096):
+        c.push(np.ascontiguousarray(data[s:s + 4096], np.float32), s)
+    c.flush()
+    return np.array([o.sample for o in c.onsets], int)
+
+
+def played_take(clf, path, pieces, bpm: float, onset_cfg: OnsetConfig | None,
+                say=print, chosen: dict[str, str] | None = None):
+    """`calibrate --groove FILE`: a recording of the play-along groove -> the labelled
+    take for kit.fit_profile (played_from). Raises DrumClassifierError when the file
+    cannot be read or is not the groove."""
+    from drumclassifier import audio
+    data, rate = audio.read(path, MAX_TAKE_S)
+    return played_from(clf, data, rate, onsets_of(data, rate, onset_cfg), pieces, bpm,
+                       chosen, audio.display_path(path), say)
+
+
+def take_audio(hits) -> tuple[np.ndarray, np.ndarray]:
+    """The hits of a live take (realtime.calibrate.TakeHit: each from its onset to the
+    next, at most 1 s) -> the take's audio [n, channels] (silence where no hit rang)
+    and its onset samples."""
+    if not hits:
+        return np.zeros((0, 1), np.float32), np.zeros(0, int)
+    end = max(h.onset_sample + len(h.audio) for h in hits)
+    data = np.zeros((end, hits[0].audio.shape[1]), np.float32)
+    for h in hits:
+        data[h.onset_sample:h.onset_sample + len(h.audio)] = h.audio
+    return data, np.array([h.onset_sample for h in hits], int)
+
+
+def played_from(clf, data: np.ndarray, rate: int, onsets: np.ndarray, pieces, bpm: float,
+                chosen: dict[str, str] | None, name: str, say=print):
+    """A play-along take ([n, channels] at `rate`, its onset samples) -> the labelled
+    take for kit.fit_profile (its audio and onsets at the model rate), what was heard said
+    in one line. Raises DrumClassifierError when the take is not the groove."""
+    import torch
+
+    from drumclassifier import audio
+    from drumclassifier.kit import PlayedTake
+    lab = label_take(np.asarray(onsets) / rate, len(pieces), assign_roles(pieces, chosen),
+                     bpm, name)
+    empty = int((lab.targets.sum(1) == 0).sum())
+    say(f"play-along groove {name}: {lab.matched} of {lab.positions} beats heard, played at "
+        f"{lab.bpm:.1f} BPM; {len(lab.onsets_s)} onsets, {empty} of them with no new hit "
+        "(tails, double triggers: taught as nothing)")
+    sr = clf.cfg.sample_rate_hz
+    x = audio.prepare(torch.from_numpy(np.ascontiguousarray(data.T)), rate, sr,
+                      int(np.ceil(len(data) * sr / rate)) + 1, name)
+    at = np.round(lab.onsets_s * sr).astype(int)
+    keep = at < x.shape[-1]              # prepare cut trailing digital silence
+    return PlayedTake(x, at[keep], torch.from_numpy(lab.targets[keep]))
