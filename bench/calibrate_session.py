@@ -10,7 +10,10 @@ length), with scripted answers for the keyboard (bench/drummer.py, as the tests 
 Prints the command's own figures and the drummer's total:
 playing + the computer's time (model load, takes' analysis, fitting, saving) + keypresses.
 
-    .venv/bin/python -m bench.calibrate_session [--keypress-s 1.5]
+    .venv/bin/python -m bench.calibrate_session [--keypress-s 1.5] [--play-along 100]
+
+With --play-along BPM the drummer also plays the play-along groove after the fit (`g`,
+Enter, the 8 bars: bench/drummer.groove_file), and the profile is fitted again with it.
 
 Needs libportaudio2 and ALSA (no sound card). CPU only, under a minute.
 """
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .drummer import alsa_file_env, run_session, take_file
+from .drummer import alsa_file_env, groove_file, run_session, take_file
 
 KIT = [("kick", "kick"), ("snare", "snare"), ("hihat", "hihat"), ("toms--floor tom", "tom"),
        ("cymbals--crash", "cymbal")]
@@ -36,6 +39,8 @@ def main() -> int:
     ap.add_argument("--hits", type=int, default=8)
     ap.add_argument("--keypress-s", type=float, default=1.5,
                     help="the drummer's time per answer (Enter, r, s), a guess (default 1.5)")
+    ap.add_argument("--play-along", type=float, default=0.0, metavar="BPM",
+                    help="also play the play-along groove at BPM after the fit (0: not)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -43,11 +48,14 @@ def main() -> int:
         answers = []
         for i, (_, kind) in enumerate(KIT):
             answers += [("", take_file(d / f"{kind}.raw", kind, gains, i)), ("", None)]
+        if args.play_along:        # after the fit: g, Enter = start, the groove; refit
+            answers += [("g", None), ("", groove_file(d / "groove.raw", args.play_along, 9))]
         answers.append(("", None))                                  # after the fit: save
         np.zeros(44100, "<i2").tofile(d / "in.raw")
         (d / "rt.yaml").write_text("audio:\n  dtype: int16\n")
         argv = ["-d", "injected", "--out", d / "my.kit", "--pieces", ",".join(p for p, _ in KIT),
                 "--hits-per-piece", args.hits, "--rt-config", d / "rt.yaml",
+                "--groove-bpm", args.play_along or 100,
                 "--model-device", "cpu"]
         t0 = time.perf_counter()
         res = run_session(alsa_file_env(d, d / "in.raw"), d, argv, answers)

@@ -6,6 +6,7 @@ REAL sounddevice/PortAudio input callback, and a scripted `drumclassifier calibr
   each time it opens; PortAudio reads the ALSA configuration once, when it initialises,
   so whatever uses it runs in a subprocess with that environment;
 - take_file: one take of a piece, hits from bench.sounds.burst at given levels;
+- groove_file: the play-along groove (realtime/playalong.py) played on generated hits;
 - run_session: `calibrate` in a subprocess with a scripted prompter (SESSION_SCRIPT): a
   list of answers stands in for the keyboard (no human can run here), and an answer may
   swap in the file the drummer "plays" next.
@@ -78,6 +79,27 @@ def take_file(path: Path, kind: str, gains_db, seed: int) -> Path:
         parts += [h, np.zeros(int(0.5 * SR) - len(h), np.float32)]
     parts.append(np.zeros(int((TAKE_S + 1) * SR), np.float32))
     x = np.concatenate(parts)
+    np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tofile(path)
+    return path
+
+
+# the kind of generated hit (bench.sounds.burst) that plays each part of the play-along groove
+GROOVE_KIND = {"kick": "kick", "snare": "snare", "hihat": "hihat", "open hihat": "hihat",
+               "ride": "cymbal", "crash": "cymbal", "high tom": "tom", "mid tom": "tom",
+               "floor tom": "tom"}
+
+
+def groove_file(path: Path, bpm: float, seed: int) -> Path:
+    """The play-along groove on generated hits at bpm (+-4 ms, -9..-3 dBFS peaks) after
+    0.5 s of silence, then silence past the end of its take (raw int16, as take_file)."""
+    from realtime.playalong import BARS, BEATS_PER_BAR, GROOVE
+    rng = np.random.default_rng(seed)
+    length = BARS * BEATS_PER_BAR * 60 / bpm
+    x = np.zeros(int((0.5 + length * 1.1 + 6) * SR), np.float32)
+    for beat, role in GROOVE:
+        i = int((0.5 + beat * 60 / bpm + rng.uniform(-0.004, 0.004)) * SR)
+        h = burst(GROOVE_KIND[role], rng, 10 ** (rng.uniform(-9, -3) / 20))
+        x[i:i + len(h)] += h
     np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tofile(path)
     return path
 

@@ -314,7 +314,7 @@ def run_live(args, cfg, notes: dict[str, int], out: Path, live_ms: float, prompt
                         prompter.enter_pressed, a.stall_s)
         data, onsets = take_audio(t.hits)
         groove_take.update(data=data, rate=a.sample_rate_hz, onsets=onsets,
-                           name="the play-along take")
+                           name="the groove's take")
         return t
 
     session = GuidedSession(pieces, args.hits_per_piece, take, fit,

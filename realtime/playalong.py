@@ -286,9 +286,9 @@ def played_from(clf, data: np.ndarray, rate: int, onsets: np.ndarray, pieces, bp
     lab = label_take(np.asarray(onsets) / rate, len(pieces), assign_roles(pieces, chosen),
                      bpm, name)
     empty = int((lab.targets.sum(1) == 0).sum())
-    say(f"play-along groove {name}: {lab.matched} of {lab.positions} beats heard, played at "
-        f"{lab.bpm:.1f} BPM; {len(lab.onsets_s)} onsets, {empty} of them with no new hit "
-        "(tails, double triggers: taught as nothing)")
+    say(f"{name}: {lab.matched} of the play-along groove's {lab.positions} beats heard, "
+        f"played at {lab.bpm:.1f} BPM; {len(lab.onsets_s)} onsets, {empty} of them with no "
+        "new hit (tails, double triggers: taught as nothing)")
     sr = clf.cfg.sample_rate_hz
     x = audio.prepare(torch.from_numpy(np.ascontiguousarray(data.T)), rate, sr,
                       int(np.ceil(len(data) * sr / rate)) + 1, name)

@@ -15,12 +15,13 @@ The drummer is simulated, the device path is real:
 from __future__ import annotations
 
 import csv
+import re
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.drummer import TAKE_S, alsa_file_env, run_session, take_file
+from bench.drummer import TAKE_S, alsa_file_env, groove_file, run_session, take_file
 from drumclassifier.cli import main
 from drumclassifier.kit import KitProfile
 from realtime.calibrate import GuidedSession, Prompter, Take, TakeHit, hits_in
@@ -116,6 +117,35 @@ def test_enter_ends_a_take_on_a_paced_device(jack_server, tiny_checkpoint, tmp_p
     assert res["rc"] == 1 and not out.exists() and res["left"] == []
     assert "kick: heard 0 of 8 hits" in said and "(ended by Enter)" in said
     assert "no hit heard" in said and "nothing saved" in said
+
+
+def test_guided_session_with_the_play_along_groove(tmp_path):
+    """After the fit the drummer answers g, sees the tab, presses Enter and plays the
+    groove into the real input callback; the take is labelled and the profile refitted
+    with it, then saved."""
+    d = tmp_path
+    kinds = ["kick", "snare", "hihat", "tom", "cymbal"]
+    t = {k: take_file(d / f"{k}.raw", k, np.linspace(-24, -4, HITS), i)
+         for i, k in enumerate(kinds)}
+    np.zeros(SR, "<i2").tofile(d / "in.raw")
+    (d / "rt.yaml").write_text("audio:\n  dtype: int16\n")
+    out = d / "g.kit"
+    argv = ["-d", "injected", "--out", out, "--pieces",
+            "kick,snare,hihat,toms--floor tom,cymbals--ride", "--hits-per-piece", HITS,
+            "--take-seconds", TAKE_S, "--augment", 8, "--rt-config", d / "rt.yaml",
+            "--model-device", "cpu", "--groove-bpm", 110]
+    answers = [a for k in kinds for a in (("", t[k]), ("", None))]
+    answers += [("g", None), ("", groove_file(d / "groove.raw", 110, 3)), ("", None)]
+    res = run_session(alsa_file_env(d, d / "in.raw"), d, argv, answers)
+    said = "\n".join(res["transcript"])
+    assert res["rc"] == 0, said
+    assert "floor tom |" in said and "110 BPM" in said             # the tab was shown
+    line = next(x for x in res["transcript"] if "of the play-along groove's" in x)
+    heard, positions = map(int, re.search(r": (\d+) of the play-along groove's (\d+) beats",
+                                          line).groups())
+    assert heard >= 0.9 * positions
+    prof = KitProfile.load(out)
+    assert prof.fit["played"]["onsets"] >= heard
 
 
 # ---- the session's logic, without audio ---------------------------------------------------

@@ -3,6 +3,8 @@ part, the tab, labelling a take (start and tempo fitted), and `calibrate --groov
 end on generated drums with the shipped model."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -135,8 +137,9 @@ def test_calibrate_with_a_played_groove(tmp_path, capsys):
                  str(tmp_path / "groove.wav"), "--groove-bpm", "110", "--augment", "8",
                  "--out", str(out), "--model-device", "cpu"]) == 0
     err = capsys.readouterr().err
-    line = next(x for x in err.splitlines() if x.startswith("play-along groove"))
-    heard, positions = (int(v) for v in line.split(": ")[1].split(" beats")[0].split(" of "))
+    line = next(x for x in err.splitlines() if "of the play-along groove's" in x)
+    heard, positions = map(int, re.search(r": (\d+) of the play-along groove's (\d+) beats",
+                                          line).groups())
     assert positions == len({b for b, _ in GROOVE}) and heard >= 0.9 * positions
     prof = KitProfile.load(out)
     assert prof.fit["played"]["onsets"] >= heard and prof.fit["played"]["augment"] == 30
