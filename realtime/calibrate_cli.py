@@ -40,9 +40,9 @@ The play-along groove (optional, about 20 s, recommended): after the pieces, pla
 8 bars --show-groove prints for your pieces (hihat, ride, crash + kick, open hihat, a
 tom fill) and pass the recording with --groove; in the guided session (--device) it is
 offered after the pieces. Its hits, struck together and over each other's tails as in
-every groove, are fitted with the single hits: on held-out kits' grooves this raised
-class F to 0.94-0.95 for kick, snare and hihat, toms 0.55 -> 0.77, cymbals 0.61 -> 0.88
-(docs/calibration.md)."""
+every groove, are fitted with the single hits: on held-out kits' grooves (simulated
+drummers) class F kick 0.88 -> 0.95, hihat 0.89 -> 0.95, toms 0.55 -> 0.75, cymbals
+0.61 -> 0.80, snare 0.94 either way (docs/calibration.md)."""
 
 # the guided session's kit, in playing order (CLASS or CLASS--piece name); --pieces replaces it
 DEFAULT_PIECES = ("kick", "snare", "hihat", "hihat--open hat", "hihat--pedal hat",
