@@ -150,8 +150,9 @@ def configure_stream(p: argparse.ArgumentParser) -> None:
                    help="look at each hit again X ms after its onset for the cymbals "
                         "(decision.late_classes), whose notes then go out that late; 0 = off "
                         f"(default: {FAST_LATE_LOOK_MS:g} with --fast, unless --anytime-ms, "
-                        "the real-time config or a kit profile without cymbal pieces (or "
-                        "from before version 4) rules it out; else the config's: off)")
+                        "the real-time config or a kit profile without cymbal pieces, "
+                        "from before version 4 or fitted with the play-along groove rules it "
+                        "out; else the config's: off)")
 
 
 def _config(args):
@@ -192,7 +193,9 @@ def _with_late_look(cfg, ms: float):
 def _fast_late_look(args, cfg) -> bool:
     """Whether stream gives a file read --fast the late look of FAST_LATE_LOOK_MS: when
     neither --late-look-ms nor the config sets one, the config takes it, and a kit profile,
-    if any, can use it (a sigmoid per piece and a piece of decision.late_classes)."""
+    if any, can use it (a sigmoid per piece and a piece of decision.late_classes) and was
+    fitted without a play-along take (with one, the late look lost cymbals: 0.80 -> 0.75 on
+    the held-out kits' grooves, 0.93 -> 0.63 on the validation kits', docs/calibration.md)."""
     from drumclassifier.errors import ConfigError
     if not args.fast or args.late_look_ms is not None or cfg.slicer.late_look_ms:
         return False
@@ -206,8 +209,8 @@ def _fast_late_look(args, cfg) -> bool:
             prof = KitProfile.load(args.kit)
         except KitError:
             return False
-        return prof.head.multi_label and any(p.label in cfg.decision.late_classes
-                                             for p in prof.pieces)
+        return (prof.head.multi_label and not prof.fit.get("played")
+                and any(p.label in cfg.decision.late_classes for p in prof.pieces))
     return True
 
 

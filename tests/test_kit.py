@@ -632,8 +632,9 @@ def test_version_2_profile_reads_the_embedding_only(kit, tmp_path):
 
 def test_stream_fast_late_look_default_follows_the_kit_profile(tiny, tmp_path):
     """stream --fast looks again at 200 ms only where it can: the generic model, or a
-    sigmoid profile with a piece of the late classes; not a softmax profile, not one that
-    does not load (kit_classify says why), not paced, not when asked otherwise."""
+    sigmoid profile with a piece of the late classes; not a softmax profile, not one fitted
+    with a play-along take, not one that does not load (kit_classify says why), not paced,
+    not when asked otherwise."""
     import argparse
 
     from realtime.cli import _fast_late_look
@@ -650,5 +651,8 @@ def test_stream_fast_late_look_default_follows_the_kit_profile(tiny, tmp_path):
     assert look() and look(kit=str(sig))
     assert not look(cfg=cymbals, kit=str(sig))            # no cymbal piece: nothing to look for
     assert not look(kit=str(soft)) and not look(kit=str(tmp_path / "none.kit"))
+    played = sigmoid_profile(dim, [0.9, 0.8, 0.7])           # fitted with a play-along take
+    played.fit["played"] = {"onsets": 60, "augment": 30}
+    assert not look(kit=str(played.save(tmp_path / "played.kit")))
     assert not look(fast=False) and not look(late_look_ms=0.0)
     assert not look(cfg=load_realtime_config(None, {"slicer": {"anytime_ms": [5, 10, 20]}}))
