@@ -16,9 +16,9 @@ without a ride plays the crash there, without toms the snare, and so on (ROLE_FA
 
 Labelling a take (label_take): the grid is placed on the take, not assumed: each of the
 first onsets is tried as the first beat (a count-in or a stray noise before it is
-ignored), then the start and the tempo are fitted to the onsets near grid notes (least
-squares, three rounds), so the drummer's tempo may differ a few percent from --groove-bpm
-and no click has to be in the recording. An onset within MATCH_S of a grid position gets
+ignored) at tempos within 8 % of --groove-bpm, then the start and the tempo are fitted to
+the onsets near grid positions (least squares), so the drummer's tempo may be a few
+percent off and no click has to be in the recording. An onset within MATCH_S of a grid position gets
 that position's pieces; an onset near none is a detector onset with no new hit (a tail,
 a double trigger): it is taught as "no piece", as the live path must reject it.
 """
@@ -222,8 +222,6 @@ def label_take(onsets_s: np.ndarray, n_pieces: int, roles: dict[str, int], bpm: 
         if (j >= 0).sum() >= 2:
             spb, start = np.polyfit(beats[j >= 0], onsets_s[j[j >= 0]], 1)
     j = nearest(start, spb, min(MATCH_S, spb / 8))
-    best = (start, spb, j)
-    start, spb, j = best
     matched = int((j >= 0).sum())
     if matched < MIN_MATCHED * len(beats):
         raise DrumClassifierError(
@@ -241,13 +239,10 @@ def label_take(onsets_s: np.ndarray, n_pieces: int, roles: dict[str, int], bpm: 
 
 def onsets_of(data: np.ndarray, sample_rate_hz: int, onset_cfg: OnsetConfig | None = None
               ) -> np.ndarray:
-    """A whole [n, channels] take -> its onset samples, as the live path detects them."""
-    from .calibrate import HitCollector
-    c = HitCollector(sample_rate_hz, data.shape[1], onset_cfg)
-    for s in range(0, len(data), 4096):
-        c.push(np.ascontiguousarray(data[s:s + 4096], np.float32), s)
-    c.flush()
-    return np.array([o.sample for o in c.onsets], int)
+    """A whole [n, channels] take -> its onset samples, as the live path detects them
+    (calibrate.hits_in: one hit per onset)."""
+    from .calibrate import hits_in
+    return np.array([h.onset_sample for h in hits_in(data, sample_rate_hz, onset_cfg)], int)
 
 
 def played_take(clf, path, pieces, bpm: float, onset_cfg: OnsetConfig | None,
