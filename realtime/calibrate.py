@@ -272,7 +272,9 @@ class GuidedSession:
         p = self.p
         p.say(f"Calibration: {len(self.pieces)} pieces, {self.n} hits each. For each piece: "
               f"press Enter, then hit it {self.n} times from soft to hard, about two hits a "
-              "second; the take ends when they are heard (or press Enter).")
+              "second; the take ends when they are heard (or press Enter)."
+              + (" After the fit, `g` plays a 20 s play-along groove: it teaches how your "
+                 "pieces sound struck together." if self.groove else ""))
         try:
             i = 0
             while i < len(self.pieces):

@@ -260,6 +260,10 @@ def kit_classify(clf, kit_path, cfg, stream_rate_hz: int, quiet: bool = False) -
     if not quiet:
         print(f"kit: {kit_path}: " + ", ".join(f"{p.name} ({p.note})" for p in prof.pieces),
               file=sys.stderr, flush=True)
+        if prof.head.multi_label and not prof.fit.get("played"):
+            print("kit: fitted from single hits only; calibrating with the play-along groove "
+                  "(calibrate --groove, or g in the guided session) hears grooves better",
+                  file=sys.stderr, flush=True)
     d = cfg.decision
     return KitClassify(clf, prof, stream_rate_hz, d.min_confidence, d.max_pieces,
                        d.extra_piece_min, d.sure_of, cfg.late_look_classes, cfg.slicer.context_ms,

@@ -656,3 +656,19 @@ def test_stream_fast_late_look_default_follows_the_kit_profile(tiny, tmp_path):
     assert not look(kit=str(played.save(tmp_path / "played.kit")))
     assert not look(fast=False) and not look(late_look_ms=0.0)
     assert not look(cfg=load_realtime_config(None, {"slicer": {"anytime_ms": [5, 10, 20]}}))
+
+
+def test_kit_line_suggests_the_play_along_groove_when_the_fit_had_none(tiny, tmp_path, capsys):
+    """listen/stream --kit say once, beside the kit line, when the profile was fitted from
+    single hits only (and say nothing more when it had the play-along take)."""
+    from realtime.classify import kit_classify
+    from realtime.config import load_realtime_config
+    dim = tiny.embed([torch.zeros(2, 441)]).shape[1]
+    cfg = load_realtime_config(None)
+    for played in (None, {"onsets": 60, "augment": 30}):
+        prof = sigmoid_profile(dim, [0.9, 0.8, 0.7])
+        prof.weights_sha256 = file_sha256(tiny.weights_path)
+        prof.fit["played"] = played
+        kit_classify(tiny, prof.save(tmp_path / f"{bool(played)}.kit"), cfg, SR)
+        err = capsys.readouterr().err
+        assert "kit: " in err and ("play-along groove" in err) == (played is None)
