@@ -92,8 +92,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "recognised slightly less on held-out kits)")
     g = p.add_argument_group("the play-along groove (optional: real overlaps of your kit)")
     g.add_argument("--groove", metavar="RECORDING",
-                   help="a recording of the play-along groove played on this kit "
-                        "(--from-folder, --from-file): its hits join the fit")
+                   help="a recording of the play-along groove played on this kit: its "
+                        "hits join the fit (with --device, `g` after the fit records one "
+                        "instead)")
     g.add_argument("--groove-bpm", type=float, default=100.0, metavar="BPM",
                    help="the tempo the groove is played at (default %(default)g; the take's "
                         "own tempo is fitted, a few percent off is fine)")
