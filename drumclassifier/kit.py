@@ -363,12 +363,11 @@ def played_variants(take: PlayedTake, n_aug: int, sample_rate_hz: int,
     detector's onset jitter, one of contexts_ms (cycled) after the onset with the
     lead_samples before it (the real tails of the take), one gain (-10..+6 dB) and white
     noise 35-60 dB below the peak, as groove_variants does with synthesised grooves.
-    Returns (waves [2, context] each, leads [V, 2, lead_samples], targets [V, P], the
-    take's onset index of each variant [V])."""
+    Returns (waves [2, context] each, leads [V, 2, lead_samples], targets [V, P])."""
     ms = sample_rate_hz / 1000
     pad = lead_samples + int(abs(jitter_ms[0]) * ms) + 1
     x = torch.nn.functional.pad(take.audio.float(), (pad, int(max(contexts_ms) * ms) + 16))
-    waves, leads, targets, src = [], [], [], []
+    waves, leads, targets = [], [], []
     for i, o in enumerate(np.asarray(take.onsets, int)):
         for k in range(n_aug):
             s = pad + int(o) + int(round(rng.uniform(*jitter_ms) * ms))   # the cut's onset
@@ -381,36 +380,7 @@ def played_variants(take: PlayedTake, n_aug: int, sample_rate_hz: int,
             waves.append(seg[:, lead_samples:].clone())
             leads.append(seg[:, :lead_samples])
             targets.append(take.targets[i])
-            src.append(i)
-    return waves, torch.stack(leads), torch.stack(targets).float(), np.array(src)
-
-
-def take_thresholds(emb: torch.Tensor, targets: torch.Tensor, take_onset: np.ndarray,
-                    fit: Callable[[np.ndarray], Head], min_present: int = 4) -> np.ndarray:
-    """Per-piece presence thresholds from a play-along take, out of fold: the take's
-    onsets split in two (alternate onsets, so each half holds every bar of the pattern), a
-    head fitted on everything but one half predicts that half's variants. Each piece's
-    threshold maximises its F on those predictions (0.10-0.90; ties: nearest 0.5); 0 (the
-    default, 0.5) for a piece present at fewer than min_present onsets of the take.
-    emb [V, D], targets [V, P]; take_onset [V]: the take's onset of each variant, -1 for
-    the synthesised ones; fit(keep [V] bool) -> a head."""
-    is_take = take_onset >= 0
-    probs = torch.full(targets.shape, float("nan"))
-    for half in (0, 1):
-        test = is_take & (take_onset % 2 == half)
-        probs[test] = fit(~test).probs(emb[test])
-    y, p = targets[is_take] > 0.5, probs[is_take]
-    grid = np.round(np.arange(0.10, 0.901, 0.05), 2)
-    out = np.zeros(targets.shape[1])
-    onsets_with = [len(set(take_onset[is_take][y[:, k].numpy()])) for k in range(y.shape[1])]
-    for k in range(targets.shape[1]):
-        if onsets_with[k] < min_present:
-            continue
-        f = [2 * float((y[:, k] & (p[:, k] >= t)).sum())
-             / max(1.0, float(y[:, k].sum() + (p[:, k] >= t).sum())) for t in grid]
-        best = max(f)
-        out[k] = min((t for t, v in zip(grid, f) if v == best), key=lambda t: abs(t - 0.5))
-    return out
+    return waves, torch.stack(leads), torch.stack(targets).float()
 
 
 def embed_batched(clf, waves: Sequence[torch.Tensor], batch_size: int = 128,
@@ -620,8 +590,6 @@ class FitOptions:
     mix: GrooveMix = field(default_factory=GrooveMix)
     # variants per onset of a play-along take (fit_profile's `played`)
     played_augment: int = 30
-    # per-piece thresholds from the take, out of fold (take_thresholds) instead of 0.5
-    played_thresholds: bool = False
     # fit_head's, for the sigmoid head. 0.5: held-out kits in grooves at 20 ms
     # (bench/kit_grooves.py, docs/calibration.md; measured before groove copies ended with
     # their last hit): class F kick/snare/hihat/toms/cymbals 0.85/0.92/0.89/0.65/0.61
@@ -733,13 +701,11 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         variants, leads, targets, src = groove_variants(
             hits, y, len(pieces), opts.augment, sr, opts.contexts_ms,
             clf.cfg.lead_in_samples, rng, opts.jitter_ms, opts.mix)
-        take_onset = np.full(len(variants), -1)
         if played is not None and len(played.onsets):
-            pw, pl, pt, po = played_variants(played, opts.played_augment, sr, opts.contexts_ms,
-                                             clf.cfg.lead_in_samples, rng, opts.jitter_ms)
+            pw, pl, pt = played_variants(played, opts.played_augment, sr, opts.contexts_ms,
+                                         clf.cfg.lead_in_samples, rng, opts.jitter_ms)
             variants, leads, targets = variants + pw, torch.cat([leads, pl]), torch.cat([targets, pt])
             src = list(src) + [-1] * len(pw)       # no calibration hit: never held out
-            take_onset = np.concatenate([take_onset, po])
     else:
         if played is not None:
             raise DrumClassifierError("a play-along take needs the groove fit (a sigmoid per piece)")
@@ -765,14 +731,6 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                                        cv_folds, rng,
                                        clf.cfg.features.n_mels if opts.spectrum else 0, tick,
                                        targets)
-    thresholds = None
-    if played is not None and opts.played_thresholds and opts.grooves:
-        spec = clf.cfg.features.n_mels if opts.spectrum else 0
-        thresholds = take_thresholds(emb, targets, take_onset, lambda keep: fit_head(
-            emb[keep], targets[torch.from_numpy(keep)], len(pieces), opts.l2,
-            normalise=opts.normalise, spectrum_dims=spec, balance=opts.balance))
-        for pc, t in zip(pieces, thresholds):
-            pc.min_confidence = float(t)
     # CV accuracy at the live context, reported when every piece was held out somewhere
     cv_ok = bool(cv_probs) and counts.min() >= 2
     pred = cv_probs[float(live_context_ms)].argmax(1).numpy() if cv_ok else None
@@ -788,9 +746,8 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
            "normalise": opts.normalise, "spectrum": opts.spectrum,
            "jitter_ms": list(opts.jitter_ms), "eq_db": opts.eq_db,
            "grooves": asdict(opts.mix) if opts.grooves else None, "balance": opts.balance,
-           "played": None if played is None else {
-               "onsets": len(played.onsets), "augment": opts.played_augment,
-               "thresholds": None if thresholds is None else [float(t) for t in thresholds]},
+           "played": None if played is None else {"onsets": len(played.onsets),
+                                                   "augment": opts.played_augment},
            "live_context_ms": float(live_context_ms),
            "cv_folds": int(fold.max()) + 1 if cv_ok else 0,
            "cv_accuracy": float((pred == y).mean()) if cv_ok else None, "seed": seed,
