@@ -97,11 +97,11 @@ def groove_pieces(kit, piece_of: dict[str, str]) -> str:
 
 
 def play_along(kit, folder: Path, piece_of: dict[str, str], bpm: float,
-               rng: np.random.Generator) -> np.ndarray:
+               rng: np.random.Generator, spread_ms: float = 4.0) -> np.ndarray:
     """The simulated drummer plays the play-along groove on the kit as `calibrate
     --from-folder folder --show-groove --groove-pieces groove_pieces(...)` shows it: each
-    note +-4 ms off the grid, velocity 80-120, after 0.5 s of silence.
-    -> [n, 2] float32 at SR."""
+    note up to spread_ms off the grid (the notes of one beat each their own way, as hands
+    and feet are), velocity 80-120, after 0.5 s of silence. -> [n, 2] float32 at SR."""
     from bench.streams import Kit, Note, mix
     from drumclassifier.calibrate import resolve_pieces
     from drumclassifier.kit import Piece
@@ -112,8 +112,8 @@ def play_along(kit, folder: Path, piece_of: dict[str, str], bpm: float,
     chosen = parse_roles(groove_pieces(kit, piece_of))
     roles = {MIX_ROLE[r]: inst_of[pieces[i].name]
              for r, i in assign_roles(pieces, chosen).items()}
-    notes = [Note(0.5 + beat * 60.0 / bpm + rng.uniform(-0.004, 0.004), MIX_ROLE[role],
-                  int(rng.integers(80, 121))) for beat, role in GROOVE]
+    notes = [Note(0.5 + beat * 60.0 / bpm + rng.uniform(-spread_ms, spread_ms) / 1000,
+                  MIX_ROLE[role], int(rng.integers(80, 121))) for beat, role in GROOVE]
     audio, _ = mix(sorted(notes, key=lambda n: n.time_s), Kit(kit.name, kit.instruments, roles))
     return audio
 
@@ -222,6 +222,9 @@ def main(argv=None) -> int:
     ap.add_argument("--play-along", type=float, default=0.0, metavar="BPM",
                     help="the simulated drummer also plays the play-along groove at BPM "
                          "and it is passed to calibrate with --groove (0: not)")
+    ap.add_argument("--play-along-spread-ms", type=float, default=4.0, metavar="MS",
+                    help="the simulated drummer's timing: each note of the play-along up to "
+                         "MS off the grid (default %(default)g)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "runs" / "kit_grooves"))
     a = ap.parse_args(argv)
@@ -268,8 +271,8 @@ def main(argv=None) -> int:
             if a.play_along:
                 groove = Path(tmp) / f"{name}.play-along.flac"
                 sf.write(groove, play_along(kit, folder, piece_of, a.play_along,
-                                            np.random.default_rng([a.seed, 7])), SR,
-                         subtype="PCM_24")
+                                            np.random.default_rng([a.seed, 7]),
+                                            a.play_along_spread_ms), SR, subtype="PCM_24")
             cal[name] = {"pieces": len(piece_of), "hits": sum(len(i.layers) for i in
                                                               kit.instruments.values()),
                          "fit_s": round(calibrate(folder, prof, out / f"{name}.calibrate.log",

@@ -18,9 +18,11 @@ Labelling a take (label_take): the grid is placed on the take, not assumed: each
 first onsets is tried as the first beat (a count-in or a stray noise before it is
 ignored) at tempos within 8 % of --groove-bpm, then the start and the tempo are fitted to
 the onsets near grid positions (least squares), so the drummer's tempo may be a few
-percent off and no click has to be in the recording. An onset within MATCH_S of a grid position gets
-that position's pieces; an onset near none is a detector onset with no new hit (a tail,
-a double trigger): it is taught as "no piece", as the live path must reject it.
+percent off and no click has to be in the recording. An onset within MATCH_S of a grid
+position gets that position's pieces (the nearest one, if several are); an onset near none is a
+detector onset with no new hit (a tail, a double trigger): it is taught as "no piece", as
+the live path must reject it. A second onset near an already matched grid position (the
+hand and the foot of one beat heard apart) is left out: it is neither.
 """
 from __future__ import annotations
 
@@ -178,12 +180,13 @@ def tab(pieces, bpm: float, chosen: dict[str, str] | None = None) -> str:
 
 @dataclass
 class LabelledTake:
-    onsets_s: np.ndarray     # [G] every onset detected (s from the take's start)
+    onsets_s: np.ndarray     # [G] the onsets taught (s from the take's start)
     targets: np.ndarray      # [G, P] 1.0 where the pattern puts that piece at the onset
     matched: int             # grid positions with an onset near them
     positions: int           # grid positions in the pattern
     bpm: float               # the tempo the take was played at (fitted)
     start_s: float           # where the first downbeat is in the take
+    left_out: int = 0        # onsets near a grid position another onset matched (flams)
 
 
 def label_take(onsets_s: np.ndarray, n_pieces: int, roles: dict[str, int], bpm: float,
@@ -221,7 +224,8 @@ def label_take(onsets_s: np.ndarray, n_pieces: int, roles: dict[str, int], bpm: 
         j = nearest(start, spb, spb / 8)
         if (j >= 0).sum() >= 2:
             spb, start = np.polyfit(beats[j >= 0], onsets_s[j[j >= 0]], 1)
-    j = nearest(start, spb, min(MATCH_S, spb / 8))
+    tol = min(MATCH_S, spb / 8)
+    j = nearest(start, spb, tol)
     matched = int((j >= 0).sum())
     if matched < MIN_MATCHED * len(beats):
         raise DrumClassifierError(
@@ -234,7 +238,12 @@ def label_take(onsets_s: np.ndarray, n_pieces: int, roles: dict[str, int], bpm: 
             for beat, role in GROOVE:
                 if beat == b and role in roles:
                     targets[j[k], roles[role]] = 1.0
-    return LabelledTake(onsets_s, targets, matched, len(beats), 60.0 / spb, start)
+    # an onset near a grid position that another onset matched (hand and foot of one beat
+    # heard apart: a flam) is neither that beat's pieces nor "no piece": left out
+    near = np.abs(onsets_s[:, None] - (start + beats * spb)[None, :]).min(1) <= tol
+    keep = ~near | np.isin(np.arange(len(onsets_s)), j[j >= 0])
+    return LabelledTake(onsets_s[keep], targets[keep], matched, len(beats), 60.0 / spb, start,
+                        int((~keep).sum()))
 
 
 def onsets_of(data: np.ndarray, sample_rate_hz: int, onset_cfg: OnsetConfig | None = None
@@ -282,8 +291,9 @@ def played_from(clf, data: np.ndarray, rate: int, onsets: np.ndarray, pieces, bp
                      bpm, name)
     empty = int((lab.targets.sum(1) == 0).sum())
     say(f"{name}: {lab.matched} of the play-along groove's {lab.positions} beats heard, "
-        f"played at {lab.bpm:.1f} BPM; {len(lab.onsets_s)} onsets, {empty} of them with no "
-        "new hit (tails, double triggers: taught as nothing)")
+        f"played at {lab.bpm:.1f} BPM; {len(lab.onsets_s)} onsets taught, {empty} of them "
+        "with no new hit (tails, double triggers: taught as nothing)"
+        + (f"; {lab.left_out} left out (two onsets on one beat)" if lab.left_out else ""))
     sr = clf.cfg.sample_rate_hz
     x = audio.prepare(torch.from_numpy(np.ascontiguousarray(data.T)), rate, sr,
                       int(np.ceil(len(data) * sr / rate)) + 1, name)

@@ -79,8 +79,9 @@ def test_label_take_fits_start_and_tempo_and_labels_every_onset():
     rng = np.random.default_rng(0)
     played, beats = grid_onsets(103.0, rng, start=2.4)      # asked for 100 BPM, played 103
     count_in = 2.4 - np.arange(4, 0, -1) * 60 / 103          # four clicks heard before it
-    doubles = played[[5, 20]] + 0.030                       # the detector fired twice
-    onsets = np.sort(np.concatenate([count_in, np.delete(played, [9]), doubles]))
+    flams = played[[5, 20]] + 0.030            # hand and foot of one beat heard apart
+    tails = played[[7, 30]] + 0.140            # the detector fired in a tail, between beats
+    onsets = np.sort(np.concatenate([count_in, np.delete(played, [9]), flams, tails]))
     roles = assign_roles(KIT)
     lab = label_take(onsets, len(KIT), roles, 100.0, "take.wav")
     assert lab.positions == len(beats) and lab.matched == len(beats) - 1
@@ -88,10 +89,13 @@ def test_label_take_fits_start_and_tempo_and_labels_every_onset():
     names = [p.name for p in KIT]
 
     def at(t):
-        return {names[i] for i in np.flatnonzero(lab.targets[np.argmin(np.abs(onsets - t))])}
+        k = np.argmin(np.abs(lab.onsets_s - t))
+        assert abs(lab.onsets_s[k] - t) < 1e-9, f"{t} not taught"
+        return {names[i] for i in np.flatnonzero(lab.targets[k])}
     assert at(played[0]) == {"kick", "hihat"}                  # beat 1 of bar 1
     assert at(played[list(beats).index(16)]) == {"crash", "kick", "hihat"}   # bar 5, beat 1
-    assert at(doubles[0]) == set() and at(count_in[0]) == set()  # onsets with no new hit
+    assert at(tails[0]) == set() and at(count_in[0]) == set()   # onsets with no new hit
+    assert lab.left_out == 2 and not np.isin(flams, lab.onsets_s).any()   # neither
 
 
 def test_label_take_refuses_what_is_not_the_groove():
