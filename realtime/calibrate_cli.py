@@ -42,7 +42,7 @@ tom fill) and pass the recording with --groove; in the guided session (--device)
 offered after the pieces. Its hits, struck together and over each other's tails as in
 every groove, are fitted with the single hits: on held-out kits' grooves (simulated
 drummers) class F kick 0.88 -> 0.95, hihat 0.89 -> 0.95, toms 0.55 -> 0.75, cymbals
-0.61 -> 0.80, snare 0.94 either way (docs/calibration.md)."""
+0.61 -> 0.87, snare 0.94 either way (docs/calibration.md)."""
 
 # the guided session's kit, in playing order (CLASS or CLASS--piece name); --pieces replaces it
 DEFAULT_PIECES = ("kick", "snare", "hihat", "hihat--open hat", "hihat--pedal hat",
