@@ -23,6 +23,8 @@ EPILOG = """examples:
       --pieces "kick,snare,hihat,hihat--open hat,toms--floor tom,cymbals--ride"
   drumclassifier calibrate --from-folder my-kit/ --notes "floor tom=41" --out my.kit
   drumclassifier calibrate --from-folder my-kit/ --show-groove     (what to play for --groove)
+  drumclassifier calibrate --pieces "kick,snare,hihat,toms--floor tom,cymbals--ride" \
+      --show-groove --groove-midi along.mid     (and a MIDI file of it with a click)
   drumclassifier calibrate --from-folder my-kit/ --groove groove.wav --groove-bpm 100 --out my.kit
   drumclassifier stream song.wav --kit my.kit      (listen --kit my.kit works the same)
 
@@ -104,6 +106,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     g.add_argument("--show-groove", action="store_true",
                    help="print the play-along groove for the pieces (--from-folder's "
                         "sub-folders, else --pieces) and exit")
+    g.add_argument("--groove-midi", metavar="FILE.mid",
+                   help="with --show-groove: also write the groove as a MIDI file to play "
+                        "along with (a bar of clicks, then the groove with your pieces' notes "
+                        "and a click on every beat, General MIDI channel 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rt-config", metavar="FILE", action="append",
                    help="real-time config YAML (audio input, onset detector, context); "
@@ -148,6 +154,8 @@ def run(args, prompter=None) -> int:
 
     from .config import load_realtime_config
 
+    if args.groove_midi and not args.show_groove:
+        raise DrumClassifierError("--groove-midi goes with --show-groove")
     if args.show_groove:
         return show_groove(args)
     if args.audio_device is None and not args.from_file and not args.from_folder:
@@ -231,7 +239,18 @@ def show_groove(args) -> int:
     else:
         names = (args.pieces or ",".join(DEFAULT_PIECES)).split(",")
     pieces = [Piece(*p) for p in resolve_pieces(names, CLASSES, parse_notes(args.notes))]
-    print(tab(pieces, args.groove_bpm, parse_roles(args.groove_pieces)))
+    chosen = parse_roles(args.groove_pieces)
+    print(tab(pieces, args.groove_bpm, chosen))
+    if args.groove_midi:
+        from .config import MidiConfig
+        from .playalong import guide_notes
+        from .sinks import MidiFileSink
+        sink = MidiFileSink(args.groove_midi, MidiConfig(), args.force)
+        sink.open()                         # refuses an existing file unless --force
+        sink.emit(guide_notes(pieces, args.groove_bpm, chosen))
+        sink.close()
+        print(f"wrote {args.groove_midi}: a bar of clicks, then the groove at "
+              f"{args.groove_bpm:g} BPM with a click on every beat")
     return 0
 
 

@@ -178,6 +178,33 @@ def tab(pieces, bpm: float, chosen: dict[str, str] | None = None) -> str:
     return "\n".join(lines)
 
 
+# General MIDI's metronome notes (channel 10): a click on each beat, the bell on each bar's one
+CLICK_NOTE, BELL_NOTE = 33, 34
+
+
+@dataclass
+class GuideNote:
+    time_s: float
+    note: int
+    velocity: int
+    label: str
+
+
+def guide_notes(pieces, bpm: float, chosen: dict[str, str] | None = None) -> list[GuideNote]:
+    """The groove to play along with (`calibrate --show-groove --groove-midi FILE`): one bar
+    of clicks to count in, then the 8 bars with each piece's own MIDI note and a click on
+    every beat; the groove's first beat at 4 beats."""
+    roles = assign_roles(pieces, chosen)
+    beat_s = 60.0 / bpm
+    out = [GuideNote(b * beat_s, BELL_NOTE if b % BEATS_PER_BAR == 0 else CLICK_NOTE, 100,
+                     "click") for b in range((BARS + 1) * BEATS_PER_BAR)]
+    for beat, role in GROOVE:
+        if role in roles:
+            p = pieces[roles[role]]
+            out.append(GuideNote((BEATS_PER_BAR + beat) * beat_s, int(p.note), 100, p.label))
+    return sorted(out, key=lambda n: (n.time_s, n.note))
+
+
 @dataclass
 class LabelledTake:
     onsets_s: np.ndarray     # [G] the onsets taught (s from the take's start)

@@ -168,3 +168,23 @@ def test_take_audio_rebuilds_a_live_take_from_its_hits():
     assert list(onsets) == starts and data.shape == (90000 + SR, 2)
     assert np.array_equal(data[1000:75100], x[1000:75100]) and not data[:1000].any()
     assert not data[75100:90000].any()        # more than 1 s after an onset: not kept
+
+
+def test_show_groove_writes_a_midi_file_to_play_along_with(tmp_path, capsys):
+    import mido
+    out = tmp_path / "along.mid"
+    argv = ["calibrate", "--pieces", "kick,snare,hihat,toms--floor tom,cymbals--ride",
+            "--notes", "floor tom=43",
+            "--show-groove", "--groove-bpm", "120", "--groove-midi", str(out)]
+    assert main(argv) == 0 and "wrote" in capsys.readouterr().out
+    t, ons = 0.0, []
+    for m in mido.MidiFile(out):
+        t += m.time
+        if m.type == "note_on":
+            ons.append((round(t, 3), m.note, m.channel))
+    clicks = [x for x in ons if x[1] in (33, 34)]
+    assert len(clicks) == 9 * 4 and all(c == 9 for _, _, c in ons)    # GM drum channel
+    assert (2.0, 36, 9) in ons and (2.0, 34, 9) in ons       # the groove's one after a bar
+    assert 43 in {n for _, n, _ in ons}                         # the floor tom's own note
+    assert main(argv) != 0 and "exists" in capsys.readouterr().err      # not overwritten
+    assert main(["calibrate", "--pieces", "kick,snare", "--groove-midi", str(out)]) != 0
