@@ -213,9 +213,9 @@ def run(args, prompter=None) -> int:
         say(f"warning: {w}")
     played = None
     if args.groove:
-        from .playalong import parse_roles, played_take
-        played = played_take(clf, Path(args.groove), pieces, args.groove_bpm, cfg.onset, say,
-                             parse_roles(args.groove_pieces))
+        from .playalong import parse_roles, played_from, read_take
+        played = played_from(clf, read_take(args.groove, cfg.onset), pieces, args.groove_bpm,
+                             parse_roles(args.groove_pieces), say)
     prof = fit_and_report(clf, pieces, raw, live_ms, say, args.augment, args.seed,
                           played=played)
     load_s = save_profile(prof, out, args.force, clf, say)
@@ -256,7 +256,6 @@ def show_groove(args) -> int:
 
 def run_live(args, cfg, notes: dict[str, int], out: Path, live_ms: float, prompter=None) -> int:
     """The guided session on an input device (realtime/calibrate.py)."""
-    from drumclassifier import audio
     from drumclassifier.calibrate import (
         fit_and_report,
         parse_added_piece,
@@ -268,16 +267,7 @@ def run_live(args, cfg, notes: dict[str, int], out: Path, live_ms: float, prompt
     from drumclassifier.kit import Piece
 
     from .calibrate import GuidedSession, Prompter, record_take
-    from .playalong import (
-        BARS,
-        BEATS_PER_BAR,
-        MAX_TAKE_S,
-        onsets_of,
-        parse_roles,
-        played_from,
-        tab,
-        take_audio,
-    )
+    from .playalong import BARS, BEATS_PER_BAR, parse_roles, played_from, read_take, tab, take_from_hits
     from .sources import DeviceSource, import_sounddevice, resolve_device
 
     if args.take_seconds <= 0:
@@ -301,11 +291,8 @@ def run_live(args, cfg, notes: dict[str, int], out: Path, live_ms: float, prompt
                            args.take_seconds, prompter.enter_pressed, a.stall_s)
 
     chosen = parse_roles(args.groove_pieces)
-    groove_take = {}           # the play-along take, labelled again at each fit (pieces change)
-    if args.groove:
-        data, rate = audio.read(args.groove, MAX_TAKE_S)
-        groove_take.update(data=data, rate=rate, onsets=onsets_of(data, rate, cfg.onset),
-                           name=audio.display_path(args.groove))
+    # the play-along take, labelled again at each fit (the pieces may have changed)
+    groove_take = [read_take(args.groove, cfg.onset)] if args.groove else []
 
     def fit(kept):
         raw = [(i, x, a.sample_rate_hz, f"{k.name} hit {j + 1}")
@@ -314,9 +301,8 @@ def run_live(args, cfg, notes: dict[str, int], out: Path, live_ms: float, prompt
         played = None
         if groove_take:
             try:
-                played = played_from(clf, groove_take["data"], groove_take["rate"],
-                                     groove_take["onsets"], pcs, args.groove_bpm, chosen,
-                                     groove_take["name"], prompter.say)
+                played = played_from(clf, groove_take[-1], pcs, args.groove_bpm, chosen,
+                                     prompter.say)
             except DrumClassifierError as e:
                 prompter.say(f"{e}\nfitting without the play-along groove")
         return fit_and_report(clf, pcs, raw, live_ms, prompter.say, args.augment, args.seed,
@@ -324,17 +310,14 @@ def run_live(args, cfg, notes: dict[str, int], out: Path, live_ms: float, prompt
 
     def groove(kept):
         """The play-along groove, recorded: the tab, Enter, then the whole groove."""
-        prompter.say(tab([Piece(k.name, k.label, k.note) for k in kept], args.groove_bpm,
-                         chosen))
+        prompter.say(tab(kept, args.groove_bpm, chosen))
         if prompter.ask("Enter = start, s = not now: ").lower() == "s":
             return None
         prompter.say("listening: play the groove from its first beat (Enter ends the take)")
         t = record_take(open_source, a.channels, a.sample_rate_hz, cfg.onset, 10 ** 6,
                         BARS * BEATS_PER_BAR * 60 / args.groove_bpm * 1.1 + 4.0,
                         prompter.enter_pressed, a.stall_s)
-        data, onsets = take_audio(t.hits)
-        groove_take.update(data=data, rate=a.sample_rate_hz, onsets=onsets,
-                           name="the groove's take")
+        groove_take.append(take_from_hits(t.hits, a.sample_rate_hz, "the groove's take"))
         return t
 
     session = GuidedSession(pieces, args.hits_per_piece, take, fit,

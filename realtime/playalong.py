@@ -281,49 +281,55 @@ def onsets_of(data: np.ndarray, sample_rate_hz: int, onset_cfg: OnsetConfig | No
     return np.array([h.onset_sample for h in hits_in(data, sample_rate_hz, onset_cfg)], int)
 
 
-def played_take(clf, path, pieces, bpm: float, onset_cfg: OnsetConfig | None,
-                say=print, chosen: dict[str, str] | None = None):
-    """`calibrate --groove FILE`: a recording of the play-along groove -> the labelled
-    take for kit.fit_profile (played_from). Raises DrumClassifierError when the file
-    cannot be read or is not the groove."""
+@dataclass
+class GrooveTake:
+    """A play-along take as recorded, before it is labelled (pieces may still change)."""
+    data: np.ndarray         # [n, channels] float32 at `rate`
+    rate: int
+    onsets: np.ndarray       # [G] onset samples, as the live path detects them
+    name: str                # for messages
+
+
+def read_take(path, onset_cfg: OnsetConfig | None = None) -> GrooveTake:
+    """`calibrate --groove FILE`: a recording of the play-along groove and its onsets.
+    Raises DrumClassifierError when the file cannot be read."""
     from drumclassifier import audio
     data, rate = audio.read(path, MAX_TAKE_S)
-    return played_from(clf, data, rate, onsets_of(data, rate, onset_cfg), pieces, bpm,
-                       chosen, audio.display_path(path), say)
+    return GrooveTake(data, rate, onsets_of(data, rate, onset_cfg), audio.display_path(path))
 
 
-def take_audio(hits) -> tuple[np.ndarray, np.ndarray]:
+def take_from_hits(hits, rate: int, name: str) -> GrooveTake:
     """The hits of a live take (realtime.calibrate.TakeHit: each from its onset to the
     next, at most 1 s) -> the take's audio [n, channels] (silence where no hit rang)
-    and its onset samples."""
+    and its onsets."""
     if not hits:
-        return np.zeros((0, 1), np.float32), np.zeros(0, int)
+        return GrooveTake(np.zeros((0, 1), np.float32), rate, np.zeros(0, int), name)
     end = max(h.onset_sample + len(h.audio) for h in hits)
     data = np.zeros((end, hits[0].audio.shape[1]), np.float32)
     for h in hits:
         data[h.onset_sample:h.onset_sample + len(h.audio)] = h.audio
-    return data, np.array([h.onset_sample for h in hits], int)
+    return GrooveTake(data, rate, np.array([h.onset_sample for h in hits], int), name)
 
 
-def played_from(clf, data: np.ndarray, rate: int, onsets: np.ndarray, pieces, bpm: float,
-                chosen: dict[str, str] | None, name: str, say=print):
-    """A play-along take ([n, channels] at `rate`, its onset samples) -> the labelled
-    take for kit.fit_profile (its audio and onsets at the model rate), what was heard said
-    in one line. Raises DrumClassifierError when the take is not the groove."""
+def played_from(clf, take: GrooveTake, pieces, bpm: float, chosen: dict[str, str] | None = None,
+                say=print):
+    """A play-along take -> the labelled take for kit.fit_profile (its audio and onsets at
+    the model rate), what was heard said in one line. Raises DrumClassifierError when the
+    take is not the groove."""
     import torch
 
     from drumclassifier import audio
     from drumclassifier.kit import PlayedTake
-    lab = label_take(np.asarray(onsets) / rate, len(pieces), assign_roles(pieces, chosen),
-                     bpm, name)
+    lab = label_take(np.asarray(take.onsets) / take.rate, len(pieces),
+                     assign_roles(pieces, chosen), bpm, take.name)
     empty = int((lab.targets.sum(1) == 0).sum())
-    say(f"{name}: {lab.matched} of the play-along groove's {lab.positions} beats heard, "
+    say(f"{take.name}: {lab.matched} of the play-along groove's {lab.positions} beats heard, "
         f"played at {lab.bpm:.1f} BPM; {len(lab.onsets_s)} onsets taught, {empty} of them "
         "with no new hit (tails, double triggers: taught as nothing)"
         + (f"; {lab.left_out} left out (two onsets on one beat)" if lab.left_out else ""))
     sr = clf.cfg.sample_rate_hz
-    x = audio.prepare(torch.from_numpy(np.ascontiguousarray(data.T)), rate, sr,
-                      int(np.ceil(len(data) * sr / rate)) + 1, name)
+    x = audio.prepare(torch.from_numpy(np.ascontiguousarray(take.data.T)), take.rate, sr,
+                      int(np.ceil(len(take.data) * sr / take.rate)) + 1, take.name)
     at = np.round(lab.onsets_s * sr).astype(int)
     keep = at < x.shape[-1]              # prepare cut trailing digital silence
     return PlayedTake(x, at[keep], torch.from_numpy(lab.targets[keep]))

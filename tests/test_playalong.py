@@ -156,15 +156,16 @@ def test_calibrate_with_a_played_groove(tmp_path, capsys):
     assert "solo.wav" in capsys.readouterr().err and not bad.exists()
 
 
-def test_take_audio_rebuilds_a_live_take_from_its_hits():
+def test_take_from_hits_rebuilds_a_live_take():
     from realtime.calibrate import TakeHit
-    from realtime.playalong import take_audio
+    from realtime.playalong import take_from_hits
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4 * SR, 2)).astype(np.float32)
     starts = [1000, 30000, 31000, 90000]
     ends = starts[1:] + [90000 + SR]          # each hit runs to the next onset, at most 1 s
     hits = [TakeHit(s, x[s:min(e, s + SR)]) for s, e in zip(starts, ends)]
-    data, onsets = take_audio(hits)
+    take = take_from_hits(hits, SR, "live")
+    data, onsets = take.data, take.onsets
     assert list(onsets) == starts and data.shape == (90000 + SR, 2)
     assert np.array_equal(data[1000:75100], x[1000:75100]) and not data[:1000].any()
     assert not data[75100:90000].any()        # more than 1 s after an onset: not kept
