@@ -96,7 +96,7 @@ def groove_file(path: Path, bpm: float, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     length = BARS * BEATS_PER_BAR * 60 / bpm
     x = np.zeros(int((0.5 + length * 1.1 + 6) * SR), np.float32)
-    for beat, role in GROOVE:
+    for beat, role, _vel in GROOVE:
         i = int((0.5 + beat * 60 / bpm + rng.uniform(-0.004, 0.004)) * SR)
         h = burst(GROOVE_KIND[role], rng, 10 ** (rng.uniform(-9, -3) / 20))
         x[i:i + len(h)] += h

@@ -101,7 +101,7 @@ def play_along(kit, folder: Path, piece_of: dict[str, str], bpm: float,
     """The simulated drummer plays the play-along groove on the kit as `calibrate
     --from-folder folder --show-groove --groove-pieces groove_pieces(...)` shows it: each
     note up to spread_ms off the grid (the notes of one beat each their own way, as hands
-    and feet are), velocity 80-120, after 0.5 s of silence. -> [n, 2] float32 at SR."""
+    and feet are), at the tab's velocity +-15, after 0.5 s of silence. -> [n, 2] float32 at SR."""
     from bench.streams import Kit, Note, mix
     from drumclassifier.calibrate import resolve_pieces
     from drumclassifier.kit import Piece
@@ -113,7 +113,8 @@ def play_along(kit, folder: Path, piece_of: dict[str, str], bpm: float,
     roles = {MIX_ROLE[r]: inst_of[pieces[i].name]
              for r, i in assign_roles(pieces, chosen).items()}
     notes = [Note(0.5 + beat * 60.0 / bpm + rng.uniform(-spread_ms, spread_ms) / 1000,
-                  MIX_ROLE[role], int(rng.integers(80, 121))) for beat, role in GROOVE]
+                  MIX_ROLE[role], int(np.clip(vel + rng.integers(-15, 16), 1, 127)))
+             for beat, role, vel in GROOVE]
     audio, _ = mix(sorted(notes, key=lambda n: n.time_s), Kit(kit.name, kit.instruments, roles))
     return audio
 
@@ -209,6 +210,9 @@ def main(argv=None) -> int:
                     "(default: the real-time config's)")
     ap.add_argument("--seed", type=int, default=1, help="grooves' seed (bench.streams uses "
                     "0 for data/streams-v2; another seed plays other tempos and fills)")
+    ap.add_argument("--take-seed", type=int, default=None,
+                    help="the simulated drummer's play-along take only (default: --seed): "
+                         "one take per kit is one draw, this shows how much it matters")
     ap.add_argument("--fit", nargs="+", default=[], metavar="KEY=VALUE",
                     help="fit the profiles with other drumclassifier.kit.FitOptions than "
                          "calibrate's defaults (a variant to measure), e.g. balance=1")
@@ -271,7 +275,9 @@ def main(argv=None) -> int:
             if a.play_along:
                 groove = Path(tmp) / f"{name}.play-along.flac"
                 sf.write(groove, play_along(kit, folder, piece_of, a.play_along,
-                                            np.random.default_rng([a.seed, 7]),
+                                            np.random.default_rng([
+                                                a.seed if a.take_seed is None else a.take_seed,
+                                                7]),
                                             a.play_along_spread_ms), SR, subtype="PCM_24")
             cal[name] = {"pieces": len(piece_of), "hits": sum(len(i.layers) for i in
                                                               kit.instruments.values()),

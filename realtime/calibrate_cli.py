@@ -40,11 +40,12 @@ Every piece of the kit must be taught: a piece left out is heard as another.
 
 The play-along groove (optional, about 20 s, recommended): after the pieces, play the
 8 bars --show-groove prints for your pieces (hihat, ride, crash + kick, open hihat, a
-tom fill) and pass the recording with --groove; in the guided session (--device) it is
+tom fill; loud and soft strokes as the tab marks them) and pass the recording with
+--groove; in the guided session (--device) it is
 offered after the pieces. Its hits, struck together and over each other's tails as in
 every groove, are fitted with the single hits: on held-out kits' grooves (simulated
-drummers) class F kick 0.88 -> 0.95, hihat 0.89 -> 0.95, toms 0.55 -> 0.75, cymbals
-0.61 -> 0.87, snare 0.94 either way (docs/calibration.md)."""
+drummers) class F kick 0.88 -> 0.96, hihat 0.89 -> 0.94, toms 0.55 -> 0.74, cymbals
+0.61 -> 0.88, snare 0.94 either way (docs/calibration.md)."""
 
 # the guided session's kit, in playing order (CLASS or CLASS--piece name); --pieces replaces it
 DEFAULT_PIECES = ("kick", "snare", "hihat", "hihat--open hat", "hihat--pedal hat",

@@ -11,8 +11,13 @@ onsets join the fit (kit.played_variants).
 The pattern (GROOVE, 8 bars of 4/4, eighth notes): bars 1-2 closed hihat, 3-4 ride, 5
 crash on the one and hihat, 6 open hihat on the off-beats of 2 and 4, 7 a tom fill from
 the highest tom down on beats 3-4, 8 crash on the one; kick on 1 and 3 (the "and" of 3 in
-even bars), snare on 2 and 4. `tab()` prints it with the kit's own piece names. A kit
-without a ride plays the crash there, without toms the snare, and so on (ROLE_FALLBACK).
+even bars), snare on 2 and 4, ghost notes on the snare in the ride bars. Dynamics are
+part of it: the hihat and the ride loud on the beat and soft in between, as most drummers
+play eighths, the kick loud on the one and softer after, so the soft strokes a groove is
+full of are in the take too (a take played all loud taught Millo ML2's profile its loud
+hihat only, and its soft hihat was then sent as the crash). `tab()` prints it with the
+kit's own piece names. A kit without a ride plays the crash there, without toms the
+snare, and so on (ROLE_FALLBACK).
 
 Labelling a take (label_take): the grid is placed on the take, not assumed: each of the
 first onsets is tried as the first beat (a count-in or a stray noise before it is
@@ -27,6 +32,7 @@ hand and the foot of one beat heard apart) is left out: it is neither.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,8 +70,18 @@ ROLE_FALLBACK = {
 }
 
 
-def _groove() -> list[tuple[float, str]]:
-    """[(beat from the first downbeat, role)] of the 8 bars, sorted by beat."""
+class GrooveNote(NamedTuple):
+    beat: float        # from the first downbeat
+    role: str          # a key of ROLES
+    velocity: int      # MIDI 1-127: how hard (the tab's X / x / g, the guide's notes)
+
+
+# the tab's marks: velocity >= LOUD is X, below SOFT g (a ghost note), else x
+LOUD, SOFT = 100, 60
+
+
+def _groove() -> list[GrooveNote]:
+    """The 8 bars, sorted by beat."""
     notes = []
     for bar in range(BARS):
         b0 = bar * BEATS_PER_BAR
@@ -74,16 +90,22 @@ def _groove() -> list[tuple[float, str]]:
             if bar == 6 and e >= 4:
                 continue                                    # the fill's half bar
             role = "open hihat" if bar == 5 and e in (3, 7) else keeper
-            notes.append((b0 + e / 2, role))
-        notes += [(b0, "kick"), (b0 + (2.5 if bar % 2 else 2), "kick"), (b0 + 1, "snare")]
+            # loud on the beat, soft on the "and" (the open hihat is always full)
+            vel = 105 if e % 2 == 0 or role == "open hihat" else 70
+            notes.append(GrooveNote(b0 + e / 2, role, vel))
+        notes += [GrooveNote(b0, "kick", 110),                # loud on the one, softer after
+                  GrooveNote(b0 + (2.5 if bar % 2 else 2), "kick", 80),
+                  GrooveNote(b0 + 1, "snare", 110)]
         if bar != 6:
-            notes.append((b0 + 3, "snare"))
+            notes.append(GrooveNote(b0 + 3, "snare", 110))
+        if bar in (2, 3):                                   # ghost notes under the ride
+            notes += [GrooveNote(b0 + 1.5, "snare", 45), GrooveNote(b0 + 3.5, "snare", 45)]
         if bar in (4, 7):
-            notes.append((b0, "crash"))
+            notes.append(GrooveNote(b0, "crash", 115))
         if bar == 6:                                        # sixteenths, high to floor
             fill = ["high tom", "high tom", "mid tom", "mid tom", "floor tom", "floor tom",
                     "snare", "snare"]
-            notes += [(b0 + 2 + k / 4, r) for k, r in enumerate(fill)]
+            notes += [GrooveNote(b0 + 2 + k / 4, r, 100) for k, r in enumerate(fill)]
     return sorted(notes)
 
 
@@ -155,20 +177,24 @@ def assign_roles(pieces, chosen: dict[str, str] | None = None) -> dict[str, int]
 
 
 def tab(pieces, bpm: float, chosen: dict[str, str] | None = None) -> str:
-    """What to play, as a drum tab with the kit's piece names (x: a hit, o: open hihat)."""
+    """What to play, as a drum tab with the kit's piece names (X loud, x soft, g a ghost
+    note, o the open hihat)."""
     roles = assign_roles(pieces, chosen)
     lines = [f"play-along groove: {BARS} bars of 4/4 at {bpm:g} BPM (about "
              f"{BARS * BEATS_PER_BAR * 60 / bpm:.0f} s); start on the first beat, a click helps",
-             "one character per sixteenth note, bars separated by |"]
+             "one character per sixteenth note, bars separated by |",
+             "X loud, x soft, g very soft (a ghost note), o open hihat: play the dynamics "
+             "too, the soft strokes teach the profile your groove's quiet notes"]
     rows: dict[int, list[str]] = {}
-    for beat, role in GROOVE:
+    for beat, role, vel in GROOVE:
         i = roles.get(role)
         if i is None:
             continue
         row = rows.setdefault(i, ["-"] * (BARS * BEATS_PER_BAR * 4))
-        row[int(round(beat * 4))] = "o" if role == "open hihat" else "x"
+        row[int(round(beat * 4))] = ("o" if role == "open hihat" else
+                                     "X" if vel >= LOUD else "g" if vel < SOFT else "x")
     width = max(len(pieces[i].name) for i in rows)
-    for i in sorted(rows, key=lambda i: min(b for b, r in GROOVE if roles.get(r) == i)):
+    for i in sorted(rows, key=lambda i: min(n.beat for n in GROOVE if roles.get(n.role) == i)):
         cells = "".join(rows[i])
         bars = "|".join(cells[k:k + 16] for k in range(0, len(cells), 16))
         lines.append(f"{pieces[i].name:>{width}s} |{bars}|")
@@ -198,10 +224,10 @@ def guide_notes(pieces, bpm: float, chosen: dict[str, str] | None = None) -> lis
     beat_s = 60.0 / bpm
     out = [GuideNote(b * beat_s, BELL_NOTE if b % BEATS_PER_BAR == 0 else CLICK_NOTE, 100,
                      "click") for b in range((BARS + 1) * BEATS_PER_BAR)]
-    for beat, role in GROOVE:
+    for beat, role, vel in GROOVE:
         if role in roles:
             p = pieces[roles[role]]
-            out.append(GuideNote((BEATS_PER_BAR + beat) * beat_s, int(p.note), 100, p.label))
+            out.append(GuideNote((BEATS_PER_BAR + beat) * beat_s, int(p.note), vel, p.label))
     return sorted(out, key=lambda n: (n.time_s, n.note))
 
 
@@ -223,7 +249,7 @@ def label_take(onsets_s: np.ndarray, n_pieces: int, roles: dict[str, int], bpm: 
     fewer than MIN_MATCHED of the grid positions were heard near where the pattern puts
     them."""
     onsets_s = np.asarray(onsets_s, float)
-    beats = np.array(sorted({b for b, r in GROOVE if r in roles}))
+    beats = np.array(sorted({n.beat for n in GROOVE if n.role in roles}))
     if bpm <= 0:
         raise DrumClassifierError(f"--groove-bpm must be positive, got {bpm:g}")
     if len(onsets_s) < len(beats) * MIN_MATCHED:
@@ -262,9 +288,9 @@ def label_take(onsets_s: np.ndarray, n_pieces: int, roles: dict[str, int], bpm: 
     targets = np.zeros((len(onsets_s), n_pieces), np.float32)
     for k, b in enumerate(beats):
         if j[k] >= 0:
-            for beat, role in GROOVE:
-                if beat == b and role in roles:
-                    targets[j[k], roles[role]] = 1.0
+            for n in GROOVE:
+                if n.beat == b and n.role in roles:
+                    targets[j[k], roles[n.role]] = 1.0
     # an onset near a grid position that another onset matched (hand and foot of one beat
     # heard apart: a flam) is neither that beat's pieces nor "no piece": left out
     near = np.abs(onsets_s[:, None] - (start + beats * spb)[None, :]).min(1) <= tol

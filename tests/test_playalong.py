@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from bench.drummer import GROOVE_KIND
 from bench.sounds import burst
 from drumclassifier.cli import main
 from drumclassifier.errors import DrumClassifierError
@@ -65,13 +66,15 @@ def test_tab_shows_eight_bars_with_the_kits_names():
             if line.count("|") == 9}
     assert set(rows) == {"kick", "snare", "hihat", "open hat", "ride", "crash", "rack tom",
                          "floor tom"}
-    assert rows["kick"].count("x") == 16 and rows["open hat"].count("o") == 2
+    assert rows["kick"].count("X") == 8 and rows["kick"].count("x") == 8 and rows["open hat"].count("o") == 2
+    # dynamics: the hihat loud on the beat, soft on the "and"; ghost notes on the snare
+    assert rows["hihat"].split("|")[0] == "X-x-" * 4 and rows["snare"].count("g") == 4
     assert "120 BPM (about 16 s)" in t and "not in the groove" in t and "pedal hat" in t
 
 
 def grid_onsets(bpm: float, rng, start: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Onset times of the groove's grid positions played at bpm, +-6 ms, and their beats."""
-    beats = np.array(sorted({b for b, _ in GROOVE}))
+    beats = np.array(sorted({n.beat for n in GROOVE}))
     return start + beats * 60 / bpm + rng.uniform(-0.006, 0.006, len(beats)), beats
 
 
@@ -110,11 +113,6 @@ def test_label_take_refuses_what_is_not_the_groove():
         label_take(played[:5], len(KIT), roles, 100.0, "take.wav")
 
 
-KIND = {"kick": "kick", "snare": "snare", "hihat": "hihat", "open hihat": "hihat",
-        "ride": "cymbal", "crash": "cymbal", "high tom": "tom", "mid tom": "tom",
-        "floor tom": "tom"}
-
-
 def test_calibrate_with_a_played_groove(tmp_path, capsys):
     """Generated one-shots per piece and a take of the groove played with the same
     sounds: the take is labelled, joins the fit, and the profile says so."""
@@ -131,9 +129,9 @@ def test_calibrate_with_a_played_groove(tmp_path, capsys):
     assert "110 BPM" in shown and "floor tom |" in shown
     bpm = 110.0
     take = np.zeros(int(22 * SR), np.float32)
-    for beat, role in GROOVE:
+    for beat, role, _vel in GROOVE:
         i = int((0.5 + beat * 60 / bpm + rng.uniform(-0.004, 0.004)) * SR)
-        x = burst(KIND[role], rng, 10 ** (rng.uniform(-9, -3) / 20))
+        x = burst(GROOVE_KIND[role], rng, 10 ** (rng.uniform(-9, -3) / 20))
         take[i:i + len(x)] += x
     sf.write(tmp_path / "groove.wav", take, SR)
     out = tmp_path / "k.kit"
@@ -144,7 +142,7 @@ def test_calibrate_with_a_played_groove(tmp_path, capsys):
     line = next(x for x in err.splitlines() if "of the play-along groove's" in x)
     heard, positions = map(int, re.search(r": (\d+) of the play-along groove's (\d+) beats",
                                           line).groups())
-    assert positions == len({b for b, _ in GROOVE}) and heard >= 0.9 * positions
+    assert positions == len({n.beat for n in GROOVE}) and heard >= 0.9 * positions
     prof = KitProfile.load(out)
     assert prof.fit["played"]["onsets"] >= heard and prof.fit["played"]["augment"] == 30
 
@@ -178,11 +176,13 @@ def test_show_groove_writes_a_midi_file_to_play_along_with(tmp_path, capsys):
             "--notes", "floor tom=43",
             "--show-groove", "--groove-bpm", "120", "--groove-midi", str(out)]
     assert main(argv) == 0 and "wrote" in capsys.readouterr().out
-    t, ons = 0.0, []
+    t, ons, vel = 0.0, [], {}
     for m in mido.MidiFile(out):
         t += m.time
         if m.type == "note_on":
             ons.append((round(t, 3), m.note, m.channel))
+            vel[m.note] = vel.get(m.note, set()) | {m.velocity}
+    assert {45, 110} <= vel[38]            # the snare's ghost notes and its backbeat
     clicks = [x for x in ons if x[1] in (33, 34)]
     assert len(clicks) == 9 * 4 and all(c == 9 for _, _, c in ons)    # GM drum channel
     assert (2.0, 36, 9) in ons and (2.0, 34, 9) in ons       # the groove's one after a bar
