@@ -215,7 +215,8 @@ def main(argv=None) -> int:
                          "one take per kit is one draw, this shows how much it matters")
     ap.add_argument("--fit", nargs="+", default=[], metavar="KEY=VALUE",
                     help="fit the profiles with other drumclassifier.kit.FitOptions than "
-                         "calibrate's defaults (a variant to measure), e.g. balance=1")
+                         "calibrate's defaults (a variant to measure), e.g. balance=1; "
+                         "mix.KEY=VALUE sets a field of its GrooveMix, e.g. mix.p_room=0.3")
     ap.add_argument("--late-look-ms", type=float, help="slicer.late_look_ms for both paths "
                     "(configs/realtime-offline.yaml: cymbals from a 200 ms look)")
     ap.add_argument("--paced", type=int, default=0, metavar="N",
@@ -243,9 +244,14 @@ def main(argv=None) -> int:
         import drumclassifier.kit as kit_mod
         shipped = kit_mod.FitOptions
         over = {k: json.loads(v) for k, v in (x.split("=", 1) for x in a.fit)}
+        mix = {k.removeprefix("mix."): over.pop(k) for k in list(over) if k.startswith("mix.")}
+        fields = [(k, type(v), dataclasses.field(default=v)) for k, v in over.items()]
+        if mix:      # mix.KEY=VALUE: a field of the groove mix (kit.GrooveMix)
+            mix = {k: tuple(v) if isinstance(v, list) else v for k, v in mix.items()}
+            fields.append(("mix", kit_mod.GrooveMix, dataclasses.field(
+                default_factory=lambda: kit_mod.GrooveMix(**mix))))
         kit_mod.FitOptions = dataclasses.make_dataclass(   # the same, other defaults
-            "FitOptions", [(k, type(v), dataclasses.field(default=v)) for k, v in over.items()],
-            bases=(shipped,))
+            "FitOptions", fields, bases=(shipped,))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     kits = load_kits(Path(a.manifest), a.split)

@@ -525,6 +525,18 @@ class RandomTruncate(ItemAugmentation):
         return x, torch.minimum(cut + self.lead_in, lengths)
 
 
+def pink_from_white(white: Tensor, sample_rate_hz: int) -> Tensor:
+    """White noise [..., n] -> pink (1/f power) along the last axis, flat below 20 Hz, no DC
+    (not rescaled)."""
+    n = white.shape[-1]
+    spec = torch.fft.rfft(white, dim=-1)
+    f_hz = torch.fft.rfftfreq(n, d=1.0 / sample_rate_hz).to(white.device)
+    # amplitude 1/sqrt(f) gives 1/f power
+    scale = 1.0 / torch.sqrt(f_hz.clamp(min=20.0))
+    scale[0] = 0.0
+    return torch.fft.irfft(spec * scale, n=n, dim=-1)
+
+
 class AddNoise(ItemAugmentation):
     """White or pink (1/f power) noise at an SNR uniform in ``snr_db``, inside the length only.
 
@@ -538,13 +550,7 @@ class AddNoise(ItemAugmentation):
         self.sample_rate_hz, self.snr_db, self.pink_p = sample_rate_hz, tuple(snr_db), pink_p
 
     def _pink(self, shape, device) -> Tensor:
-        n = shape[-1]
-        spec = torch.fft.rfft(torch.randn(shape, device=device), dim=-1)
-        f_hz = torch.fft.rfftfreq(n, d=1.0 / self.sample_rate_hz).to(device)
-        # amplitude 1/sqrt(f) gives 1/f power; flat below 20 Hz, no DC
-        scale = 1.0 / torch.sqrt(f_hz.clamp(min=20.0))
-        scale[0] = 0.0
-        return torch.fft.irfft(spec * scale, n=n, dim=-1)
+        return pink_from_white(torch.randn(shape, device=device), self.sample_rate_hz)
 
     def augment(self, x, lengths):
         b, n = x.shape[0], x.shape[-1]

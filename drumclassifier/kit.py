@@ -274,6 +274,52 @@ class GrooveMix:
     tail_ms: tuple[float, float] = (25.0, 800.0)     # how long before (log-uniform)
     p_empty: float = 0.05              # no new hit, tails only: an onset with no piece
     level_db: tuple[float, float] = (-12.0, 0.0)     # each struck or ringing hit's level
+    # heard through one room mic: mono, the room's reverberant tail (augment.RoomReverb)
+    p_room: float = 0.0
+    room_rt60_s: tuple[float, float] = (0.2, 0.8)
+    room_drr_db: tuple[float, float] = (0.0, 15.0)   # direct over tail energy
+    rooms: int = 3                     # room versions of each hit (drawn once per fit)
+    p_pink: float = 0.0                # the noise floor pink (1/f, hum and fans) not white
+
+
+def room_versions(hits: Sequence[torch.Tensor], n_rooms: int, sample_rate_hz: int,
+                  mix: GrooveMix, rng: np.random.Generator) -> list[list[torch.Tensor]]:
+    """Each [2, n] hit as one room mic hears it, n_rooms times: mono, convolved with a
+    synthesised room (augment.RoomReverb: direct sound + decaying noise tail, RT60 and
+    direct-to-tail ratio from mix), the tail ringing past the hit's end.
+    Returns [room][hit] -> [2, n + the room's IR length]."""
+    from .augment import RoomReverb, zero_beyond_length
+    rr = RoomReverb(1.0, sample_rate_hz, rt60_s=mix.room_rt60_s, drr_db=mix.room_drr_db)
+    lengths = torch.tensor([h.shape[-1] for h in hits])
+    n = int(lengths.max()) + int(mix.room_rt60_s[1] * sample_rate_hz)
+    x = torch.zeros(len(hits), 1, n)                  # [H, 1, N], each hit at sample 0
+    for i, h in enumerate(hits):
+        x[i, 0, :h.shape[-1]] = h.float().mean(0)     # one mic: mono
+    out = []
+    # RoomReverb draws from torch's generator: seeded from rng so that a fit repeats,
+    # without touching the caller's torch random state
+    with torch.random.fork_rng():
+        torch.manual_seed(int(rng.integers(2 ** 31)))
+        for _ in range(n_rooms):
+            perm = torch.randperm(len(hits))          # rooms go to contiguous groups
+            y, ln = rr.augment(x[perm], lengths[perm])
+            y = zero_beyond_length(y, ln)
+            room = [torch.empty(0)] * len(hits)
+            for k, i in enumerate(perm.tolist()):
+                room[i] = y[k, :, :int(ln[k])].expand(2, -1)   # [2, n]: both channels
+            out.append(room)
+    return out
+
+
+def noise_floor(shape: tuple[int, ...], pink: bool, sample_rate_hz: int,
+                rng: np.random.Generator) -> torch.Tensor:
+    """Unit-variance noise [.., n]: white, or pink (1/f power, flat below 20 Hz, no DC)."""
+    w = torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+    if not pink:
+        return w
+    from .augment import pink_from_white
+    y = pink_from_white(w, sample_rate_hz)
+    return y / y.std().clamp(min=1e-12)
 
 
 def groove_variants(hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int], n_pieces: int,
@@ -286,10 +332,11 @@ def groove_variants(hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int], n
     Each [2, n] hit (onset at sample 0, the model rate) gets n_aug variants: sometimes
     struck with one or two other pieces (onsets 0-4 ms apart), often over the tails of
     1-3 earlier hits of the kit (25-800 ms before), each hit at its own level; the
-    detector's onset jitter; one global gain (-10..+6 dB), white noise 35-60 dB below the
-    peak; cut to one of contexts_ms (cycled) after the onset, or where the last hit ends
-    if that is sooner (as a sample file ends), with the lead_samples
-    before it (what the model reads as already ringing). A few variants (p_empty) have
+    detector's onset jitter; with p_room all of a variant's hits heard through one room
+    mic (room_versions); one global gain (-10..+6 dB), noise 35-60 dB below the peak
+    (pink with p_pink, else white); cut to one of contexts_ms (cycled) after the onset,
+    or where the last hit ends if that is sooner (as a sample file ends), with the
+    lead_samples before it (what the model reads as already ringing). A few variants (p_empty) have
     no new hit: tails only, the target empty.
 
     Returns (waves [2, context] each, leads [V, 2, lead_samples], multi-hot targets
@@ -297,6 +344,8 @@ def groove_variants(hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int], n
     variant was made from).
     """
     mix = mix or GrooveMix()
+    rooms = (room_versions(hits, mix.rooms, sample_rate_hz, mix, rng)
+             if mix.p_room > 0 else [])
     y = np.asarray(piece_of_hit, int)
     by_piece = [np.flatnonzero(y == p) for p in range(n_pieces)]
     ms = sample_rate_hz / 1000
@@ -322,20 +371,23 @@ def groove_variants(hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int], n
             jit = int(round(rng.uniform(*jitter_ms) * ms))
             buf = torch.zeros(2, lead_samples + ctx)     # sample lead_samples = the onset
             end = lead_samples + 16                      # the last sounding sample
+            src_hits = (rooms[int(rng.integers(len(rooms)))]
+                        if rooms and rng.random() < mix.p_room else hits)
             for j, start in struck + ringing:
                 gain = 10 ** (rng.uniform(*mix.level_db) / 20)
                 a = lead_samples + start - jit           # where the hit starts in buf
                 lo_h = max(0, -a)
-                m = min(hits[j].shape[-1] - lo_h, buf.shape[-1] - max(a, 0))
+                m = min(src_hits[j].shape[-1] - lo_h, buf.shape[-1] - max(a, 0))
                 if m > 0:    # only the part of the hit inside buf is scaled and added
-                    buf[:, max(a, 0):max(a, 0) + m] += gain * hits[j][:, lo_h:lo_h + m]
+                    buf[:, max(a, 0):max(a, 0) + m] += gain * src_hits[j][:, lo_h:lo_h + m]
                     end = max(end, max(a, 0) + m)
             # hits shorter than the context end there, as a sample file does (and the
             # embedding of the 1 s context costs what the hit holds, not 1 s)
             buf = buf[:, :end]
             buf *= 10 ** (rng.uniform(-10, 6) / 20)
             snr = rng.uniform(35, 60)
-            buf += torch.from_numpy(rng.standard_normal(buf.shape).astype(np.float32)) * (
+            pink = mix.p_pink > 0 and rng.random() < mix.p_pink   # (no draw when off)
+            buf += noise_floor(tuple(buf.shape), pink, sample_rate_hz, rng) * (
                 peak_i * 10 ** (-snr / 20))
             buf = buf.clamp(-1, 1)
             waves.append(buf[:, lead_samples:].clone())

@@ -422,6 +422,30 @@ def test_groove_variants_strike_together_over_tails():
     assert ringing[..., :-100].pow(2).mean() > 100 * quiet[..., :-100].pow(2).mean()
 
 
+def test_groove_variants_through_a_room_mic():
+    """p_room: a variant's hits heard through one room mic (mono, a reverberant tail that
+    rings past the hit); p_pink: a pink noise floor. Seeded: the same fit twice is equal."""
+    from drumclassifier.kit import GrooveMix, groove_variants, noise_floor, room_versions
+    rng = np.random.default_rng(0)
+    hits = [torch.from_numpy(np.stack([burst(k, rng, 0.5), 0.2 * burst(k, rng, 0.5)]))
+            for k in ("kick", "snare")]
+    rooms = room_versions(hits, 2, SR, GrooveMix(room_rt60_s=(0.5, 0.5)), rng)
+    for h, r in zip(hits, rooms[0]):
+        assert torch.equal(r[0], r[1])                     # one mic
+        assert r.shape[-1] > h.shape[-1] + 0.4 * SR        # the room rings on
+        n = h.shape[-1]
+        assert r[0, n:].abs().max() > 1e-3 * r[0, :n].abs().max()
+    assert not torch.equal(rooms[0][0], rooms[1][0])      # two rooms
+    mix = GrooveMix(p_room=1.0, p_tails=0.0, p_together=0.0, p_empty=0.0, p_pink=1.0)
+    a = groove_variants(hits, [0, 1], 2, 4, SR, (20.0,), 1024, np.random.default_rng(3), mix=mix)
+    b = groove_variants(hits, [0, 1], 2, 4, SR, (20.0,), 1024, np.random.default_rng(3), mix=mix)
+    assert all(torch.equal(x, z) for x, z in zip(a[0], b[0]))
+    # pink: most of its power below 1 kHz (white: about 1 kHz / 22 kHz of it)
+    pink = noise_floor((1, SR), True, SR, np.random.default_rng(0))
+    spec = torch.fft.rfft(pink[0]).abs().square()
+    assert spec[:1000].sum() > 0.5 * spec.sum() and abs(float(pink.std()) - 1) < 1e-3
+
+
 def test_multi_label_head_names_both_pieces_of_a_pair():
     """One sigmoid per piece, fitted on singles and pairs: a pair it never saw (0 + 2)
     gets both of its pieces present, the third absent."""
