@@ -109,3 +109,24 @@ def test_compare_refuses_files_of_other_draws(corpus, tmp_path, capsys):
         calibration_compare.main([f"a={tmp_path / 'a.json'}", f"b={tmp_path / 'b.json'}"])
     with pytest.raises(SystemExit, match="NAME=GLOB"):
         calibration_compare.main([f"a={tmp_path / 'none*.json'}"])
+
+
+def test_kit_compare_pairs_streams_and_bounds_the_difference(capsys):
+    """bench.kit_compare: B finds one more kick than A in every stream -> kick F rises with
+    an interval above 0; snare is identical -> 0 [0, 0]; a stream only one run has is left out."""
+    from bench import kit_compare
+
+    def run(extra_kick: int, ids) -> dict:
+        def cls(tp):
+            return {"tp": tp, "fp": 1, "fn": 10 - tp}
+        return {"streams": [{"id": i, "condition": i.split("/")[0],
+                             "profile": {"classes": {c: cls(5 + (extra_kick if c == "kick" else 0))
+                                                     for c in ("kick", "snare", "hihat", "toms", "cymbals")}}}
+                            for i in ids]}
+    ids = [f"{c}/g{k}" for c in ("clean", "noise20") for k in range(4)]
+    rows = kit_compare.compare(run(0, ids), run(1, ids + ["clean/extra"]), n_boot=200)
+    kick = next(r for r in rows if r["condition"] == "all" and r["label"] == "kick")
+    snare = next(r for r in rows if r["condition"] == "all" and r["label"] == "snare")
+    assert kick["streams"] == 8 and kick["diff"] > 0 and kick["lo"] > 0
+    assert snare["diff"] == snare["lo"] == snare["hi"] == 0
+    assert {r["condition"] for r in rows} == {"all", "clean", "noise20"}
