@@ -280,6 +280,7 @@ class GrooveMix:
     room_drr_db: tuple[float, float] = (0.0, 15.0)   # direct over tail energy
     rooms: int = 3                     # room versions of each hit (drawn once per fit)
     p_pink: float = 0.0                # the noise floor pink (1/f, hum and fans) not white
+    take_too: bool = False             # room and pink noise for a play-along take's variants
 
 
 def room_versions(hits: Sequence[torch.Tensor], n_rooms: int, sample_rate_hz: int,
@@ -409,24 +410,35 @@ class PlayedTake:
 
 def played_variants(take: PlayedTake, n_aug: int, sample_rate_hz: int,
                     contexts_ms: Sequence[float], lead_samples: int, rng: np.random.Generator,
-                    jitter_ms: tuple[float, float] = (-0.5, 1.5)
+                    jitter_ms: tuple[float, float] = (-0.5, 1.5), mix: GrooveMix | None = None
                     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """Each onset of a played take -> n_aug variants as the live path cuts it: the
     detector's onset jitter, one of contexts_ms (cycled) after the onset with the
-    lead_samples before it (the real tails of the take), one gain (-10..+6 dB) and white
-    noise 35-60 dB below the peak, as groove_variants does with synthesised grooves.
+    lead_samples before it (the real tails of the take), one gain (-10..+6 dB) and noise
+    35-60 dB below the peak, as groove_variants does with synthesised grooves (with
+    mix.take_too, also its room mic and pink noise).
     Returns (waves [2, context] each, leads [V, 2, lead_samples], targets [V, P])."""
+    mix = mix or GrooveMix()
     ms = sample_rate_hz / 1000
     pad = lead_samples + int(abs(jitter_ms[0]) * ms) + 1
-    x = torch.nn.functional.pad(take.audio.float(), (pad, int(max(contexts_ms) * ms) + 16))
+    tail = int(max(contexts_ms) * ms) + 16
+
+    def padded(a: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(a.float(), (pad, tail))
+    x = padded(take.audio)
+    p_room, p_pink = (mix.p_room, mix.p_pink) if mix.take_too else (0.0, 0.0)
+    rooms = ([padded(r[0]) for r in room_versions([take.audio], mix.rooms, sample_rate_hz,
+                                                   mix, rng)] if p_room > 0 else [])
     waves, leads, targets = [], [], []
     for i, o in enumerate(np.asarray(take.onsets, int)):
         for k in range(n_aug):
             s = pad + int(o) + int(round(rng.uniform(*jitter_ms) * ms))   # the cut's onset
             ctx = max(int(round(contexts_ms[(k + i) % len(contexts_ms)] * ms)), 16)
-            seg = x[:, s - lead_samples:s + ctx] * 10 ** (rng.uniform(-10, 6) / 20)
+            heard = rooms[int(rng.integers(len(rooms)))] if rooms and rng.random() < p_room else x
+            seg = heard[:, s - lead_samples:s + ctx] * 10 ** (rng.uniform(-10, 6) / 20)
             peak = float(seg.abs().max()) or 1e-6
-            seg = seg + torch.from_numpy(rng.standard_normal(seg.shape).astype(np.float32)) * (
+            pink = p_pink > 0 and rng.random() < p_pink       # (no draw when off)
+            seg = seg + noise_floor(tuple(seg.shape), pink, sample_rate_hz, rng) * (
                 peak * 10 ** (-rng.uniform(35, 60) / 20))
             seg = seg.clamp(-1, 1)
             waves.append(seg[:, lead_samples:].clone())
@@ -755,7 +767,8 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
             clf.cfg.lead_in_samples, rng, opts.jitter_ms, opts.mix)
         if played is not None and len(played.onsets):
             pw, pl, pt = played_variants(played, opts.played_augment, sr, opts.contexts_ms,
-                                         clf.cfg.lead_in_samples, rng, opts.jitter_ms)
+                                         clf.cfg.lead_in_samples, rng, opts.jitter_ms,
+                                         opts.mix)
             variants, leads, targets = variants + pw, torch.cat([leads, pl]), torch.cat([targets, pt])
             src = list(src) + [-1] * len(pw)       # no calibration hit: never held out
     else:
