@@ -280,6 +280,7 @@ class GrooveMix:
     room_drr_db: tuple[float, float] = (0.0, 15.0)   # direct over tail energy
     rooms: int = 3                     # room versions of each hit (drawn once per fit)
     p_pink: float = 0.0                # the noise floor pink (1/f, hum and fans) not white
+    noise_db: tuple[float, float] = (35.0, 60.0)     # the noise floor under the hit's peak
     take_too: bool = False             # room and pink noise for a play-along take's variants
 
 
@@ -334,8 +335,8 @@ def groove_variants(hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int], n
     struck with one or two other pieces (onsets 0-4 ms apart), often over the tails of
     1-3 earlier hits of the kit (25-800 ms before), each hit at its own level; the
     detector's onset jitter; with p_room all of a variant's hits heard through one room
-    mic (room_versions); one global gain (-10..+6 dB), noise 35-60 dB below the peak
-    (pink with p_pink, else white); cut to one of contexts_ms (cycled) after the onset,
+    mic (room_versions); one global gain (-10..+6 dB), noise noise_db (35-60) dB below
+    the peak (pink with p_pink, else white); cut to one of contexts_ms (cycled) after the onset,
     or where the last hit ends if that is sooner (as a sample file ends), with the
     lead_samples before it (what the model reads as already ringing). A few variants (p_empty) have
     no new hit: tails only, the target empty.
@@ -386,7 +387,7 @@ def groove_variants(hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int], n
             # embedding of the 1 s context costs what the hit holds, not 1 s)
             buf = buf[:, :end]
             buf *= 10 ** (rng.uniform(-10, 6) / 20)
-            snr = rng.uniform(35, 60)
+            snr = rng.uniform(*mix.noise_db)
             pink = mix.p_pink > 0 and rng.random() < mix.p_pink   # (no draw when off)
             buf += noise_floor(tuple(buf.shape), pink, sample_rate_hz, rng) * (
                 peak_i * 10 ** (-snr / 20))
@@ -416,7 +417,7 @@ def played_variants(take: PlayedTake, n_aug: int, sample_rate_hz: int,
     detector's onset jitter, one of contexts_ms (cycled) after the onset with the
     lead_samples before it (the real tails of the take), one gain (-10..+6 dB) and noise
     35-60 dB below the peak, as groove_variants does with synthesised grooves (with
-    mix.take_too, also its room mic and pink noise).
+    mix.take_too, also its room mic, pink noise and noise_db).
     Returns (waves [2, context] each, leads [V, 2, lead_samples], targets [V, P])."""
     mix = mix or GrooveMix()
     ms = sample_rate_hz / 1000
@@ -426,7 +427,8 @@ def played_variants(take: PlayedTake, n_aug: int, sample_rate_hz: int,
     def padded(a: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.pad(a.float(), (pad, tail))
     x = padded(take.audio)
-    p_room, p_pink = (mix.p_room, mix.p_pink) if mix.take_too else (0.0, 0.0)
+    p_room, p_pink, noise_db = ((mix.p_room, mix.p_pink, mix.noise_db) if mix.take_too
+                                else (0.0, 0.0, GrooveMix.noise_db))
     rooms = ([padded(r[0]) for r in room_versions([take.audio], mix.rooms, sample_rate_hz,
                                                    mix, rng)] if p_room > 0 else [])
     waves, leads, targets = [], [], []
@@ -439,7 +441,7 @@ def played_variants(take: PlayedTake, n_aug: int, sample_rate_hz: int,
             peak = float(seg.abs().max()) or 1e-6
             pink = p_pink > 0 and rng.random() < p_pink       # (no draw when off)
             seg = seg + noise_floor(tuple(seg.shape), pink, sample_rate_hz, rng) * (
-                peak * 10 ** (-rng.uniform(35, 60) / 20))
+                peak * 10 ** (-rng.uniform(*noise_db) / 20))
             seg = seg.clamp(-1, 1)
             waves.append(seg[:, lead_samples:].clone())
             leads.append(seg[:, :lead_samples])
