@@ -44,13 +44,16 @@ def assert_pieces_right(rows: list[dict], played: list[str]) -> None:
 
     The generated kick (150 -> 50 Hz) and floor tom (140 -> 110 Hz) of the test kits are
     nearly the same sound in the first 20 ms (calibration warns "kick 0.67 <- often
-    confused"): one of them may be missed, or get the other as a second note. Every hit
-    gets a note, and every snare and hihat exactly its own piece."""
+    confused"): two of them may be missed (sent as the other), or get the other as a
+    second note. (Two since the fit hears hits through a room mic too: room and noise
+    blur what little tells these two sines apart; one before. Which hits flip depends on
+    the fit's draw, for the old fit as for the new.) Every hit gets a note, and every
+    snare and hihat exactly its own piece."""
     sent: dict[float, set] = {}
     for r in rows:
         sent.setdefault(round(float(r["time_s"]), 2), set()).add(r["piece"])
     hits = [sent[t] for t in sorted(sent)]
     assert len(hits) == len(played), hits
     missed = [n for n, h in zip(played, hits) if n not in h]
-    assert len(missed) <= 1 and set(missed) <= {"kick", "floor tom"}, hits
+    assert len(missed) <= 2 and set(missed) <= {"kick", "floor tom"}, hits
     assert all(h == {n} for n, h in zip(played, hits) if n in ("snare", "hihat")), hits

@@ -406,7 +406,7 @@ def test_groove_variants_strike_together_over_tails():
     lengths = torch.tensor([w.shape[-1] for w in waves])
     assert lengths.max() == 882 and ((lengths == 220) | (lengths == 882)).float().mean() > 0.9
     # a hit shorter than the context ends where it ends (the 0.3 s bursts, cut to 1 s)
-    alone = GrooveMix(p_together=0.0, p_tails=0.0, p_empty=0.0)
+    alone = GrooveMix(p_together=0.0, p_tails=0.0, p_empty=0.0, p_room=0.0)   # (a room rings on)
     one = groove_variants(hits, y, 3, 2, SR, (1000.0,), 1024, rng, (0.0, 0.0), alone)[0]
     assert all(w.shape[-1] == int(0.3 * SR) for w in one)
     n = t.sum(1)
@@ -459,7 +459,8 @@ def test_played_variants_hear_the_room_only_with_take_too():
 
     def variants(mix):
         return played_variants(take, 8, SR, (20.0,), 1024, np.random.default_rng(1), mix=mix)
-    plain, off = variants(None), variants(GrooveMix(p_room=1.0, p_pink=1.0))
+    plain = variants(GrooveMix(p_room=0.0, p_pink=0.0))
+    off = variants(GrooveMix(p_room=1.0, p_pink=1.0, take_too=False))
     on = variants(GrooveMix(p_room=1.0, p_pink=1.0, take_too=True, room_rt60_s=(0.8, 0.8)))
     assert all(torch.equal(a, b) for a, b in zip(plain[0], off[0]))   # room for the take: off
     assert [w.shape for w in on[0]] == [w.shape for w in plain[0]]
