@@ -74,18 +74,15 @@ def piece_confidence(probs: torch.Tensor) -> torch.Tensor:
 
 
 def piece_decisions(probs: torch.Tensor, thresholds: torch.Tensor, min_confidence: float,
-                    final: torch.Tensor, extra_min: float = 0.0
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+                    final: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Kit profile with a sigmoid per piece: [B, P] presence probabilities, [P] thresholds,
     [B] whether each hit is at its last rung -> ([B, P] pieces to send now (those already
     sent at an earlier rung are the caller's to drop), [B] hit done: no later rung needed).
-    At the last rung a piece besides the hit's most probable one also needs extra_min.
     """
     sure_on = probs >= min_confidence
     sure = sure_on | (probs <= 1 - min_confidence)
     final = final[:, None]
-    top = probs >= probs.max(dim=-1, keepdim=True).values
-    send = sure_on | (final & (probs >= thresholds) & (top | (probs >= extra_min)))
+    send = sure_on | (final & (probs >= thresholds))
     return send, final[:, 0] | sure.all(dim=-1)
 
 

@@ -229,8 +229,7 @@ class KitClassify:
         pieces = self.profile.pieces
         # a late look: every rung decides (its own pieces), the first one all but the late
         final = torch.tensor([h.final or self.late_look for h in keep])
-        send, done = piece_decisions(probs, self.piece_thresholds, self.min_confidence, final,
-                                     self.extra_piece_min)
+        send, done = piece_decisions(probs, self.piece_thresholds, self.min_confidence, final)
         out = []
         for h, p, s, d in zip(keep, probs, send, done.tolist()):
             sent = h.track.sent if h.track is not None else set()

@@ -385,19 +385,6 @@ def test_sigmoid_profile_sends_each_piece_at_its_own_rung(tiny):
     assert not isinstance(kc([hits_of(1, final=False)[0]])[1][0], More)
 
 
-def test_piece_decisions_extra_pieces_need_extra_min_at_the_last_rung():
-    from drumclassifier.anytime import piece_decisions
-    p = torch.tensor([[0.9, 0.6, 0.55, 0.1], [0.6, 0.55, 0.2, 0.1], [0.97, 0.85, 0.6, 0.1]])
-    final = torch.tensor([True, True, False])
-    send, _ = piece_decisions(p, torch.full((4,), 0.5), 0.8, final, extra_min=0.58)
-    # hit 0: the top piece and the runner-up at 0.6, not the one at 0.55; hit 1: the top
-    # piece at 0.6 needs only its threshold; hit 2, not at its last rung: the sure ones
-    assert send.tolist() == [[True, True, False, False], [True, False, False, False],
-                             [True, True, False, False]]
-    assert torch.equal(piece_decisions(p, torch.full((4,), 0.5), 0.8, final)[0],
-                       piece_decisions(p, torch.full((4,), 0.5), 0.8, final, 0.35)[0])
-
-
 def test_piece_decisions_rule():
     from drumclassifier.anytime import piece_decisions
     p = torch.tensor([[0.97, 0.7, 0.01], [0.97, 0.7, 0.01], [0.97, 0.03, 0.01]])
