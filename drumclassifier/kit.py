@@ -39,8 +39,8 @@ Fitting augments every calibration hit `augment` times (gain, -0.5..+1.5 ms onse
 jitter, low noise, truncation to one of the live contexts): without it, the onset
 jitter of a live detector breaks short contexts (measured on a first baseline). Since
 version 4 the variants are what a groove makes of the hits (groove_variants): pieces
-struck together, hits over the tails of earlier ones, with the audio before the onset
-the model reads; the drummer still only plays each piece.
+struck together, hits over the tails of earlier ones, some heard through a room mic,
+with the audio before the onset the model reads; the drummer still only plays each piece.
 """
 from __future__ import annotations
 
