@@ -89,16 +89,20 @@ GROOVE_KIND = {"kick": "kick", "snare": "snare", "hihat": "hihat", "open hihat":
                "floor tom": "tom"}
 
 
-def groove_file(path: Path, bpm: float, seed: int) -> Path:
-    """The play-along groove on generated hits at bpm (+-4 ms, -9..-3 dBFS peaks) after
-    0.5 s of silence, then silence past the end of its take (raw int16, as take_file)."""
+def groove_file(path: Path, bpm: float, seed: int, dynamics: bool = True) -> Path:
+    """The play-along groove on generated hits at bpm (+-4 ms) after 0.5 s of silence,
+    then silence past the end of its take (raw int16, as take_file). Peaks follow the
+    tab's velocities (-3 dBFS + 40 log10(velocity / 127), +-1.5 dB: 105 -> -6.3, 70 ->
+    -13.4, 45 -> -21 dBFS), or with dynamics=False all at -9..-3 dBFS."""
     from realtime.playalong import BARS, BEATS_PER_BAR, GROOVE
     rng = np.random.default_rng(seed)
     length = BARS * BEATS_PER_BAR * 60 / bpm
     x = np.zeros(int((0.5 + length * 1.1 + 6) * SR), np.float32)
-    for beat, role, _vel in GROOVE:
+    for beat, role, vel in GROOVE:
         i = int((0.5 + beat * 60 / bpm + rng.uniform(-0.004, 0.004)) * SR)
-        h = burst(GROOVE_KIND[role], rng, 10 ** (rng.uniform(-9, -3) / 20))
+        db = (-3 + 40 * np.log10(vel / 127) + rng.uniform(-1.5, 1.5) if dynamics
+              else rng.uniform(-9, -3))
+        h = burst(GROOVE_KIND[role], rng, 10 ** (db / 20))
         x[i:i + len(h)] += h
     np.clip(np.round(x * 32768), -32768, 32767).astype("<i2").tofile(path)
     return path

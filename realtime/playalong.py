@@ -28,6 +28,10 @@ position gets that position's pieces (the nearest one, if several are); an onset
 detector onset with no new hit (a tail, a double trigger): it is taught as "no piece", as
 the live path must reject it. A second onset near an already matched grid position (the
 hand and the foot of one beat heard apart) is left out: it is neither.
+
+After labelling, the take's dynamics are checked (dynamics_db): the soft strokes' level
+against the loud ones' at grid positions where the same pieces are struck; a take whose
+soft strokes are not DYNAMICS_MIN_DB softer gets a warning (the fit still uses it).
 """
 from __future__ import annotations
 
@@ -240,6 +244,8 @@ class LabelledTake:
     bpm: float               # the tempo the take was played at (fitted)
     start_s: float           # where the first downbeat is in the take
     left_out: int = 0        # onsets near a grid position another onset matched (flams)
+    # [positions] index into onsets_s of the onset at each grid position, -1: none heard
+    at_position: np.ndarray | None = None
 
 
 def label_take(onsets_s: np.ndarray, n_pieces: int, roles: dict[str, int], bpm: float,
@@ -295,8 +301,40 @@ def label_take(onsets_s: np.ndarray, n_pieces: int, roles: dict[str, int], bpm: 
     # heard apart: a flam) is neither that beat's pieces nor "no piece": left out
     near = np.abs(onsets_s[:, None] - (start + beats * spb)[None, :]).min(1) <= tol
     keep = ~near | np.isin(np.arange(len(onsets_s)), j[j >= 0])
+    kept_index = np.cumsum(keep) - 1                 # onset index -> index among the kept
     return LabelledTake(onsets_s[keep], targets[keep], matched, len(beats), 60.0 / spb, start,
-                        int((~keep).sum()))
+                        int((~keep).sum()), np.where(j >= 0, kept_index[j], -1))
+
+
+# The soft strokes must be this much softer than the loud ones (dB, dynamics_db) for the
+# take to count as played with its dynamics. Measured on the simulated drummer's takes of
+# the 9 test and validation kits (bench.kit_grooves.play_along: the tab's velocities
+# +-15 through each kit's own layers): 3.0-8.5 dB; the same takes played all at 100:
+# -0.6..+0.6 dB
+DYNAMICS_MIN_DB = 1.5
+
+
+def dynamics_db(lab: LabelledTake, peaks_db: np.ndarray, roles: dict[str, int]) -> float | None:
+    """How much softer the take's soft strokes (the tab's x and g) were than its loud ones
+    (X), in dB: grid positions where the same pieces are struck (the hihat alone, ride +
+    snare...) are compared, loud against soft, by the median peak level of their onsets
+    (peaks_db [G], one per onset of lab); the differences are averaged, each weighted by
+    the smaller of its two counts. None when no set of pieces was heard both ways."""
+    beats = sorted({n.beat for n in GROOVE if n.role in roles})
+    groups: dict[frozenset, tuple[list, list]] = {}
+    for k, b in enumerate(beats):
+        if lab.at_position is None or lab.at_position[k] < 0:
+            continue
+        notes = [n for n in GROOVE if n.beat == b and n.role in roles]
+        loud = max(n.velocity for n in notes) >= LOUD
+        key = frozenset(roles[n.role] for n in notes)
+        groups.setdefault(key, ([], []))[0 if loud else 1].append(
+            float(peaks_db[lab.at_position[k]]))
+    diffs = [(np.median(lo) - np.median(so), min(len(lo), len(so)))
+             for lo, so in groups.values() if lo and so]
+    if not diffs:
+        return None
+    return float(np.average([d for d, _ in diffs], weights=[w for _, w in diffs]))
 
 
 def onsets_of(data: np.ndarray, sample_rate_hz: int, onset_cfg: OnsetConfig | None = None
@@ -346,13 +384,25 @@ def played_from(clf, take: GrooveTake, pieces, bpm: float, chosen: dict[str, str
 
     from drumclassifier import audio
     from drumclassifier.kit import PlayedTake
-    lab = label_take(np.asarray(take.onsets) / take.rate, len(pieces),
-                     assign_roles(pieces, chosen), bpm, take.name)
+    roles = assign_roles(pieces, chosen)
+    lab = label_take(np.asarray(take.onsets) / take.rate, len(pieces), roles, bpm, take.name)
     empty = int((lab.targets.sum(1) == 0).sum())
     say(f"{take.name}: {lab.matched} of the play-along groove's {lab.positions} beats heard, "
         f"played at {lab.bpm:.1f} BPM; {len(lab.onsets_s)} onsets taught, {empty} of them "
         "with no new hit (tails, double triggers: taught as nothing)"
         + (f"; {lab.left_out} left out (two onsets on one beat)" if lab.left_out else ""))
+    # each onset's peak over the live context (20 ms), as the slicer measures a hit's level
+    n20 = max(1, int(0.020 * take.rate))
+    peaks = np.array([20 * np.log10(max(float(np.abs(take.data[o:o + n20]).max(initial=0.0)),
+                                        1e-10))
+                      for o in np.round(lab.onsets_s * take.rate).astype(int)])
+    soft = dynamics_db(lab, peaks, roles)
+    if soft is not None and soft < DYNAMICS_MIN_DB:
+        say(f"warning: {take.name}: the soft strokes (x, g) were only {soft:.1f} dB under the "
+            "loud ones (X): play the dynamics the tab marks, the profile learns your "
+            "groove's quiet notes from them")
+    elif soft is not None:
+        say(f"dynamics: the soft strokes {soft:.1f} dB under the loud ones")
     sr = clf.cfg.sample_rate_hz
     x = audio.prepare(torch.from_numpy(np.ascontiguousarray(take.data.T)), take.rate, sr,
                       int(np.ceil(len(take.data) * sr / take.rate)) + 1, take.name)

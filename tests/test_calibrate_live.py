@@ -144,6 +144,8 @@ def test_guided_session_with_the_play_along_groove(tmp_path):
     heard, positions = map(int, re.search(r": (\d+) of the play-along groove's (\d+) beats",
                                           line).groups())
     assert heard >= 0.9 * positions
+    # the take played the tab's dynamics (bench.drummer.groove_file): said, no warning
+    assert "dynamics: the soft strokes" in said and "strokes (x, g) were only" not in said
     prof = KitProfile.load(out)
     assert prof.fit["played"]["onsets"] >= heard
 

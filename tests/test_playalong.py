@@ -14,7 +14,7 @@ from bench.sounds import burst
 from drumclassifier.cli import main
 from drumclassifier.errors import DrumClassifierError
 from drumclassifier.kit import KitProfile, Piece
-from realtime.playalong import GROOVE, assign_roles, label_take, parse_roles, tab
+from realtime.playalong import DYNAMICS_MIN_DB, GROOVE, LOUD, assign_roles, dynamics_db, label_take, parse_roles, tab
 
 SR = 44100
 KIT = [Piece("kick", "kick", 36), Piece("snare", "snare", 38), Piece("hihat", "hihat", 42),
@@ -101,6 +101,21 @@ def test_label_take_fits_start_and_tempo_and_labels_every_onset():
     assert lab.left_out == 2 and not np.isin(flams, lab.onsets_s).any()   # neither
 
 
+def test_dynamics_compares_loud_and_soft_strokes_of_the_same_pieces():
+    """Loud grid positions at -6 dB, soft ones at -14: 8 dB softer; every stroke equally
+    loud: 0; a kick + hihat louder than a hihat alone is not taken for dynamics."""
+    played, beats = grid_onsets(100.0, np.random.default_rng(2))
+    roles = assign_roles(KIT)
+    lab = label_take(played, len(KIT), roles, 100.0)
+    loud = np.array([max(n.velocity for n in GROOVE if n.beat == b) >= LOUD for b in beats])
+    assert (lab.at_position == np.arange(len(beats))).all()
+    assert dynamics_db(lab, np.where(loud, -6.0, -14.0), roles) == pytest.approx(8.0)
+    # all loud, but more pieces at once sound louder (about 3 dB a piece): still 0
+    n_roles = np.array([sum(n.beat == b for n in GROOVE) for b in beats])
+    assert dynamics_db(lab, -12.0 + 3.0 * n_roles, roles) == pytest.approx(0.0)
+    assert dynamics_db(lab, -12.0 + 3.0 * n_roles, roles) < DYNAMICS_MIN_DB
+
+
 def test_label_take_refuses_what_is_not_the_groove():
     rng = np.random.default_rng(1)
     roles = assign_roles(KIT)
@@ -145,6 +160,8 @@ def test_calibrate_with_a_played_groove(tmp_path, capsys):
     assert positions == len({n.beat for n in GROOVE}) and heard >= 0.9 * positions
     prof = KitProfile.load(out)
     assert prof.fit["played"]["onsets"] >= heard and prof.fit["played"]["augment"] == 30
+    # every stroke at -9..-3 dBFS, the tab's x and g too: the drummer is told
+    assert "groove.wav: the soft strokes (x, g) were only" in err
 
     # a take that is not the groove: one line naming the file, nothing written
     sf.write(tmp_path / "solo.wav", take[: 3 * SR], SR)
