@@ -277,9 +277,9 @@ class GrooveMix:
     # Heard through one room mic: mono, the room's reverberant tail (augment.RoomReverb).
     # p_room 0.3 with p_pink 0.5 and take_too, against none (bench/kit_grooves.py
     # --play-along 100, paired by stream, two takes, docs/calibration.md "Heard through a
-    # room mic"): held-out toms +0.087 (the room mic +0.15-0.17, noise +0.08-0.09: TR808's
-    # kick less often a tom), cymbals +0.02, validation hihat +0.03, snare +0.009; 0.5
-    # lost validation kicks (-0.064), noise 25-60 dB lost held-out toms (-0.027)
+    # room mic"): held-out toms +0.080 (the room: +0.20, TR808's kick no longer a tom
+    # there), cymbals +0.035, validation hihat +0.05-0.06, snare +0.01-0.02; 0.5 lost
+    # validation kicks (-0.064), noise 25-60 dB lost held-out toms in noise (-0.035)
     p_room: float = 0.3
     room_rt60_s: tuple[float, float] = (0.2, 0.8)
     room_drr_db: tuple[float, float] = (0.0, 15.0)   # direct over tail energy
