@@ -387,11 +387,9 @@ def groove_variants(hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int], n
                 m = min(src_hits[j].shape[-1] - lo_h, buf.shape[-1] - max(a, 0))
                 if m > 0:    # only the part of the hit inside buf is scaled and added
                     buf[:, max(a, 0):max(a, 0) + m] += gain * src_hits[j][:, lo_h:lo_h + m]
-                    # where the hit ends as taught: its room tail is cut there too
-                    end = max(end, max(a, 0) + min(m, hits[j].shape[-1] - lo_h))
+                    end = max(end, max(a, 0) + m)
             # hits shorter than the context end there, as a sample file does (and the
-            # embedding of the 1 s context costs what the hit holds, not 1 s; a room's
-            # tail past it would cost the fit 7 s of a 2-minute session)
+            # embedding of the 1 s context costs what the hit holds, not 1 s)
             buf = buf[:, :end]
             buf *= 10 ** (rng.uniform(-10, 6) / 20)
             snr = rng.uniform(*mix.noise_db)
