@@ -383,7 +383,8 @@ def played_from(clf, take: GrooveTake, pieces, bpm: float, chosen: dict[str, str
     import torch
 
     from drumclassifier import audio
-    from drumclassifier.kit import PlayedTake
+    from drumclassifier.config import LIVE_CONTEXT_MS
+    from drumclassifier.kit import PlayedTake, peak_db
     roles = assign_roles(pieces, chosen)
     lab = label_take(np.asarray(take.onsets) / take.rate, len(pieces), roles, bpm, take.name)
     empty = int((lab.targets.sum(1) == 0).sum())
@@ -391,10 +392,10 @@ def played_from(clf, take: GrooveTake, pieces, bpm: float, chosen: dict[str, str
         f"played at {lab.bpm:.1f} BPM; {len(lab.onsets_s)} onsets taught, {empty} of them "
         "with no new hit (tails, double triggers: taught as nothing)"
         + (f"; {lab.left_out} left out (two onsets on one beat)" if lab.left_out else ""))
-    # each onset's peak over the live context (20 ms), as the slicer measures a hit's level
-    n20 = max(1, int(0.020 * take.rate))
-    peaks = np.array([20 * np.log10(max(float(np.abs(take.data[o:o + n20]).max(initial=0.0)),
-                                        1e-10))
+    # each onset's peak over the live context, as the slicer measures a hit's level
+    live = max(1, int(LIVE_CONTEXT_MS * take.rate / 1000))
+    data = torch.from_numpy(np.ascontiguousarray(take.data.T))        # [channels, n]
+    peaks = np.array([peak_db(data[:, o:], live)
                       for o in np.round(lab.onsets_s * take.rate).astype(int)])
     soft = dynamics_db(lab, peaks, roles)
     if soft is not None and soft < DYNAMICS_MIN_DB:
@@ -404,7 +405,7 @@ def played_from(clf, take: GrooveTake, pieces, bpm: float, chosen: dict[str, str
     elif soft is not None:
         say(f"dynamics: the soft strokes {soft:.1f} dB under the loud ones")
     sr = clf.cfg.sample_rate_hz
-    x = audio.prepare(torch.from_numpy(np.ascontiguousarray(take.data.T)), take.rate, sr,
+    x = audio.prepare(data, take.rate, sr,
                       int(np.ceil(len(take.data) * sr / take.rate)) + 1, take.name)
     at = np.round(lab.onsets_s * sr).astype(int)
     keep = at < x.shape[-1]              # prepare cut trailing digital silence
