@@ -244,10 +244,11 @@ def main(argv=None) -> int:
         import drumclassifier.kit as kit_mod
         shipped = kit_mod.FitOptions
         over = {k: json.loads(v) for k, v in (x.split("=", 1) for x in a.fit)}
+        # JSON lists -> tuples, as the dataclasses hold them (a list default is refused)
+        over = {k: tuple(v) if isinstance(v, list) else v for k, v in over.items()}
         mix = {k.removeprefix("mix."): over.pop(k) for k in list(over) if k.startswith("mix.")}
         fields = [(k, type(v), dataclasses.field(default=v)) for k, v in over.items()]
         if mix:      # mix.KEY=VALUE: a field of the groove mix (kit.GrooveMix)
-            mix = {k: tuple(v) if isinstance(v, list) else v for k, v in mix.items()}
             fields.append(("mix", kit_mod.GrooveMix, dataclasses.field(
                 default_factory=lambda: kit_mod.GrooveMix(**mix))))
         kit_mod.FitOptions = dataclasses.make_dataclass(   # the same, other defaults
