@@ -661,9 +661,6 @@ class FitOptions:
     mix: GrooveMix = field(default_factory=GrooveMix)
     # variants per onset of a play-along take (fit_profile's `played`)
     played_augment: int = 30
-    # each piece's threshold chosen on the take's own onsets, predicted by heads fitted
-    # without them (take_thresholds)
-    take_thresholds: bool = False
     # fit_head's, for the sigmoid head. 0.5: held-out kits in grooves at 20 ms
     # (bench/kit_grooves.py, docs/calibration.md; measured before groove copies ended with
     # their last hit): class F kick/snare/hihat/toms/cymbals 0.85/0.92/0.89/0.65/0.61
@@ -727,60 +724,6 @@ def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces:
     return head, probs, fold
 
 
-THRESHOLD_GRID = tuple(round(0.35 + 0.05 * i, 2) for i in range(11))    # 0.35 .. 0.85
-TAKE_MIN_POSITIVES = 3     # a piece struck fewer times in the take keeps 0.5
-
-
-def choose_thresholds(probs: torch.Tensor, targets: torch.Tensor,
-                      grid: Sequence[float] = THRESHOLD_GRID,
-                      min_positives: int = TAKE_MIN_POSITIVES) -> list[float | None]:
-    """[G, P] held-out presence probabilities of G onsets, [G, P] their multi-hot truth ->
-    each piece's threshold: the grid value with the best F1 over the onsets (ties: the one
-    nearest 0.5, the default), None where the piece has under min_positives onsets."""
-    out: list[float | None] = []
-    for p in range(probs.shape[1]):
-        truth = targets[:, p] > 0.5
-        if int(truth.sum()) < min_positives:
-            out.append(None)
-            continue
-        best = None
-        for t in sorted(grid, key=lambda t: abs(t - 0.5)):
-            sent = probs[:, p] >= t
-            tp = int((sent & truth).sum())
-            f1 = 2 * tp / max(1, int(sent.sum()) + int(truth.sum()))
-            if best is None or f1 > best[0] + 1e-9:
-                best = (f1, t)
-        out.append(best[1])
-    return out
-
-
-def take_onset_probs(clf, emb: torch.Tensor, targets: torch.Tensor, take_var: np.ndarray,
-                     played: PlayedTake, live_samples: int, opts: FitOptions,
-                     spectrum_dims: int, folds: int = 2) -> torch.Tensor:
-    """[G, P] presence probabilities of the take's G onsets, each predicted at the live
-    context by a head fitted without that onset's fold of the take (cross-fitting: the take's
-    own variants are in the profile's fit, so its in-fit predictions are optimistic).
-
-    emb [V, D], targets [V, P]: the fit's variants; take_var [V]: the take onset each
-    variant was cut from (-1: a groove variant of the taught hits). Folds are runs of 2
-    consecutive onsets, alternating (a beat's hand and foot stay together)."""
-    lead = clf.cfg.lead_in_samples
-    x = torch.nn.functional.pad(played.audio.float(), (lead, live_samples))
-    on = np.asarray(played.onsets, int)
-    waves = [x[:, o + lead:o + lead + live_samples] for o in on]
-    leads = torch.stack([x[:, o:o + lead] for o in on])               # [G, 2, lead]
-    e = embed_batched(clf, waves, 128, opts.spectrum, before=leads)    # [G, D]
-    fold = (np.arange(len(on)) // 2) % folds
-    out = torch.empty(len(on), targets.shape[1])
-    for f in range(folds):
-        keep = ~np.isin(take_var, np.flatnonzero(fold == f))
-        head = fit_head(emb[keep], targets[torch.from_numpy(keep)], targets.shape[1], opts.l2,
-                        normalise=opts.normalise, spectrum_dims=spectrum_dims,
-                        balance=opts.balance)
-        out[fold == f] = head.probs(e[fold == f])
-    return out
-
-
 def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                 pieces: list[Piece], *, augment: int | None = None,
                 contexts_ms: Sequence[float] | None = None,
@@ -825,7 +768,6 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         raise DrumClassifierError("a kit profile needs at least two pieces")
     rng = np.random.default_rng(seed)
     live = max(1, int(round(live_context_ms * sr / 1000)))
-    take_var = None        # [V] the take onset each variant was cut from (-1: none)
     if opts.grooves:
         variants, leads, targets, src = groove_variants(
             hits, y, len(pieces), opts.augment, sr, opts.contexts_ms,
@@ -834,9 +776,6 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
             pw, pl, pt = played_variants(played, opts.played_augment, sr, opts.contexts_ms,
                                          clf.cfg.lead_in_samples, rng, opts.jitter_ms,
                                          opts.mix)
-            take_var = np.concatenate([np.full(len(variants), -1),
-                                       np.repeat(np.arange(len(played.onsets)),
-                                                 opts.played_augment)])
             variants, leads, targets = variants + pw, torch.cat([leads, pl]), torch.cat([targets, pt])
             src = list(src) + [-1] * len(pw)       # no calibration hit: never held out
     else:
@@ -864,13 +803,6 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                                        cv_folds, rng,
                                        clf.cfg.features.n_mels if opts.spectrum else 0, tick,
                                        targets)
-    thresholds = None
-    if opts.take_thresholds and take_var is not None:
-        thresholds = choose_thresholds(take_onset_probs(
-            clf, emb, targets, take_var, played, live, opts,
-            clf.cfg.features.n_mels if opts.spectrum else 0), played.targets)
-        for pc, t in zip(pieces, thresholds):
-            pc.min_confidence = 0.0 if t is None else float(t)     # 0: the default 0.5
     # CV accuracy at the live context, reported when every piece was held out somewhere
     cv_ok = bool(cv_probs) and counts.min() >= 2
     pred = cv_probs[float(live_context_ms)].argmax(1).numpy() if cv_ok else None
@@ -887,8 +819,7 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
            "jitter_ms": list(opts.jitter_ms), "eq_db": opts.eq_db,
            "grooves": asdict(opts.mix) if opts.grooves else None, "balance": opts.balance,
            "played": None if played is None else {"onsets": len(played.onsets),
-                                                   "augment": opts.played_augment,
-                                                   "thresholds": thresholds},
+                                                   "augment": opts.played_augment},
            "live_context_ms": float(live_context_ms),
            "cv_folds": int(fold.max()) + 1 if cv_ok else 0,
            "cv_accuracy": float((pred == y).mean()) if cv_ok else None, "seed": seed,

@@ -723,25 +723,3 @@ def test_kit_line_suggests_the_play_along_groove_when_the_fit_had_none(tiny, tmp
         kit_classify(tiny, prof.save(tmp_path / f"{bool(played)}.kit"), cfg, SR)
         err = capsys.readouterr().err
         assert "kit: " in err and ("play-along groove" in err) == (played is None)
-
-
-def test_choose_thresholds_maximises_each_pieces_f1_on_the_take():
-    """Each piece's threshold is the grid value with the best F1 on the take's onsets,
-    ties going to the default 0.5; a piece struck under 3 times keeps the default."""
-    from drumclassifier.kit import choose_thresholds
-    truth = torch.tensor([[1, 0, 0], [1, 0, 0], [1, 0, 1], [0, 1, 0], [0, 1, 0], [0, 1, 0]],
-                         dtype=torch.float32)
-    probs = torch.tensor([[0.9, 0.6, 0.0],    # piece 0 sure; piece 1 a false 0.6 (a tail)
-                          [0.9, 0.65, 0.0],
-                          [0.9, 0.1, 0.9],
-                          [0.1, 0.8, 0.0],
-                          [0.1, 0.7, 0.0],
-                          [0.0, 0.75, 0.0]])
-    t = choose_thresholds(probs, truth)
-    assert t[0] == 0.5                    # every value up to 0.85 is right: the default
-    assert t[1] == 0.7                    # over the false 0.6 and 0.65, under the true 0.7
-    assert t[2] is None                   # one onset of piece 2: too few to choose on
-    # a piece heard softly (true at 0.4) gets a lower threshold, never below the grid's
-    low = choose_thresholds(torch.tensor([[0.4], [0.4], [0.4], [0.1]]),
-                            torch.tensor([[1.0], [1.0], [1.0], [0.0]]))
-    assert 0.35 <= low[0] <= 0.4
