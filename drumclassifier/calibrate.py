@@ -205,7 +205,8 @@ def fit_and_report(clf, pieces, raw, live_ms: float, say: Callable[[str], None],
         + "...")
     # one thread: the embedding of short clips and the head's L-BFGS are many small ops that
     # OpenMP hand-offs slow down (measured, 40 hits on 2 busy cores: 80 s with 2 threads,
-    # 6-11 s with 1, and a tenth of the CPU time)
+    # 6-11 s with 1, and a tenth of the CPU time); the embedding runs one such call per
+    # core at once (kit.embed_batched)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     bar = tqdm(desc="fitting", unit="step", file=sys.stderr, disable=not progress,

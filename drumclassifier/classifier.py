@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,13 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
         raise DrumClassifierError(f"model device '{device}' requested but MPS is not "
                                   "available here (use cpu)")
     return dev
+
+
+def model_threads(clf) -> int:
+    """Model calls run at once: on the CPU one per core, each on one torch thread (two such
+    calls label 1.3x the files of one call on two threads: the GRUs' many small per-step
+    ops parallelise poorly inside a call); on a GPU one."""
+    return (os.cpu_count() or 1) if clf.device.type == "cpu" else 1
 
 
 @dataclass

@@ -11,6 +11,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .classifier import model_threads
 from .cli_common import add_model_args, refuse_device_flag
 
 EPILOG = """output formats:
@@ -52,13 +53,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 # files decoded ahead per model round: a window is sorted by length into batches
 WINDOW_BATCHES = 8
-
-
-def model_threads(clf) -> int:
-    """Model calls run at once: on the CPU one per core, each on one torch thread (two such
-    calls label 1.3x the files of one call on two threads: the GRUs' many small per-step
-    ops parallelise poorly inside a call); on a GPU one."""
-    return (os.cpu_count() or 1) if clf.device.type == "cpu" else 1
 
 
 def iter_batches(clf, files, batch_size: int, jobs: int, on_error, threads: int = 1):

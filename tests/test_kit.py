@@ -723,3 +723,28 @@ def test_kit_line_suggests_the_play_along_groove_when_the_fit_had_none(tiny, tmp
         kit_classify(tiny, prof.save(tmp_path / f"{bool(played)}.kit"), cfg, SR)
         err = capsys.readouterr().err
         assert "kit: " in err and ("play-along groove" in err) == (played is None)
+
+
+def test_embed_batched_runs_batches_of_one_frame_count_with_the_same_embeddings(tiny):
+    """The fit embeds its variants in batches of one frame count (ONNX Runtime's equal-
+    length path on the CPU, one call per core): each variant's embedding is the one it gets
+    alone, within float rounding, and every batch reports progress."""
+    from drumclassifier.features import frames_for
+    from drumclassifier.kit import embed_batched, frame_batches
+    g = torch.Generator().manual_seed(0)
+    lengths = [200, 441, 441, 882, 1000, 1323, 2205, 441, 44100, 882, 300, 44000]
+    waves = [0.1 * torch.randn(2, n, generator=g) for n in lengths]
+    lead = tiny.cfg.lead_in_samples
+    before = 0.05 * torch.randn(len(waves), 2, lead, generator=g)
+    batches = frame_batches(tiny, waves, 2)
+    assert sorted(i for b in batches for i in b) == list(range(len(waves)))
+    hop = tiny.cfg.features.hop_length
+    for b in batches:
+        assert len(b) <= 2 and len({frames_for(lead + lengths[i], hop) for i in b}) == 1
+    ticks = []
+    emb = embed_batched(tiny, waves, 2, spectrum=True, tick=lambda: ticks.append(1),
+                        before=before)
+    alone = torch.cat([tiny.embed([w], spectrum=True, before=before[i:i + 1])
+                       for i, w in enumerate(waves)])
+    assert len(ticks) == len(batches)
+    assert torch.allclose(emb, alone, atol=1e-4)
