@@ -48,10 +48,8 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -482,6 +480,8 @@ def embed_batched(clf, waves: Sequence[torch.Tensor], batch_size: int = 128,
     torch thread); before: [N, 2, lead] the audio before each onset (None: silence);
     tick() after each batch (progress). Measured on Millo ML2's 5,280 groove variants:
     42-46 s on one thread in batches of similar length, 14-15 s so."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from .classifier import model_threads
     batches = frame_batches(clf, waves, batch_size)
 
@@ -732,28 +732,21 @@ def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces:
     def fit(keep: np.ndarray) -> Head:
         yk = (targets[torch.from_numpy(keep)] if targets is not None
               else torch.from_numpy(y[var_hit[keep]]).long())
-        return fit_head(emb[keep], yk, n_pieces, opts.l2, normalise=opts.normalise,
+        head = fit_head(emb[keep], yk, n_pieces, opts.l2, normalise=opts.normalise,
                         spectrum_dims=spectrum_dims, balance=opts.balance)
+        if tick is not None:
+            tick()
+        return head
 
     k = cv_k(y, n_pieces, cv_folds)
     fold = _folds(y, k, rng) if k >= 2 else np.full(len(y), -1)
-    folds = list(range(k if k >= 2 else 0))
-    # the CV's heads and the final one are independent fits: one per core at once (each
-    # L-BFGS is many small ops on one thread; the same heads as one after the other)
-    keeps = [~np.isin(var_hit, np.flatnonzero(fold == f)) for f in folds]
-    keeps.append(np.ones(len(var_hit), bool))
-    heads = []
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for h in pool.map(fit, keeps):
-            heads.append(h)
-            if tick is not None:
-                tick()
-    *held_outs, head = heads
     logits = {c: torch.full((len(y), n_pieces), float("nan")) for c in hit_emb}  # [H, P]
-    for f, held_out in zip(folds, held_outs):
+    for f in range(k if k >= 2 else 0):
         out = np.flatnonzero(fold == f)
+        held_out = fit(~np.isin(var_hit, out))
         for c, e in hit_emb.items():
             logits[c][out] = held_out.logits(e[out])
+    head = fit(np.ones(len(var_hit), bool))
     held = fold >= 0
     if opts.temperature and held.any() and not head.multi_label:     # on the held-out predictions at every context
         head.temperature = fit_temperature(
