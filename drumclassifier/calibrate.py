@@ -187,12 +187,13 @@ def hits_from_folder(folder: Path, labels, analysis_s: float):
 # ---- fit and save --------------------------------------------------------------------------
 def fit_and_report(clf, pieces, raw, live_ms: float, say: Callable[[str], None],
                    augment: int | None = None, seed: int = 0, progress: bool = True,
-                   played=None):
+                   played=None, cache=None):
     """Hits -> a fitted KitProfile, its cross-validated accuracy per piece said.
 
     pieces: [Piece]; raw: [(piece index, [n, ch] audio from the onset, rate, where)].
     progress: a progress bar on stderr while fitting (it takes seconds to a minute).
     played: a labelled play-along take (kit.PlayedTake) fitted with the hits, or None.
+    cache: a kit.FitCache kept between the fits of one session (fit_profile).
     """
     import torch
     from tqdm import tqdm
@@ -217,7 +218,8 @@ def fit_and_report(clf, pieces, raw, live_ms: float, say: Callable[[str], None],
         bar.update(done - bar.n)
     try:
         prof = fit_profile(clf, hits, [g for g, *_ in raw], pieces, augment=augment,
-                           live_context_ms=live_ms, seed=seed, progress=step, played=played)
+                           live_context_ms=live_ms, seed=seed, progress=step, played=played,
+                           cache=cache)
     finally:
         bar.close()
         torch.set_num_threads(threads)

@@ -44,6 +44,7 @@ with the audio before the onset the model reads; the drummer still only plays ea
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -757,6 +758,32 @@ def fit_head_cv(emb: torch.Tensor, var_hit: np.ndarray, y: np.ndarray, n_pieces:
     return head, probs, fold
 
 
+@dataclass
+class FitCache:
+    """The taught hits' part of a groove fit, kept between the fits of one calibration
+    session. The refit after the play-along take synthesises the same groove variants of
+    the same hits (same seed, options and weights) and embeds them again; with a cache it
+    takes them from here (the same profile, half the refit's time) and only the take's
+    variants are new. It holds the last fit's part."""
+    key: str = ""
+    emb: torch.Tensor | None = None         # [V, D] the hits' groove variants' embeddings
+    targets: torch.Tensor | None = None     # [V, P] their multi-hot targets
+    src: list[int] = field(default_factory=list)   # [V] the hit each came from
+    rng_state: dict | None = None           # the fit's generator after synthesising them
+    hit_emb: dict = field(default_factory=dict)    # CV context (ms) -> [H, D]
+
+
+def fit_key(clf, hits: Sequence[torch.Tensor], y: np.ndarray, n_pieces: int,
+            opts: FitOptions, seed: int, cv_ctx: Sequence[float]) -> str:
+    """What the hits' part of a fit depends on: the weights, the hits' audio, their
+    pieces, the options, the seed and the CV contexts."""
+    h = hashlib.sha256(repr((clf.model_id, seed, n_pieces, y.tolist(), list(cv_ctx),
+                             asdict(opts))).encode())
+    for w in hits:
+        h.update(w.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                 pieces: list[Piece], *, augment: int | None = None,
                 contexts_ms: Sequence[float] | None = None,
@@ -764,7 +791,7 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                 seed: int = 0, weights_sha256: str | None = None,
                 options: FitOptions | None = None,
                 progress: Callable[[int, int], None] | None = None,
-                played: PlayedTake | None = None) -> KitProfile:
+                played: PlayedTake | None = None, cache: FitCache | None = None) -> KitProfile:
     """Calibration hits -> a KitProfile (head, velocity ranges, gates, CV accuracy).
 
     Args:
@@ -782,6 +809,8 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         played: a labelled play-along take of the same kit (realtime/playalong.py): its
             onsets, real overlaps over real tails, join the synthesised groove variants
             (options.played_augment copies each; always in the fit, never held out).
+        cache: a FitCache of this session: the hits' groove variants and embeddings are
+            taken from it when nothing they depend on changed, and stored in it.
     """
     t0 = time.perf_counter()
     if live_context_ms is None:
@@ -801,28 +830,42 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         raise DrumClassifierError("a kit profile needs at least two pieces")
     rng = np.random.default_rng(seed)
     live = max(1, int(round(live_context_ms * sr / 1000)))
+    cv_ctx = sorted(set(opts.contexts_ms) | {float(live_context_ms)})
+    key = (fit_key(clf, hits, y, len(pieces), opts, seed, cv_ctx)
+           if cache is not None and opts.grooves else None)
+    reuse = key is not None and cache.key == key
+    # the hits' variants (unless the cache has them), then the take's; leads, targets: None
+    # for the softmax fit
+    variants, leads, targets, src = [], None, None, []
     if opts.grooves:
-        variants, leads, targets, src = groove_variants(
-            hits, y, len(pieces), opts.augment, sr, opts.contexts_ms,
-            clf.cfg.lead_in_samples, rng, opts.jitter_ms, opts.mix)
+        if reuse:     # the generator where synthesising the hits' variants left it
+            rng.bit_generator.state = copy.deepcopy(cache.rng_state)
+            targets, src = cache.targets, list(cache.src)
+        else:
+            variants, leads, targets, src = groove_variants(
+                hits, y, len(pieces), opts.augment, sr, opts.contexts_ms,
+                clf.cfg.lead_in_samples, rng, opts.jitter_ms, opts.mix)
+            rng_after_hits = copy.deepcopy(rng.bit_generator.state)
+        take_w, take_l = [], None
         if played is not None and len(played.onsets):
-            pw, pl, pt = played_variants(played, opts.played_augment, sr, opts.contexts_ms,
-                                         clf.cfg.lead_in_samples, rng, opts.jitter_ms,
-                                         opts.mix)
-            variants, leads, targets = variants + pw, torch.cat([leads, pl]), torch.cat([targets, pt])
-            src = list(src) + [-1] * len(pw)       # no calibration hit: never held out
+            take_w, take_l, pt = played_variants(played, opts.played_augment, sr,
+                                                 opts.contexts_ms, clf.cfg.lead_in_samples,
+                                                 rng, opts.jitter_ms, opts.mix)
+            targets = torch.cat([targets, pt])
+            src = list(src) + [-1] * len(take_w)   # no calibration hit: never held out
     else:
         if played is not None:
             raise DrumClassifierError("a play-along take needs the groove fit (a sigmoid per piece)")
         variants, src, _ = augment_hits(hits, opts.augment, sr, opts.contexts_ms, rng,
                                         opts.jitter_ms, opts.eq_db)
-        leads = targets = None
-    cv_ctx = sorted(set(opts.contexts_ms) | {float(live_context_ms)})
+        take_w, take_l = [], None
     batch = 128
     k = cv_k(y, len(pieces), cv_folds)
-    # progress steps: embedding batches (variants, then the hits at each CV context), heads
-    cv_waves = {c: [h[:, :max(1, int(round(c * sr / 1000)))] for h in hits] for c in cv_ctx}
-    total = (len(frame_batches(clf, variants, batch))
+    # progress steps: embedding batches (variants, the take's, then the hits at each CV
+    # context), heads
+    cv_waves = {} if reuse else {c: [h[:, :max(1, int(round(c * sr / 1000)))] for h in hits]
+                                 for c in cv_ctx}
+    total = (len(frame_batches(clf, variants, batch)) + len(frame_batches(clf, take_w, batch))
              + sum(len(frame_batches(clf, w, batch)) for w in cv_waves.values())
              + (k if k >= 2 else 0) + 1)
     done = [0]
@@ -831,9 +874,18 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
         done[0] += 1
         if progress is not None:
             progress(done[0], total)
-    emb = embed_batched(clf, variants, batch, opts.spectrum, tick, leads)    # [V, D]
-    hit_emb = {c: embed_batched(clf, w, batch, opts.spectrum, tick)
-               for c, w in cv_waves.items()}                  # context -> [H, D]
+    if reuse:
+        emb, hit_emb = cache.emb, cache.hit_emb
+    else:
+        emb = embed_batched(clf, variants, batch, opts.spectrum, tick, leads)    # [V, D]
+        hit_emb = {c: embed_batched(clf, w, batch, opts.spectrum, tick)
+                   for c, w in cv_waves.items()}                  # context -> [H, D]
+        if key is not None:
+            n = len(variants)
+            cache.key, cache.emb, cache.targets, cache.src = key, emb, targets[:n], src[:n]
+            cache.rng_state, cache.hit_emb = rng_after_hits, hit_emb
+    if take_w:
+        emb = torch.cat([emb, embed_batched(clf, take_w, batch, opts.spectrum, tick, take_l)])
     head, cv_probs, fold = fit_head_cv(emb, np.asarray(src), y, len(pieces), hit_emb, opts,
                                        cv_folds, rng,
                                        clf.cfg.features.n_mels if opts.spectrum else 0, tick,

@@ -265,7 +265,7 @@ def run_live(args, cfg, notes: dict[str, int], out: Path, live_ms: float, prompt
     )
     from drumclassifier.classifier import DrumClassifier
     from drumclassifier.errors import DrumClassifierError
-    from drumclassifier.kit import Piece
+    from drumclassifier.kit import FitCache, Piece
 
     from .calibrate import GuidedSession, Prompter, record_take
     from .playalong import BARS, BEATS_PER_BAR, parse_roles, played_from, read_take, tab, take_from_hits
@@ -295,6 +295,9 @@ def run_live(args, cfg, notes: dict[str, int], out: Path, live_ms: float, prompt
     # the play-along take, labelled again at each fit (the pieces may have changed)
     groove_take = [read_take(args.groove, cfg.onset)] if args.groove else []
 
+    # the refit after the play-along take reuses the hits' part of the fit before it
+    cache = FitCache()
+
     def fit(kept):
         raw = [(i, x, a.sample_rate_hz, f"{k.name} hit {j + 1}")
                for i, k in enumerate(kept) for j, x in enumerate(k.hits)]
@@ -307,7 +310,7 @@ def run_live(args, cfg, notes: dict[str, int], out: Path, live_ms: float, prompt
             except DrumClassifierError as e:
                 prompter.say(f"{e}\nfitting without the play-along groove")
         return fit_and_report(clf, pcs, raw, live_ms, prompter.say, args.augment, args.seed,
-                              played=played)
+                              played=played, cache=cache)
 
     def groove(kept):
         """The play-along groove, recorded: the tab, Enter, then the whole groove."""

@@ -748,3 +748,35 @@ def test_embed_batched_runs_batches_of_one_frame_count_with_the_same_embeddings(
                        for i, w in enumerate(waves)])
     assert len(ticks) == len(batches)
     assert torch.allclose(emb, alone, atol=1e-4)
+
+
+def test_refit_with_the_take_reuses_the_hits_part_and_fits_the_same_profile(tiny):
+    """The guided session's refit after the play-along take takes the hits' groove variants
+    and embeddings from the fit before it (kit.FitCache): the profile is the one a fit from
+    scratch gives, and a change to the hits is not served from the cache."""
+    from drumclassifier.kit import FitCache, Piece, PlayedTake, fit_profile
+    g = torch.Generator().manual_seed(3)
+    hits = [0.3 * torch.randn(2, n, generator=g) * torch.linspace(1, 0, n)
+            for n in (2000, 2400, 3000, 2600, 1800, 2200)]
+    y = [0, 0, 1, 1, 2, 2]
+    pieces = lambda: [Piece(n, lab, 36) for n, lab in   # noqa: E731
+                      (("kick", "kick"), ("snare", "snare"), ("hihat", "hihat"))]
+    audio = torch.zeros(2, 20000)
+    for i, o in enumerate((1000, 6000, 11000, 16000)):
+        audio[:, o:o + hits[2 * (i % 3)].shape[-1]] += hits[2 * (i % 3)]
+    take = PlayedTake(audio, np.array([1000, 6000, 11000, 16000]),
+                      torch.eye(3)[[0, 1, 2, 0]])
+    kw = dict(augment=6, weights_sha256="x", seed=4)
+    cache = FitCache()
+    fit_profile(tiny, hits, y, pieces(), cache=cache, **kw)          # the first fit
+    key = cache.key
+    ticks = []
+    cached = fit_profile(tiny, hits, y, pieces(), cache=cache, played=take,
+                         progress=lambda d, t: ticks.append((d, t)), **kw)
+    fresh = fit_profile(tiny, hits, y, pieces(), played=take, **kw)
+    assert cache.key == key and ticks[-1][0] == ticks[-1][1]
+    for a in ("weight", "bias", "mean", "std"):
+        assert torch.allclose(getattr(cached.head, a), getattr(fresh.head, a), atol=1e-4)
+    hits[0] = hits[0] * 0.5                                       # a piece re-taken
+    fit_profile(tiny, hits, y, pieces(), cache=cache, played=take, **kw)
+    assert cache.key != key
