@@ -834,9 +834,9 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
     key = (fit_key(clf, hits, y, len(pieces), opts, seed, cv_ctx)
            if cache is not None and opts.grooves else None)
     reuse = key is not None and cache.key == key
-    # the hits' variants (unless the cache has them), then the take's; leads, targets: None
-    # for the softmax fit
-    variants, leads, targets, src = [], None, None, []
+    # the hits' variants (unless the cache has them), then the take's (take_w, take_l);
+    # leads, targets: None for the softmax fit
+    variants, leads, targets, src, take_w, take_l = [], None, None, [], [], None
     if opts.grooves:
         if reuse:     # the generator where synthesising the hits' variants left it
             rng.bit_generator.state = copy.deepcopy(cache.rng_state)
@@ -846,7 +846,6 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
                 hits, y, len(pieces), opts.augment, sr, opts.contexts_ms,
                 clf.cfg.lead_in_samples, rng, opts.jitter_ms, opts.mix)
             rng_after_hits = copy.deepcopy(rng.bit_generator.state)
-        take_w, take_l = [], None
         if played is not None and len(played.onsets):
             take_w, take_l, pt = played_variants(played, opts.played_augment, sr,
                                                  opts.contexts_ms, clf.cfg.lead_in_samples,
@@ -858,7 +857,6 @@ def fit_profile(clf, hits: Sequence[torch.Tensor], piece_of_hit: Sequence[int],
             raise DrumClassifierError("a play-along take needs the groove fit (a sigmoid per piece)")
         variants, src, _ = augment_hits(hits, opts.augment, sr, opts.contexts_ms, rng,
                                         opts.jitter_ms, opts.eq_db)
-        take_w, take_l = [], None
     batch = 128
     k = cv_k(y, len(pieces), cv_folds)
     # progress steps: embedding batches (variants, the take's, then the hits at each CV
