@@ -75,10 +75,14 @@ class ItemAugmentation(nn.Module):
             raise ConfigError(f"{type(self).__name__}: p must be in [0, 1], got {p}")
         self.p = float(p)
 
-    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, lengths: Tensor, exempt: Tensor | None = None
+                ) -> tuple[Tensor, Tensor]:
+        """exempt: Bool[B], items never chosen (the draws are the same either way)."""
         if not self.training or self.p == 0.0 or x.shape[0] == 0:
             return x, lengths
         chosen = torch.rand(x.shape[0], device=x.device) < self.p
+        if exempt is not None:
+            chosen &= ~exempt
         if not bool(chosen.any()):
             return x, lengths
         # Only the chosen items are cut to their lengths (the others keep the invariant
@@ -741,9 +745,15 @@ class Augmenter(nn.Module):
             AddNoise(c.noise.p, sr, c.noise.snr_db, c.noise.pink_p),
         ])
 
-    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, lengths: Tensor, keep_length: Tensor | None = None
+                ) -> tuple[Tensor, Tensor]:
+        """keep_length: Bool[B], items the random truncation leaves whole (groove onsets
+        already cut at a live context, train.groove_truncate=false)."""
         for stage in self.stages:
-            x, lengths = stage(x, lengths)
+            if isinstance(stage, RandomTruncate):
+                x, lengths = stage(x, lengths, keep_length)
+            else:
+                x, lengths = stage(x, lengths)
         return x, lengths
 
 

@@ -75,6 +75,9 @@ class TrainConfig:
     p_groove: float = 0.5
     groove_contexts_ms: list[float] = field(default_factory=lambda: [5.0, 10.0, 20.0, 40.0, 80.0])
     p_groove_negative: float = 0.15       # share of groove items that are onsets with no drum
+    # groove items are already cut at a live context: False exempts them from the random
+    # truncation (augment.truncate), which otherwise cuts half of them shorter still
+    groove_truncate: bool = True
     select_groove_weight: float = 0.5     # score = (1-g) * one-shot score + g * val groove F1
     # start from a checkpoint's weights ("" = random init); from an ensemble, member
     # init_member (-1: member seed % members, so seeds 0, 1, 2 fine-tune members 0, 1, 2)
@@ -216,14 +219,17 @@ class BatchSampler:
         self.bleed_offsets = tuple(round(ms * 1e-3 * bank.sample_rate_hz) for ms in t.bleed_offset_ms)
 
     def sample(self, rng):
-        """-> x [B, 2, N], lengths [B], target [B, C], single Bool[B]."""
+        """-> x [B, 2, N], lengths [B], target [B, C], single Bool[B], groove Bool[B]
+        (the item is a groove onset)."""
         import numpy as np
         import torch
 
         from .dataset import mix, pad_batch
         waves, target, single = [], np.zeros((self.t.batch_size, len(self.labels)), np.float32), []
+        groove = []
         for b in range(self.t.batch_size):
-            if self.grooves is not None and rng.random() < self.t.p_groove:
+            groove.append(self.grooves is not None and rng.random() < self.t.p_groove)
+            if groove[-1]:
                 waves.append(self.groove_item(rng, target[b]))
                 single.append(False)
                 continue
@@ -247,7 +253,7 @@ class BatchSampler:
             if self.lead_in:
                 waves[-1] = torch.nn.functional.pad(waves[-1][:, :self.max_len], (self.lead_in, 0))
         x, lengths = pad_batch(waves, self.max_len + self.lead_in)
-        return x, lengths, torch.from_numpy(target), torch.tensor(single)
+        return x, lengths, torch.from_numpy(target), torch.tensor(single), torch.tensor(groove)
 
     def groove_item(self, rng, target_row):
         """A detected groove onset cut at one of the live contexts -> [2, n]; its classes
@@ -535,10 +541,11 @@ def run(args) -> int:
             g = epoch * t.steps_per_epoch + step
             for pg in opt.param_groups:
                 pg["lr"] = lr_at(g, total_steps, t)
-            x, lengths, y, single = sampler.sample(rng)  # train accuracy counts single hits
+            x, lengths, y, single, groove = sampler.sample(rng)  # train accuracy counts singles
             x, lengths, y = x.to(device), lengths.to(device), y.to(device)
-            with torch.no_grad():
-                x, lengths = augmenter(x, lengths)  # truncation: views at different contexts
+            keep_length = None if t.groove_truncate else groove.to(device)
+            with torch.no_grad():   # truncation: views at different contexts
+                x, lengths = augmenter(x, lengths, keep_length)
             logits = model(*features(x, lengths))
             loss = bce(logits, y)
             opt.zero_grad(set_to_none=True)

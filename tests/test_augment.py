@@ -337,6 +337,22 @@ def test_truncate_lengths_in_range_and_hard_cut():
     assert (new_lengths[10:] < 0.020 * SR).float().mean() > 0.3  # > 30 % under 20 ms
 
 
+def test_truncation_leaves_the_items_asked_to_keep_their_length():
+    """train.groove_truncate=false: groove onsets, already cut at a live context, are not
+    cut shorter; the other items still are."""
+    from drumclassifier.augment import Augmenter
+    cfg = {k: {"p": 0.0} for k in ("gain", "eq", "pitch_shift", "time_shift", "distortion",
+                                   "mp3", "stereo_image", "channel_swap", "polarity", "noise")}
+    aug = Augmenter.from_config({**cfg, "truncate": {"p": 1.0, "min_ms": 3.0}}, SR).train()
+    x, lengths = hits(b=64, n=SR // 10, short=False, min_length=SR // 10)
+    keep = torch.arange(64) % 2 == 0
+    _, cut_all = aug(x, lengths)
+    y, cut_some = aug(x, lengths, keep)
+    assert torch.equal(cut_some[keep], lengths[keep]) and torch.equal(y[keep], x[keep])
+    assert bool((cut_some[~keep] < lengths[~keep]).all())
+    assert bool((cut_all[keep] < lengths[keep]).all())       # the mask is what kept them
+
+
 def test_gain_in_db_range():
     x, lengths = hits(short=False)
     y, _ = Gain(1.0, (-12.0, -3.0)).train()(x, lengths)

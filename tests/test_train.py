@@ -201,7 +201,7 @@ def _sampler(**kw):
 def test_bleed_is_quiet_from_the_same_kit_and_leaves_the_target():
     sampler = _sampler(p_mix=0.0, p_bleed=1.0, bleed_gain_db=[-30.0, -12.0],
                        bleed_offset_ms=[-20.0, 20.0])
-    x, lengths, target, single = sampler.sample(np.random.default_rng(0))
+    x, lengths, target, single, _ = sampler.sample(np.random.default_rng(0))
     assert (target.sum(1) == 1).all() and single.all()  # one class each: the bleed adds none
     bank = sampler.bank
     for b in range(x.shape[0]):
