@@ -78,6 +78,11 @@ class TrainConfig:
     # groove items are already cut at a live context: False exempts them from the random
     # truncation (augment.truncate), which otherwise cuts half of them shorter still
     groove_truncate: bool = True
+    # true: each step runs its groove onsets (tens of ms) and its one-shots (up to clip_s)
+    # through the network as two batches, each padded to its own longest item (in one
+    # batch every groove item is padded to a second of zeros; batch norm statistics then
+    # come from each part alone)
+    split_batches: bool = False
     select_groove_weight: float = 0.5     # score = (1-g) * one-shot score + g * val groove F1
     # start from a checkpoint's weights ("" = random init); from an ensemble, member
     # init_member (-1: member seed % members, so seeds 0, 1, 2 fine-tune members 0, 1, 2)
@@ -317,6 +322,28 @@ def init_weights(model, t: TrainConfig) -> str:
     return what
 
 
+def step_logits(model, features, augmenter, x, lengths, parts=None, keep_length=None):
+    """Augment a training batch and run it: x [B, 2, N], lengths [B] -> logits [B, C] in
+    batch order. parts: Bool[B] (the groove onsets, train.split_batches) or None; with it
+    the two parts are augmented and run as separate batches, each cut to its own longest
+    item. keep_length: Bool[B], items the random truncation leaves whole."""
+    import torch
+    if parts is None or bool(parts.all()) or not bool(parts.any()):
+        groups = [torch.arange(len(lengths), device=lengths.device)]
+    else:
+        groups = [parts.nonzero().squeeze(1), (~parts).nonzero().squeeze(1)]
+    outs = []
+    for idx in groups:
+        xp, lp = x[idx], lengths[idx]
+        xp = xp[..., :int(lp.max())]          # no-op for one group: the batch is that long
+        with torch.no_grad():                 # truncation: views at different contexts
+            xp, lp = augmenter(xp, lp, None if keep_length is None else keep_length[idx])
+        outs.append(model(*features(xp, lp)))
+    if len(groups) == 1:
+        return outs[0]
+    return torch.cat(outs)[torch.argsort(torch.cat(groups))]
+
+
 def lr_at(step: int, total: int, t: TrainConfig) -> float:
     """Linear warm-up, then cosine from lr down to lr * final_lr_frac."""
     warm = max(1, int(t.warmup_frac * total))
@@ -544,9 +571,8 @@ def run(args) -> int:
             x, lengths, y, single, groove = sampler.sample(rng)  # train accuracy counts singles
             x, lengths, y = x.to(device), lengths.to(device), y.to(device)
             keep_length = None if t.groove_truncate else groove.to(device)
-            with torch.no_grad():   # truncation: views at different contexts
-                x, lengths = augmenter(x, lengths, keep_length)
-            logits = model(*features(x, lengths))
+            logits = step_logits(model, features, augmenter, x, lengths,
+                                 groove.to(device) if t.split_batches else None, keep_length)
             loss = bce(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -273,3 +273,33 @@ def test_training_runs_with_every_generalisation_option_on(corpus, tmp_path):
     assert rc == 0
     clf = DrumClassifier(tmp_path / "opts" / "best.pt", device="cpu")
     assert clf.classify_from_path(corpus / "audio/kit3/kick_100.flac").label in LABELS
+
+
+def test_split_batches_run_each_part_at_its_own_length_with_the_same_outputs():
+    """train.split_batches: groove onsets and one-shots go through the network as two
+    batches. In eval mode (batch norm on running statistics, no augmentation) each item's
+    logits equal the single padded batch's, in batch order; in training the loss reaches
+    every parameter through both parts."""
+    from drumclassifier.augment import Augmenter
+    from drumclassifier.config import load_model_config
+    from drumclassifier.features import LogMel
+    from drumclassifier.model import CRNN
+    from drumclassifier.train import step_logits
+    torch.manual_seed(0)
+    cfg = load_model_config({"net": {"conv_channels": [4, 8, 8], "freq_rnn_hidden": 8,
+                                     "time_rnn_hidden": 8, "linear_hidden": [8, 8]}})
+    model, features = CRNN(cfg), LogMel(cfg)
+    augmenter = Augmenter.from_config({"mp3": {"p": 0.0}}, SR)
+    lengths = torch.tensor([900, 20000, 1500, 44100, 700, 30000])
+    parts = torch.tensor([True, False, True, False, True, False])      # short = groove
+    x = torch.randn(6, 2, 44100) * (torch.arange(44100)[None, None, :] < lengths[:, None, None])
+    model.eval(), augmenter.eval()
+    with torch.no_grad():
+        one = step_logits(model, features, augmenter, x, lengths)
+        two = step_logits(model, features, augmenter, x, lengths, parts)
+    assert torch.allclose(one, two, atol=1e-5)
+    model.train(), augmenter.train()
+    y = torch.zeros(6, len(cfg.labels))
+    torch.nn.functional.binary_cross_entropy_with_logits(
+        step_logits(model, features, augmenter, x, lengths, parts), y).backward()
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters())
