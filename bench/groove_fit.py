@@ -25,19 +25,18 @@ import numpy as np
 import soundfile as sf
 import torch
 
-MERGE_S = 0.010     # truth notes closer than this are one onset, as bench.stream_eval scores
+from bench.stream_eval import group_onsets, read_truth
+from drumclassifier.audio import lead_in
 
 
-def truth_onsets(notes: list[tuple[float, str]], labels: list[str]) -> tuple[list[float], np.ndarray]:
-    """[(time_s, class)] -> onset times and their multi-hot targets [n, C]."""
-    groups: list[list] = []
-    for t, lab in sorted(notes):
-        if groups and t - groups[-1][0] < MERGE_S:
-            groups[-1][1].add(lab)
-        else:
-            groups.append([t, {lab}])
-    y = np.array([[lab in g[1] for lab in labels] for g in groups], np.float32)
-    return [g[0] for g in groups], y.reshape(-1, len(labels))
+def truth_onsets(notes: list[tuple[float, str]], labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """[(time_s, class)] -> onset times (grouped as bench.stream_eval scores them: notes
+    within 10 ms of a group's first note are one onset) and multi-hot targets [n, C]."""
+    times = group_onsets([t for t, _ in notes])
+    y = np.zeros((len(times), len(labels)), np.float32)
+    for t, lab in notes:
+        y[np.searchsorted(times, t, side="right") - 1, labels.index(lab)] = 1.0
+    return times, y
 
 
 def class_fit(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, float, float]:
@@ -60,7 +59,7 @@ def class_fit(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, fl
 
 
 def _stream_onsets(folder: Path, condition: str, labels, sr: int):
-    """bench.streams folder -> per stream (audio [2, n], onset samples, targets)."""
+    """bench.streams folder -> per stream (audio [n, channels], onset samples, targets)."""
     with open(folder / "streams.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["condition"] == condition]
     if not rows:
@@ -69,19 +68,16 @@ def _stream_onsets(folder: Path, condition: str, labels, sr: int):
         x, fs = sf.read(folder / r["audio"], dtype="float32", always_2d=True)
         if fs != sr:
             raise SystemExit(f"{folder / r['audio']}: {fs} Hz, the model reads {sr} Hz")
-        with open(folder / r["truth"], newline="") as f:
-            notes = [(float(n["time_s"]), n["label"]) for n in csv.DictReader(f)]
-        times, y = truth_onsets(notes, labels)
-        audio = torch.from_numpy(np.ascontiguousarray(x.T))
-        yield audio.expand(2, -1) if audio.shape[0] == 1 else audio, \
-            [round(t * sr) for t in times], y
+        times, y = truth_onsets(read_truth(folder / r["truth"]), labels)
+        yield x, [round(t * sr) for t in times], y
 
 
-def _cut(audio: torch.Tensor, at: int, n: int, lead: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The onset at sample `at` as the worker gets it: [2, <= n] from it, [2, lead] before
-    it (zeros before the stream's start)."""
-    before = audio[:, max(0, at - lead):at]
-    return audio[:, at:at + n], torch.nn.functional.pad(before, (lead - before.shape[1], 0))
+def _cut(x: np.ndarray, at: int, n: int, lead: int, sr: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The onset at sample `at` of x [samples, channels] as the worker gets it: [2, <= n]
+    from it, and the model's lead-in [2, lead] before it."""
+    after = torch.from_numpy(np.ascontiguousarray(x[at:at + n].T))
+    return (after.expand(2, -1) if after.shape[0] == 1 else after,
+            lead_in(x[max(0, at - lead):at], sr, sr, lead))
 
 
 def probabilities(clf, source: str, ms: float, condition: str = "clean", split: str = "train",
@@ -93,7 +89,7 @@ def probabilities(clf, source: str, ms: float, condition: str = "clean", split: 
     path = Path(source)
     if path.is_dir():
         for audio, onsets, y in _stream_onsets(path, condition, clf.labels, sr):
-            items += [_cut(audio, at, n, lead) for at in onsets]
+            items += [_cut(audio, at, n, lead, sr) for at in onsets]
             ys.append(y)
         y = np.concatenate(ys)
     else:

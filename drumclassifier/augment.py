@@ -77,7 +77,7 @@ class ItemAugmentation(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor, exempt: Tensor | None = None
                 ) -> tuple[Tensor, Tensor]:
-        """exempt: Bool[B], items never chosen (the draws are the same either way)."""
+        """exempt: Bool[B], items never chosen (the choice is drawn for every item either way)."""
         if not self.training or self.p == 0.0 or x.shape[0] == 0:
             return x, lengths
         chosen = torch.rand(x.shape[0], device=x.device) < self.p

@@ -10,7 +10,7 @@ LABELS = ["kick", "snare", "hihat", "toms", "cymbals"]
 def test_notes_within_10_ms_are_one_onset_with_every_class():
     times, y = truth_onsets([(1.0, "kick"), (0.5, "hihat"), (1.004, "cymbals"), (1.03, "snare")],
                             LABELS)
-    assert times == [0.5, 1.0, 1.03]
+    assert times.tolist() == [0.5, 1.0, 1.03]
     assert y.tolist() == [[0, 0, 1, 0, 0], [1, 0, 0, 0, 1], [0, 1, 0, 0, 0]]
 
 
