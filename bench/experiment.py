@@ -7,6 +7,8 @@ Every claim in the README about what helps the model comes from this file.
     # ~35 % more steps per second than one run on 2 threads)
     python -m bench.experiment train baseline --seeds 0 1 2
     python -m bench.experiment train room --seeds 0 1 2 -- augment.room.p=0.5
+    # a second phase: each seed starts from its own seed's run of an earlier arm
+    python -m bench.experiment train gfirst --seeds 0 1 2 -- train.init_from=runs/exp/gonly-s{seed}/last.pt
     # leave one group out: the group's rows are moved out of the train split
     python -m bench.experiment train baseline --seeds 0 --holdout-group fluid
     # compare arms on the held-out groups (val = forzee + sonicpi, test = millo + electric_empire)
@@ -68,6 +70,12 @@ def run_name(arm: str, seed: int, group: str | None) -> str:
     return f"{arm_tag(arm + ('@' + group if group else ''))}-s{seed}"
 
 
+def seed_overrides(overrides: list[str], seed: int) -> list[str]:
+    """Overrides for one seed's run: "{seed}" becomes the seed, so a later phase of a
+    recipe starts each seed from that seed's run of the earlier phase."""
+    return [o.replace("{seed}", str(seed)) for o in overrides]
+
+
 def logo_manifest(manifest: Path, group: str) -> Path:
     """A copy of `manifest` with `group`'s rows in split 'heldout' (and absolute paths)."""
     out = EXP_DIR / "manifests" / f"{manifest.parent.name}-{manifest.stem}-no-{group_tag(group)}.csv"
@@ -114,7 +122,7 @@ def cmd_train(a) -> int:
                f"train.name={name}", f"train.runs_dir={EXP_DIR}", f"train.seed={seed}",
                f"train.epochs={epochs}", "train.steps_per_epoch=100", "train.max_minutes=0",
                f"train.threads={a.threads}", "train.progress=false", f"train.manifest={manifest}",
-               *a.overrides]
+               *seed_overrides(a.overrides, seed)]
         if (run_dir / "last.pt").exists():
             cmd.insert(4, "--resume")
         t0 = time.time()
@@ -346,7 +354,9 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train N seeds of an arm")
     t.add_argument("arm", help="arm name (runs/exp/ARM-sSEED)")
-    t.add_argument("overrides", nargs="*", help="train config overrides, e.g. augment.room.p=0.5")
+    t.add_argument("overrides", nargs="*",
+                   help="train config overrides, e.g. augment.room.p=0.5; {seed} is replaced by "
+                   "the run's seed (train.init_from=runs/exp/A-s{seed}/last.pt)")
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     t.add_argument("--jobs", type=int, default=2, help="runs at a time")
     t.add_argument("--threads", type=int, default=1, help="torch threads per run")

@@ -56,3 +56,8 @@ def test_unknown_group_is_refused(exp_dir, tmp_path):
     m = write_manifest(tmp_path / "corpus" / "manifest.csv")
     with pytest.raises(SystemExit, match="no rows of group"):
         ex.logo_manifest(m, "nope")
+
+
+def test_a_later_phase_starts_each_seed_from_its_own_earlier_run():
+    got = ex.seed_overrides(["train.init_from=runs/exp/gonly-s{seed}/last.pt", "train.lr=1e-3"], 2)
+    assert got == ["train.init_from=runs/exp/gonly-s2/last.pt", "train.lr=1e-3"]
