@@ -6,6 +6,8 @@ trained on than on kits it never heard?
     python -m bench.groove_fit data/streams-v2 --condition clean [-w WEIGHTS] [--ms 20 80]
     # the detected onsets of `drumclassifier grooves` with their training labels
     python -m bench.groove_fit data/grooves/streams.csv --split train --limit 8000
+    # one kit's streams, and what is sent at onsets holding each combination of classes
+    python -m bench.groove_fit data/streams-v2 --kit ElectricEmpireKit --by-truth
 
 Each onset is read as the live worker reads it: the model's lead-in from before the onset,
 then --ms after it. Per class: F at the model's own thresholds, the best F over thresholds
@@ -58,12 +60,26 @@ def class_fit(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, fl
     return f1(threshold), max(f1(t) for t in np.linspace(0.02, 0.98, 49)), float(auc)
 
 
-def _stream_onsets(folder: Path, condition: str, labels, sr: int):
+def sent_by_truth(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, labels
+                  ) -> list[tuple[str, int, np.ndarray]]:
+    """Targets [n, C] (0/1), probabilities [n, C], thresholds [C] -> per combination of
+    classes in the truth ("-" = none), most onsets first: (name, onsets, [C] share of
+    those onsets on which each class is sent). Tells a class confusion (one kit's snare
+    sent as a tom) from a missed or an extra class."""
+    yb, sent = y.astype(bool), p >= thresholds
+    names = np.array(["+".join(lab for lab, b in zip(labels, row) if b) or "-" for row in yb])
+    out = [(name, int((names == name).sum()), sent[names == name].mean(0)) for name in set(names)]
+    return sorted(out, key=lambda r: (-r[1], r[0]))
+
+
+def _stream_onsets(folder: Path, condition: str, labels, sr: int, kit: str | None = None):
     """bench.streams folder -> per stream (audio [n, channels], onset samples, targets)."""
     with open(folder / "streams.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["condition"] == condition]
+        rows = [r for r in csv.DictReader(f) if r["condition"] == condition
+                and (kit is None or r["kit"] == kit)]
     if not rows:
-        raise SystemExit(f"{folder}: no streams of condition {condition!r}")
+        raise SystemExit(f"{folder}: no streams of condition {condition!r}"
+                         + (f" and kit {kit!r}" if kit else ""))
     for r in rows:
         x, fs = sf.read(folder / r["audio"], dtype="float32", always_2d=True)
         if fs != sr:
@@ -81,14 +97,15 @@ def _cut(x: np.ndarray, at: int, n: int, lead: int, sr: int) -> tuple[torch.Tens
 
 
 def probabilities(clf, source: str, ms: float, condition: str = "clean", split: str = "train",
-                  limit: int = 0, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+                  limit: int = 0, batch: int = 128, kit: str | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """-> targets [n, C], probabilities [n, C] of every onset of `source` at `ms`."""
     sr, lead = clf.cfg.sample_rate_hz, clf.cfg.lead_in_samples
     n = round(ms * 1e-3 * sr)
     items, ys = [], []
     path = Path(source)
     if path.is_dir():
-        for audio, onsets, y in _stream_onsets(path, condition, clf.labels, sr):
+        for audio, onsets, y in _stream_onsets(path, condition, clf.labels, sr, kit):
             items += [_cut(audio, at, n, lead, sr) for at in onsets]
             ys.append(y)
         y = np.concatenate(ys)
@@ -116,12 +133,18 @@ def main(argv=None) -> int:
     ap.add_argument("--condition", default="clean", help="bench.streams condition")
     ap.add_argument("--split", default="train", help="grooves split (train or val)")
     ap.add_argument("--limit", type=int, default=0, help="grooves: at most N onsets, drawn at random")
+    ap.add_argument("--kit", help="streams folder: only this kit's streams")
+    ap.add_argument("--by-truth", action="store_true",
+                    help="also: per combination of classes in the truth, the share of its onsets "
+                    "each class is sent on")
     a = ap.parse_args(argv)
+    if a.kit and not Path(a.source).is_dir():
+        ap.error("--kit reads a bench.streams folder")
     from drumclassifier.classifier import DrumClassifier
     clf = DrumClassifier(a.weights, device="cpu")
     th = clf.thresholds.numpy()
     for ms in a.ms:
-        y, p = probabilities(clf, a.source, ms, a.condition, a.split, a.limit)
+        y, p = probabilities(clf, a.source, ms, a.condition, a.split, a.limit, kit=a.kit)
         print(f"\n{a.source} ({a.condition if Path(a.source).is_dir() else a.split}), "
               f"{len(y)} onsets, {ms:g} ms after each; weights {clf.weights_path}")
         print("| class | onsets | F at the model's threshold | best F over thresholds | AUC |")
@@ -132,6 +155,11 @@ def main(argv=None) -> int:
             fs.append(f)
             print(f"| {lab} | {int(y[:, c].sum())} | {f:.3f} ({th[c]:.2f}) | {best:.3f} | {auc:.3f} |")
         print(f"macro-F at the thresholds: {np.mean(fs):.3f}")
+        if a.by_truth:
+            print("\n| truth at the onset | onsets | " + " | ".join(f"{lab} sent" for lab in clf.labels)
+                  + " |\n|" + "---|" * (len(clf.labels) + 2))
+            for name, n, share in sent_by_truth(y, p, th, clf.labels):
+                print(f"| {name} | {n} | " + " | ".join(f"{v:.2f}" for v in share) + " |")
     return 0
 
 
