@@ -29,6 +29,7 @@ import torch
 
 from bench.stream_eval import group_onsets, read_truth
 from drumclassifier.audio import lead_in
+from drumclassifier.evaluate import choose_thresholds, multilabel_prf
 
 
 def truth_onsets(notes: list[tuple[float, str]], labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -44,10 +45,9 @@ def truth_onsets(notes: list[tuple[float, str]], labels: list[str]) -> tuple[np.
 def class_fit(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, float, float]:
     """0/1 targets [n] and probabilities [n] of one class -> (F at threshold, best F over
     thresholds 0.02-0.98, AUC; nan without both kinds of onset)."""
-    def f1(t):
-        pred = p >= t
-        tp = float((pred & (y > 0)).sum())
-        return 2 * tp / max(1.0, float(pred.sum() + (y > 0).sum()))
+    yc, pc = y[:, None], p[:, None]                                    # [n, 1]: one class
+    f = float(multilabel_prf(yc, pc, [threshold])[2][0])
+    best = float(multilabel_prf(yc, pc, choose_thresholds(yc, pc, np.linspace(0.02, 0.98, 49)))[2][0])
     pos, neg = p[y > 0], p[y == 0]
     auc = float("nan")
     if len(pos) and len(neg):       # Mann-Whitney: the share of (pos, neg) pairs ranked right
@@ -57,7 +57,7 @@ def class_fit(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, fl
         _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
         ranks = (np.bincount(inv, weights=ranks) / counts)[inv]      # ties: half a pair each
         auc = (ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
-    return f1(threshold), max(f1(t) for t in np.linspace(0.02, 0.98, 49)), float(auc)
+    return f, best, float(auc)
 
 
 def sent_by_truth(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, labels
