@@ -280,11 +280,12 @@ class GrooveBank:
                     streams.append(len(lengths))
                     samples.append(int(o["sample"]))
                     targets.append(t)
-            if at + w.shape[-1] > self.data.shape[-1]:          # a header that undercounted
-                self.data = torch.cat([self.data[:, :at], w.new_zeros(2, w.shape[-1]).to(dtype)], 1)
-            self.data[:, at:at + w.shape[-1]] = w.to(dtype)
-            lengths.append(w.shape[-1])
-            at += w.shape[-1]
+            n = w.shape[-1]
+            if at + n > self.data.shape[-1]:                    # a header that undercounted
+                self.data = torch.nn.functional.pad(self.data[:, :at], (0, n))
+            self.data[:, at:at + n] = w                          # cast to the bank's dtype
+            lengths.append(n)
+            at += n
         if not targets:
             raise ConfigError(f"{index}: no detected onsets in split {split!r}")
         self.lengths = torch.tensor(lengths, dtype=torch.long)

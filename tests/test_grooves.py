@@ -224,23 +224,21 @@ def test_a_groove_onset_is_read_with_its_lead_in_and_truncation_keeps_it(groove_
     assert bool((lengths >= 300 + 44).all()) and bool((lengths <= 1000).all())
 
 
-
 def test_the_groove_bank_holds_each_stream_as_decoded_end_to_end(groove_corpus):
     """The bank is one buffer filled stream by stream: each stream's slice is exactly its
     decoded audio (float16), back to back, nothing left over."""
-    import csv as _csv
-
     from drumclassifier import audio
     from drumclassifier.dataset import GrooveBank
     _, out, _ = groove_corpus
     g = GrooveBank(out / "streams.csv", "train", LABELS, SR, progress=False)
-    rows = [r for r in _csv.DictReader((out / "streams.csv").open()) if r["split"] == "train"]
+    rows = [r for r in csv.DictReader((out / "streams.csv").open()) if r["split"] == "train"]
     assert len(g.lengths) == len(rows) >= 2
     for s, r in enumerate(rows):
         path = out / r["audio"]
         w = audio.load(path, SR, audio.duration_s(path) + 1.0).to(torch.float16)
         assert torch.equal(g.data[:, int(g.offsets[s]):int(g.offsets[s + 1])], w)
     assert g.data.shape[-1] == int(g.offsets[-1])
+
 
 # ---- groove libraries: mma and Hydrogen songs ------------------------------------------
 
